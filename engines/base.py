@@ -1,0 +1,58 @@
+"""The engine interface: what the detect stage needs from any backend.
+
+A backend (PyTorch now; ONNX Runtime and TensorRT later) is one class in its own module
+with an `info` attribute and an `infer` method. Stages only see this interface.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+import torch
+
+from pipeline.types import RawOutput
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Everything the pipeline needs to feed a model and read its output."""
+
+    name: str
+    architecture: str
+    class_names: tuple[str, ...]  # index = label id; index 0 is the background
+    input_size: tuple[int, int]  # (height, width) of the padded model input
+    mean: tuple[float, float, float] = IMAGENET_MEAN  # on [0, 1] RGB
+    std: tuple[float, float, float] = IMAGENET_STD
+    score_threshold: float = 0.5
+    has_masks: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)  # training fingerprint, mAP, ...
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelInfo:
+        data = dict(data)
+        for key in ("class_names", "input_size", "mean", "std"):
+            if key in data:
+                data[key] = tuple(data[key])
+        return cls(**data)
+
+
+class Engine(Protocol):
+    """A loaded model ready to run on batches of preprocessed images."""
+
+    info: ModelInfo
+
+    def infer(self, images: torch.Tensor, image_sizes: list[tuple[int, int]]) -> list[RawOutput]:
+        """Run on N x 3 x H x W normalized images.
+
+        `image_sizes` holds each image's (height, width) before padding, so boxes can be
+        clipped to the real image. Returns one `RawOutput` per image, boxes in input
+        pixels.
+        """
+        ...

@@ -1,0 +1,58 @@
+"""Turn a model spec from the config into a ready engine.
+
+A spec is either `arch:NAME` (an untrained torchvision architecture, for plumbing) or
+the path of a model file saved by `save_model`: the weights plus the `ModelInfo`
+record, which is all the pipeline needs to run it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from engines.base import Engine, ModelInfo
+from engines.models import build_model, untrained
+from engines.torch_backend import TorchEngine
+from pipeline.errors import ModelError
+
+MODEL_FORMAT = "detstream.model/v1"
+
+
+def save_model(path: Path, model: torch.nn.Module, info: ModelInfo) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"format": MODEL_FORMAT, "info": info.to_dict(), "state_dict": model.state_dict()}, path)
+
+
+def load_model(spec: str) -> tuple[torch.nn.Module, ModelInfo]:
+    if spec.startswith("arch:"):
+        return untrained(spec.removeprefix("arch:"))
+    path = Path(spec)
+    if not path.is_file():
+        raise ModelError(f"model file not found: {spec} (or use arch:NAME for an untrained model)")
+    try:
+        record = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad file
+        raise ModelError(f"{spec}: not a readable model file: {exc}") from exc
+    if not isinstance(record, dict) or record.get("format") != MODEL_FORMAT:
+        raise ModelError(f"{spec}: not a detstream model file (expected format {MODEL_FORMAT})")
+    info = ModelInfo.from_dict(record["info"])
+    model = build_model(info.architecture, len(info.class_names))
+    try:
+        model.load_state_dict(record["state_dict"])
+    except RuntimeError as exc:
+        raise ModelError(f"{spec}: weights do not match architecture {info.architecture}: {exc}") from exc
+    return model, info
+
+
+def load_engine(spec: str, device: str = "cpu", score_threshold: float | None = None) -> Engine:
+    """Load `spec` on `device`.
+
+    Candidates below the score threshold (default: the model's) are never produced:
+    postprocess would drop them anyway, and for mask models each costs a mask-head pass.
+    """
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError(f"device {device!r} requested but CUDA is not available on this machine")
+    model, info = load_model(spec)
+    floor = info.score_threshold if score_threshold is None else score_threshold
+    return TorchEngine(model, info, device=device, score_floor=floor)

@@ -1,0 +1,107 @@
+"""`detstream` command line: run, synth."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.config import load_config
+from pipeline.errors import DetstreamError
+from pipeline.runner import RunSummary, run
+
+log = logging.getLogger("detstream")
+
+
+def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Flags that were given, as dotted config keys; they replace the file's values."""
+    overrides: dict[str, Any] = {}
+    pairs = {
+        "sources": args.source,
+        "sinks": args.sink,
+        "model.path": args.model,
+        "model.device": args.device,
+        "model.score_threshold": args.score_threshold,
+        "batch.max_batch": args.max_batch,
+        "max_frames": args.max_frames,
+    }
+    for key, value in pairs.items():
+        if value is not None:
+            overrides[key] = value
+    return overrides
+
+
+def print_summary(summary: RunSummary, console: Console) -> None:
+    table = Table(title=f"detstream run: {summary.elapsed_s:.1f} s", title_justify="left")
+    table.add_column("stage")
+    table.add_column("frames", justify="right")
+    table.add_column("fps", justify="right")
+    for stage, frames in summary.counts.items():
+        table.add_row(stage, str(frames), f"{frames / max(summary.elapsed_s, 1e-9):.1f}")
+    console.print(table)
+    if summary.batch_sizes:
+        console.print("batch sizes used: " + ", ".join(f"{k}x{v}" for k, v in summary.batch_sizes.items()))
+    for source in summary.sources:
+        reason = summary.source_errors.get(source)
+        status = f"[red]FAILED[/red]: {reason}" if reason else "ok"
+        console.print(f"source {source!r}: {status}")
+    for stage, reason in summary.stage_errors.items():
+        console.print(f"[red]stage {stage} failed[/red]: {reason}")
+    if summary.signal:
+        console.print(f"stopped by {summary.signal}" + (" (aborted)" if summary.aborted else ""))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = load_config(args.config, _run_overrides(args))
+    summary = run(config)
+    print_summary(summary, Console(stderr=True))
+    return summary.exit_code
+
+
+def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("run", help="run the pipeline on sources, write to sinks")
+    p.add_argument("config", nargs="?", type=Path, help="YAML config (see configs/)")
+    p.add_argument("--source", action="append", metavar="URI", help="video file or URL; repeat for several")
+    p.add_argument("--model", metavar="PATH", help="model file, or arch:NAME for an untrained architecture")
+    p.add_argument("--sink", action="append", metavar="URI", help="jsonl:PATH or video:PATH.mp4; repeat for several")
+    p.add_argument("--max-frames", type=int, metavar="N", help="stop each source after N frames")
+    p.add_argument("--device", help="cpu, cuda or cuda:N")
+    p.add_argument("--score-threshold", type=float, metavar="S", help="default: the model's")
+    p.add_argument("--max-batch", type=int, metavar="N", help="frames per engine call")
+    p.set_defaults(func=cmd_run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from synth.cli import add_parser as add_synth_parser
+
+    parser = argparse.ArgumentParser(prog="detstream", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    add_run_parser(subparsers)
+    add_synth_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="detstream %(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.func(args))
+    except DetstreamError as exc:
+        log.error("%s", exc)
+        return 2
+    except KeyboardInterrupt:  # Ctrl-C outside a run (e.g. while loading the model)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""Typed run settings, loaded from YAML and overridden by CLI flags.
+
+YAML holds values only. Every setting has a default, so `detstream run --source X`
+works with no file. Validation errors name the key, the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from pipeline.errors import ConfigError
+
+# The untrained torchvision architecture used until a trained default model ships.
+DEFAULT_MODEL = "arch:fasterrcnn_mobilenet_v3_large_320_fpn"
+SINK_KINDS = ("jsonl", "video")
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceConfig(Settings):
+    uri: str = Field(description="file path or URL FFmpeg can open")
+    name: str | None = Field(None, description="source id in messages; default: derived from uri")
+    stride: int = Field(1, ge=1, description="keep every Nth decoded frame")
+    max_fps: float | None = Field(None, gt=0, description="keep at most this many frames per second of stream time")
+
+
+class ModelConfig(Settings):
+    path: str = Field(DEFAULT_MODEL, description="model file, or arch:NAME for an untrained architecture")
+    device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?)$", description="cpu, cuda or cuda:N")
+    score_threshold: float | None = Field(None, ge=0, le=1, description="default: the model's own")
+    nms_iou: float = Field(0.5, gt=0, le=1, description="IoU for class-wise NMS")
+    top_k: int = Field(100, ge=1, description="at most this many detections per frame")
+    threads: int | None = Field(None, ge=1, description="torch intra-op threads; default: torch's")
+
+
+class BatchConfig(Settings):
+    max_batch: int = Field(1, ge=1, le=64, description="frames per engine call")
+    max_wait_ms: float = Field(10.0, ge=0, description="how long to wait to fill a batch")
+
+
+class RunConfig(Settings):
+    sources: list[SourceConfig] = Field(default_factory=list)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    batch: BatchConfig = Field(default_factory=BatchConfig)
+    sinks: list[str] = Field(default_factory=list, description="jsonl:PATH (- for stdout), video:PATH.mp4")
+    queue_size: int = Field(8, ge=1, description="capacity of every queue between stages")
+    max_frames: int | None = Field(None, ge=1, description="stop each source after N frames")
+    shutdown_timeout_s: float = Field(4.0, gt=0, description="grace period to drain on Ctrl-C")
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _uri_shorthand(cls, value: Any) -> Any:
+        # A bare string in the sources list means {uri: that string}.
+        if isinstance(value, list):
+            return [{"uri": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @field_validator("sinks")
+    @classmethod
+    def _sink_kind(cls, value: list[str]) -> list[str]:
+        for uri in value:
+            kind, sep, target = uri.partition(":")
+            if not sep or kind not in SINK_KINDS or not target:
+                allowed = ", ".join(f"{k}:PATH" for k in SINK_KINDS)
+                raise ValueError(f"sink {uri!r} is not one of {allowed}")
+        return value
+
+
+def _settings_class_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The settings class that owns the field at `loc` (for listing allowed keys)."""
+    cls: type[BaseModel] = RunConfig
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = cls.model_fields.get(str(part))
+        if field is None:
+            return None
+        annotation = field.annotation
+        inner = getattr(annotation, "__args__", (annotation,))
+        nested = [a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not nested:
+            return None
+        cls = nested[0]
+    return cls
+
+
+def _describe(error: ValidationError, origin: str) -> str:
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(p) for p in item["loc"])
+        if item["type"] == "extra_forbidden":
+            owner = _settings_class_at(item["loc"])
+            allowed = ", ".join(owner.model_fields) if owner else "?"
+            lines.append(f"{origin}: unknown key {key!r} (allowed here: {allowed})")
+        else:
+            msg = item["msg"].removeprefix("Value error, ")
+            lines.append(f"{origin}: {key} = {item['input']!r}: {msg}")
+    return "\n".join(lines)
+
+
+def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Read YAML (if given), apply CLI overrides (dotted keys), validate."""
+    data: dict[str, Any] = {}
+    origin = str(path) if path else "flags"
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text())
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file not found: {path}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping of settings, got {type(loaded).__name__}")
+        data = loaded or {}
+    for dotted, value in (overrides or {}).items():
+        target = data
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"{origin}: {part} must be a mapping to set {dotted}")
+        target[leaf] = value
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, origin)) from exc

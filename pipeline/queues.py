@@ -1,0 +1,134 @@
+"""Bounded queues between stages.
+
+`Channel` is a bounded FIFO with an explicit end-of-stream sentinel. `SourceMux` holds one
+bounded queue per source and hands out batches round-robin, so no source starves and
+each source has its own back-pressure. Both wake up when the run is aborted, so no
+thread can block forever on a queue whose other end has died.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import deque
+from typing import Any
+
+# How often a blocked put/get re-checks the abort flag. Short enough for a 5 s shutdown.
+POLL_S = 0.1
+
+
+class Aborted(Exception):
+    """Raised inside a stage when the run is aborted while it waits on a queue."""
+
+
+class EndOfStream:
+    """Sentinel passed downstream once all input of a stage is done."""
+
+    def __repr__(self) -> str:
+        return "END"
+
+
+END = EndOfStream()
+
+
+class Channel:
+    """Bounded FIFO between two stages; put blocks when full (lossless)."""
+
+    def __init__(self, maxsize: int, abort: threading.Event) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize)
+        self._abort = abort
+
+    def put(self, item: Any) -> None:
+        while True:
+            if self._abort.is_set():
+                raise Aborted
+            try:
+                self._queue.put(item, timeout=POLL_S)
+                return
+            except queue.Full:
+                continue
+
+    def get(self) -> Any:
+        while True:
+            if self._abort.is_set():
+                raise Aborted
+            try:
+                return self._queue.get(timeout=POLL_S)
+            except queue.Empty:
+                continue
+
+    def qsize(self) -> int:
+        return self._queue.qsize()
+
+
+class SourceMux:
+    """Per-source bounded queues, read as batches in round-robin order."""
+
+    def __init__(self, sources: list[str], maxsize: int, abort: threading.Event) -> None:
+        self._queues: dict[str, deque[Any]] = {s: deque() for s in sources}
+        self._open = set(sources)
+        self._maxsize = maxsize
+        self._abort = abort
+        self._cond = threading.Condition()
+        self._next = 0  # round-robin position
+
+    def put(self, source: str, item: Any) -> None:
+        """Append a frame of `source`, blocking while its queue is full."""
+        with self._cond:
+            q = self._queues[source]
+            while len(q) >= self._maxsize:
+                if self._abort.is_set():
+                    raise Aborted
+                self._cond.wait(POLL_S)
+            q.append(item)
+            self._cond.notify_all()
+
+    def close(self, source: str) -> None:
+        """Mark `source` finished; its queued frames are still delivered."""
+        with self._cond:
+            self._open.discard(source)
+            self._cond.notify_all()
+
+    def get_batch(self, max_batch: int, max_wait_s: float) -> list[Any] | None:
+        """Up to `max_batch` items, waiting at most `max_wait_s` once the first arrived.
+
+        Returns None when every source is closed and drained.
+        """
+        batch: list[Any] = []
+        deadline: float | None = None
+        with self._cond:
+            while len(batch) < max_batch:
+                if self._abort.is_set():
+                    raise Aborted
+                self._take_round_robin(batch, max_batch)
+                if len(batch) >= max_batch:
+                    break
+                if not self._open and not any(self._queues.values()):
+                    break  # everything delivered
+                if batch:
+                    deadline = deadline or time.monotonic() + max_wait_s
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._cond.wait(min(remaining, POLL_S))
+                else:
+                    self._cond.wait(POLL_S)
+            self._cond.notify_all()  # producers may have room now
+        return batch or None
+
+    def _take_round_robin(self, batch: list[Any], max_batch: int) -> None:
+        names = list(self._queues)
+        took = True
+        while took and len(batch) < max_batch:
+            took = False
+            for offset in range(len(names)):
+                name = names[(self._next + offset) % len(names)]
+                if self._queues[name]:
+                    batch.append(self._queues[name].popleft())
+                    self._next = (self._next + offset + 1) % len(names)
+                    took = True
+                    break
+
+    def depth(self, source: str) -> int:
+        return len(self._queues[source])

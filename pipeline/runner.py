@@ -1,0 +1,175 @@
+"""Build the stage graph for a run, start it, stop it cleanly, and summarise.
+
+    decode[s] --SourceMux--> preprocess --Channel--> detect --Channel--> postprocess
+                                                                 --Channel--> sink (each)
+
+Shutdown: end of input flows down as END sentinels. Ctrl-C / SIGTERM set `stop_reading`:
+sources stop and the frames in flight drain through to the sinks. If draining takes
+longer than the grace period (or a stage fails, or a second signal comes) `abort` stops
+every stage at once; sinks still close their files.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from contextlib import contextmanager
+from types import FrameType
+from typing import Iterator
+from urllib.parse import urlsplit
+
+from engines.base import Engine
+from engines.loading import load_engine
+from pipeline.config import RunConfig, SourceConfig
+from pipeline.context import RunContext
+from pipeline.errors import ConfigError
+from pipeline.queues import Channel, SourceMux
+from stages.base import Stage
+from stages.decode import Decoder
+from stages.detect import Detect
+from stages.postprocess import Postprocess, Selection
+from stages.preprocess import Preprocess
+from stages.sinks import make_sink
+
+log = logging.getLogger("detstream")
+JOIN_AFTER_ABORT_S = 1.0  # sinks need a moment to close files once aborted
+
+
+@dataclass
+class RunSummary:
+    counts: dict[str, int]
+    source_errors: dict[str, str]
+    stage_errors: dict[str, str]
+    batch_sizes: dict[int, int]
+    elapsed_s: float
+    signal: str | None = None  # name of the signal that stopped the run
+    aborted: bool = False
+    sources: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        if self.stage_errors or self.source_errors or self.aborted:
+            return 1
+        return {"SIGINT": 130, "SIGTERM": 143}.get(self.signal or "", 0)
+
+
+def source_names(sources: list[SourceConfig]) -> list[str]:
+    """Source ids: the configured name, else the file name (URL host/path, no credentials)."""
+    names: list[str] = []
+    for source in sources:
+        if source.name:
+            base = source.name
+        else:
+            parts = urlsplit(source.uri)
+            base = PurePosixPath(parts.path).name or parts.hostname or source.uri
+        name, n = base, 1
+        while name in names:
+            n += 1
+            name = f"{base}#{n}"
+        names.append(name)
+    return names
+
+
+class _Signals:
+    """First SIGINT/SIGTERM: stop reading and drain. Second: abort."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.received: str | None = None
+
+    def __call__(self, signum: int, _frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if self.received is None:
+            self.received = name
+            log.warning("%s: stopping, finishing frames in flight (again to abort)", name)
+            self.ctx.stop_reading.set()
+        else:
+            log.warning("%s again: aborting", name)
+            self.ctx.abort.set()
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signal handlers can only be set from the main thread
+            return
+        previous = {s: signal.signal(s, self) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+
+def build_stages(config: RunConfig, engine: Engine, ctx: RunContext) -> tuple[list[Stage], Detect]:
+    names = source_names(config.sources)
+    mux = SourceMux(names, config.queue_size, ctx.abort)
+    batches = Channel(config.queue_size, ctx.abort)
+    results = Channel(config.queue_size, ctx.abort)
+    sinks = [make_sink(uri, ctx, config.queue_size, engine.info.name, names) for uri in config.sinks]
+    info = engine.info
+    selection = Selection(
+        score_threshold=config.model.score_threshold if config.model.score_threshold is not None else info.score_threshold,
+        nms_iou=config.model.nms_iou,
+        top_k=config.model.top_k,
+    )
+    detect = Detect(engine, batches, results, ctx)
+    stages: list[Stage] = [
+        *(Decoder(s, n, mux, ctx, config.max_frames) for s, n in zip(config.sources, names)),
+        Preprocess(mux, batches, info, config.batch, ctx),
+        detect,
+        Postprocess(results, [s.input for s in sinks], selection, info.class_names, ctx),
+        *sinks,
+    ]
+    return stages, detect
+
+
+def run(config: RunConfig, engine: Engine | None = None) -> RunSummary:
+    """Run the pipeline to the end of every source (or a signal) and summarise."""
+    if not config.sources:
+        raise ConfigError("no sources: give --source URI or a config file with sources")
+    if engine is None:
+        engine = load_engine(config.model.path, config.model.device, config.model.score_threshold)
+    ctx = RunContext()
+    stages, detect = build_stages(config, engine, ctx)
+    signals = _Signals(ctx)
+    started = time.monotonic()
+    with signals.installed():
+        for stage in stages:
+            stage.start()
+        _wait(stages, ctx, config.shutdown_timeout_s)
+    return RunSummary(
+        counts=dict(ctx.counts),
+        source_errors=dict(ctx.source_errors),
+        stage_errors=dict(ctx.stage_errors),
+        batch_sizes=dict(sorted(Counter(detect.batch_sizes).items())),
+        elapsed_s=time.monotonic() - started,
+        signal=signals.received,
+        aborted=ctx.abort.is_set(),
+        sources=source_names(config.sources),
+    )
+
+
+def _wait(stages: list[Stage], ctx: RunContext, grace_s: float) -> None:
+    """Join all stages; enforce the grace period once a stop was asked for."""
+    stop_deadline: float | None = None
+    abort_deadline: float | None = None
+    while any(stage.is_alive() for stage in stages):
+        now = time.monotonic()
+        if ctx.stop_reading.is_set() and stop_deadline is None:
+            stop_deadline = now + grace_s
+        if stop_deadline is not None and now > stop_deadline and not ctx.abort.is_set():
+            log.warning("frames in flight did not drain within %.1f s: aborting", grace_s)
+            ctx.abort.set()
+        if ctx.abort.is_set():
+            abort_deadline = abort_deadline or now + JOIN_AFTER_ABORT_S
+            if now > abort_deadline:
+                stuck = [s.name for s in stages if s.is_alive()]
+                log.error("stages still running after abort, leaving them: %s", ", ".join(stuck))
+                return
+        # short sleeps keep the main thread responsive to signals
+        time.sleep(0.05)

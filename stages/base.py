@@ -1,0 +1,36 @@
+"""A stage is one thread that reads from a queue, works, and writes to the next queue."""
+
+from __future__ import annotations
+
+import threading
+
+from pipeline.context import RunContext
+from pipeline.queues import Aborted
+
+
+class Stage(threading.Thread):
+    """Runs `work()` in its own thread; any exception stops the run cleanly.
+
+    Threads are daemons so that a stage stuck inside a foreign call can never keep the
+    process alive past the shutdown deadline.
+    """
+
+    def __init__(self, name: str, ctx: RunContext) -> None:
+        super().__init__(name=name, daemon=True)
+        self.ctx = ctx
+
+    def run(self) -> None:
+        try:
+            self.work()
+        except Aborted:
+            pass
+        except Exception as exc:  # noqa: BLE001 - converted to a clean stop of the run
+            self.ctx.stage_failed(self.name, exc)
+        finally:
+            self.finish()
+
+    def work(self) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        """Release resources; runs whether the stage ended, failed or was aborted."""

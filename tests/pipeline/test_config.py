@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import load_config
+from pipeline.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    return path
+
+
+def error_of(path: Path | None, overrides: dict | None = None) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_config(path, overrides)
+    return str(info.value)
+
+
+def test_shipped_configs_are_valid():
+    paths = sorted((REPO / "configs").glob("*.yaml"))
+    assert REPO / "configs" / "demo.yaml" in paths
+    for path in paths:
+        assert load_config(path).sources, path
+
+
+def test_no_file_gives_documented_defaults():
+    config = load_config(None, {"sources": ["x.mp4"]})
+    assert config.sources[0].uri == "x.mp4" and config.sources[0].stride == 1
+    assert config.batch.max_batch == 1 and config.queue_size == 8 and config.sinks == []
+
+
+def test_unknown_key_names_the_key_and_the_allowed_ones(tmp_path):
+    message = error_of(write(tmp_path, "model:\n  pth: a.pt\n"))
+    assert "unknown key 'model.pth'" in message
+    assert "path" in message and "device" in message and "run.yaml" in message
+
+
+def test_bad_value_names_key_value_and_what_is_allowed(tmp_path):
+    message = error_of(write(tmp_path, "batch:\n  max_batch: 0\n"))
+    assert "batch.max_batch = 0" in message and "greater than or equal to 1" in message
+    message = error_of(write(tmp_path, "sources:\n  - uri: a.mp4\n    stride: two\n"))
+    assert "sources.0.stride = 'two'" in message and "integer" in message
+    message = error_of(write(tmp_path, "sinks: [kafka:topic]\n"))
+    assert "kafka:topic" in message and "jsonl:PATH" in message and "video:PATH" in message
+    message = error_of(write(tmp_path, "model:\n  device: gpu\n"))
+    assert "model.device = 'gpu'" in message and "cuda" in message
+
+
+def test_files_that_are_not_settings(tmp_path):
+    assert "not found" in error_of(tmp_path / "missing.yaml")
+    assert "not valid YAML" in error_of(write(tmp_path, "sources: [a\n"))
+    assert "expected a mapping" in error_of(write(tmp_path, "- a\n- b\n"))
+
+
+def test_flags_override_the_file(tmp_path):
+    path = write(tmp_path, "sources: [a.mp4]\nmax_frames: 5\nmodel:\n  nms_iou: 0.3\n")
+    config = load_config(path, {"sources": ["b.mp4", "c.mp4"], "max_frames": 9})
+    assert [s.uri for s in config.sources] == ["b.mp4", "c.mp4"]
+    assert config.max_frames == 9 and config.model.nms_iou == 0.3

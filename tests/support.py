@@ -1,0 +1,131 @@
+"""Test helpers: videos with known content, and an engine whose output is known.
+
+The colour-blob engine finds saturated red/green/blue rectangles in the *preprocessed*
+input tensor, so whatever preprocess and postprocess do to geometry is checked against
+rectangles whose source-pixel positions the test knows exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import torch
+
+from engines.base import ModelInfo
+from pipeline.types import RawOutput
+
+BLOB_CLASSES = ("__background__", "red", "green", "blue")
+BLOB_COLORS = {1: (230, 20, 20), 2: (20, 230, 20), 3: (20, 20, 230)}
+BACKGROUND = 40
+
+
+@dataclass
+class Blob:
+    class_id: int
+    box: tuple[int, int, int, int]  # x1, y1, x2, y2 in stored-frame pixels (x2, y2 exclusive)
+
+
+def blob_scene(index: int, width: int, height: int) -> list[Blob]:
+    """Three rectangles moving on straight lines; positions are a pure function of index."""
+    blobs = []
+    for class_id in (1, 2, 3):
+        w, h = width // (5 + class_id), height // (3 + class_id)
+        x = (index * 3 * class_id + class_id * width // 4) % (width - w)
+        y = (class_id * height // 5 + index * class_id) % (height - h)
+        blobs.append(Blob(class_id, (x, y, x + w, y + h)))
+    return blobs
+
+
+def render_blobs(index: int, width: int, height: int) -> np.ndarray:
+    image = np.full((height, width, 3), BACKGROUND, np.uint8)
+    for blob in blob_scene(index, width, height):
+        x1, y1, x2, y2 = blob.box
+        image[y1:y2, x1:x2] = BLOB_COLORS[blob.class_id]
+    return image
+
+
+def write_video(
+    path: Path,
+    frames: int,
+    width: int = 320,
+    height: int = 180,
+    fps: int = 25,
+    rotation: int | None = None,
+) -> Path:
+    """H.264 MP4 of moving blobs (high quality so edges stay sharp)."""
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"crf": "12", "preset": "ultrafast"}
+        if rotation is not None:
+            stream.set_display_rotation(rotation)
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(render_blobs(i, width, height), format="rgb24")
+            frame.pts = i
+            frame.time_base = Fraction(1, fps)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+class BlobEngine:
+    """Engine that 'detects' the saturated rectangles of `render_blobs`.
+
+    Optionally fails on a given call, sleeps per call, or returns full-box masks.
+    """
+
+    def __init__(
+        self,
+        input_size: tuple[int, int] = (256, 320),
+        masks: bool = False,
+        fail_on_call: int | None = None,
+        delay_s: float = 0.0,
+    ) -> None:
+        self.info = ModelInfo(
+            name="blob-test",
+            architecture="blob",
+            class_names=BLOB_CLASSES,
+            input_size=input_size,
+            mean=(0.0, 0.0, 0.0),
+            std=(1.0, 1.0, 1.0),
+            score_threshold=0.5,
+            has_masks=masks,
+        )
+        self.fail_on_call = fail_on_call
+        self.delay_s = delay_s
+        self.calls = 0
+
+    def infer(self, images: torch.Tensor, image_sizes: list[tuple[int, int]]) -> list[RawOutput]:
+        self.calls += 1
+        if self.fail_on_call == self.calls:
+            raise RuntimeError("blob engine failing on purpose")
+        if self.delay_s:
+            import time
+
+            time.sleep(self.delay_s)
+        return [self._one(image, size) for image, size in zip(images, image_sizes)]
+
+    def _one(self, image: torch.Tensor, size: tuple[int, int]) -> RawOutput:
+        pixels = (image[:, : size[0], : size[1]] * 255).round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
+        boxes, labels = [], []
+        for class_id in (1, 2, 3):
+            channel = class_id - 1
+            others = [c for c in range(3) if c != channel]
+            mask = (pixels[..., channel] > 128) & (pixels[..., others].max(-1) < 128)
+            count, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8))
+            for left, top, w, h, area in stats[1:]:
+                if area >= 4:
+                    boxes.append([left, top, left + w, top + h])
+                    labels.append(class_id)
+        n = len(boxes)
+        return RawOutput(
+            boxes=torch.tensor(boxes, dtype=torch.float32).reshape(n, 4),
+            scores=torch.full((n,), 0.9),
+            labels=torch.tensor(labels, dtype=torch.int64),
+            mask_logits=torch.full((n, 28, 28), 10.0) if self.info.has_masks else None,
+        )
