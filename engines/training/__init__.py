@@ -1,0 +1,1 @@
+"""Training and evaluation of the detectors: COCO data, augmentation, COCO mAP."""

@@ -1,0 +1,55 @@
+"""`detstream eval`: COCO mAP of a model on an annotated image set."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+
+from engines.loading import load_engine
+from engines.training.data import CocoDataset
+from engines.training.evaluate import evaluate, print_report, write_report
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    # the engine's candidate floor must not be above the evaluation threshold, or
+    # low-score detections that COCO AP counts would never be produced
+    engine = load_engine(args.model, args.device, args.score_threshold)
+    dataset = CocoDataset(args.data, args.images)
+    result = evaluate(
+        engine,
+        dataset,
+        batch_size=args.batch,
+        score_threshold=args.score_threshold,
+        top_k=args.top_k,
+        progress=True,
+        quiet=not getattr(args, "verbose", False),
+    )
+    print_report(result, Console())
+    if args.out is not None:
+        write_report(result, args.out)
+        Console(stderr=True).print(f"report written to {args.out}")
+    return 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("eval", help="COCO mAP of a model on an annotated image set")
+    p.add_argument("--model", required=True, metavar="SPEC", help="model file, or arch:NAME")
+    p.add_argument("--data", required=True, type=Path, metavar="ANNOTATIONS.json", help="COCO instances file")
+    p.add_argument("--images", type=Path, metavar="DIR", help="image folder (default: images/ next to the JSON)")
+    p.add_argument("--out", type=Path, metavar="PATH", help="also write the report as JSON")
+    p.add_argument("--batch", type=_positive, default=2, metavar="N", help="images per engine call (default 2)")
+    p.add_argument(
+        "--score-threshold", type=float, default=0.05, metavar="S", help="lowest score kept (default 0.05)"
+    )
+    p.add_argument("--top-k", type=_positive, default=100, metavar="K", help="detections per image (default 100)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    p.set_defaults(func=cmd_eval)

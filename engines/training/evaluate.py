@@ -1,0 +1,189 @@
+"""COCO mAP of an engine, computed through the pipeline's own pre- and postprocessing.
+
+Images go through `Normalizer` -> `engine.infer` -> `finish_frame`, exactly as in
+`detstream run`, so the numbers describe what the pipeline delivers. pycocotools is the
+referee: this module only converts detections to COCO results and reads its stats.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from engines.base import Engine
+from engines.training.data import CocoDataset, DatasetError
+from pipeline.types import Detections, Frame
+from stages.postprocess import Selection, finish_frame
+from stages.preprocess import Normalizer
+
+# the first nine of COCOeval.stats, in its order
+METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100")
+NMS_IOU = 0.5  # the pipeline's default class-wise NMS
+
+
+def evaluate(
+    engine: Engine,
+    dataset: CocoDataset | Path,
+    batch_size: int = 2,
+    score_threshold: float = 0.05,
+    top_k: int = 100,
+    progress: bool = True,
+    quiet: bool = True,
+) -> dict[str, Any]:
+    """bbox (and segm, for mask engines) COCO metrics of `engine` on `dataset`.
+
+    Metrics that pycocotools reports as -1 (no ground truth in that size range) are None.
+    `quiet=False` lets pycocotools print its own summary.
+    """
+    if batch_size < 1:
+        raise ValueError(f"evaluate: batch_size must be at least 1, got {batch_size}")
+    if not isinstance(dataset, CocoDataset):
+        dataset = CocoDataset(Path(dataset))
+    class_names = engine.info.class_names
+    category_of = category_map(class_names, dataset)
+    normalize = Normalizer(engine.info)
+    selection = Selection(score_threshold, NMS_IOU, top_k)
+    boxes: list[dict] = []
+    masks: list[dict] = []
+    start = time.perf_counter()
+    with _progress(progress) as bar:
+        task = bar.add_task("evaluating", total=len(dataset))
+        for first in range(0, len(dataset), batch_size):
+            indices = range(first, min(first + batch_size, len(dataset)))
+            images = [dataset.read_image(i) for i in indices]
+            batch, geometry = normalize(images)
+            outputs = engine.infer(batch, [g.resized_size for g in geometry])
+            for index, image, geo, raw in zip(indices, images, geometry, outputs):
+                record = dataset.records[index]
+                frame = Frame(source=record.file_name, seq=index, pts=0.0, capture_ts=0.0, image=image)
+                detections = finish_frame(frame, geo, raw, selection, class_names)
+                boxes += bbox_results(detections, record.id, category_of)
+                if detections.masks is not None:
+                    masks += segm_results(detections, record.id, category_of)
+            bar.advance(task, len(indices))
+    result: dict[str, Any] = {
+        "model": engine.info.name,
+        "data": str(dataset.path),
+        "images": len(dataset),
+        "detections": len(boxes),
+        "notes": [],
+    }
+    ground_truth = _ground_truth(dataset, quiet)
+    result["bbox"] = _score(ground_truth, boxes, "bbox", quiet, result["notes"])
+    if engine.info.has_masks:
+        if dataset.annotations.has_segmentation:
+            result["segm"] = _score(ground_truth, masks, "segm", quiet, result["notes"])
+        else:
+            result["notes"].append("segm not evaluated: some annotations have no segmentation")
+    result["seconds"] = round(time.perf_counter() - start, 3)
+    return result
+
+
+def category_map(class_names: tuple[str, ...], dataset: CocoDataset) -> dict[int, int]:
+    """Model label id -> COCO category id, matched by name (index 0 is background)."""
+    model = list(class_names[1:])
+    data = dict(zip(dataset.class_names[1:], dataset.category_ids[1:]))
+    if len(set(model)) != len(model) or set(model) != set(data):
+        missing = sorted(set(data) - set(model))
+        extra = sorted(set(model) - set(data))
+        raise DatasetError(
+            dataset.path,
+            [
+                f"model classes {model} do not match dataset categories {list(data)} "
+                f"(not in model: {missing}, not in dataset: {extra})"
+            ],
+        )
+    return {label: data[name] for label, name in enumerate(class_names) if label > 0}
+
+
+def bbox_results(detections: Detections, image_id: int, category_of: dict[int, int]) -> list[dict]:
+    return [
+        {
+            "image_id": image_id,
+            "category_id": category_of[int(label)],
+            "bbox": [float(x1), float(y1), float(x2 - x1), float(y2 - y1)],
+            "score": float(score),
+        }
+        for (x1, y1, x2, y2), score, label in zip(detections.boxes, detections.scores, detections.class_ids)
+    ]
+
+
+def segm_results(detections: Detections, image_id: int, category_of: dict[int, int]) -> list[dict]:
+    # no "bbox" key: pycocotools' loadRes would then take the box area as the mask's
+    return [
+        {"image_id": image_id, "category_id": category_of[int(label)], "segmentation": rle, "score": float(score)}
+        for rle, score, label in zip(detections.masks or [], detections.scores, detections.class_ids)
+    ]
+
+
+def _ground_truth(dataset: CocoDataset, quiet: bool) -> COCO:
+    with _silenced(quiet):
+        coco = COCO()
+        # COCOeval rewrites ground-truth records in place (polygons to RLE, ignore flags)
+        coco.dataset = copy.deepcopy(dataset.annotations.coco)
+        coco.createIndex()
+    return coco
+
+
+def _score(ground_truth: COCO, results: list[dict], iou_type: str, quiet: bool, notes: list[str]) -> dict:
+    if not results:
+        # loadRes indexes results[0]: with no detections every metric is 0 by definition
+        notes.append(f"{iou_type}: no detections at all, all metrics set to 0")
+        return dict.fromkeys(METRICS, 0.0)
+    with _silenced(quiet):
+        # loadRes writes into the result dicts (ids, areas): hand it copies
+        evaluation = COCOeval(ground_truth, ground_truth.loadRes(copy.deepcopy(results)), iou_type)
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    stats = [float(value) for value in evaluation.stats]
+    return {name: (None if value < 0 else round(value, 4)) for name, value in zip(METRICS, stats)}
+
+
+def _silenced(quiet: bool) -> contextlib.AbstractContextManager:
+    return contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext()
+
+
+def _progress(enabled: bool) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        disable=not enabled,
+        transient=True,
+    )
+
+
+def print_report(result: dict[str, Any], console: Console) -> None:
+    kinds = [kind for kind in ("bbox", "segm") if kind in result]
+    # a title line of its own: a table title would wrap to the narrow table's width
+    console.print(f"{result.get('model', 'model')} on {result['images']} images ({result['seconds']:.1f} s)")
+    table = Table()
+    table.add_column("metric")
+    for kind in kinds:
+        table.add_column(kind, justify="right")
+    for metric in METRICS:
+        values = [result[kind].get(metric) for kind in kinds]
+        table.add_row(metric, *("n/a" if v is None else f"{v:.3f}" for v in values))
+    console.print(table)
+    for note in result.get("notes", []):
+        console.print(f"note: {note}")
+
+
+def write_report(result: dict[str, Any], path: Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")

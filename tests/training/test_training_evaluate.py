@@ -1,0 +1,113 @@
+"""evaluate(): pycocotools scores an engine run through the pipeline's own stages."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from rich.console import Console
+
+from cocofiles import blob_dataset, edit
+from engines.training import eval_cli
+from engines.training.data import CocoDataset, DatasetError
+from engines.training.evaluate import METRICS, evaluate, print_report, write_report
+from pipeline.types import RawOutput
+from support import BlobEngine
+
+
+class ShiftedEngine(BlobEngine):
+    """Finds the blobs, then reports them 60% of a box width to the right."""
+
+    def _one(self, image: torch.Tensor, size: tuple[int, int]) -> RawOutput:
+        raw = super()._one(image, size)
+        shift = 0.6 * (raw.boxes[:, 2] - raw.boxes[:, 0])
+        raw.boxes[:, 0] += shift
+        raw.boxes[:, 2] += shift
+        return raw
+
+
+class BlindEngine(BlobEngine):
+    def _one(self, image: torch.Tensor, size: tuple[int, int]) -> RawOutput:
+        return RawOutput(torch.zeros(0, 4), torch.zeros(0), torch.zeros(0, dtype=torch.int64))
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> CocoDataset:
+    return CocoDataset(blob_dataset(tmp_path_factory.mktemp("eval"), count=8, kinds=("polygon", "rle")))
+
+
+def test_exact_engine_scores_high(dataset: CocoDataset) -> None:
+    result = evaluate(BlobEngine(), dataset, progress=False)
+    assert set(result["bbox"]) == set(METRICS)
+    assert result["bbox"]["AP"] >= 0.9 and result["bbox"]["AP50"] == pytest.approx(1.0)
+    assert result["images"] == 8 and result["detections"] == 24
+    assert "segm" not in result  # a box-only engine
+
+
+def test_shifted_boxes_score_much_lower(dataset: CocoDataset) -> None:
+    good = evaluate(BlobEngine(), dataset, progress=False)["bbox"]["AP"]
+    bad = evaluate(ShiftedEngine(), dataset, progress=False)["bbox"]["AP"]
+    assert bad < 0.3 < 0.9 <= good
+
+
+def test_masks_give_segm_metrics(dataset: CocoDataset) -> None:
+    result = evaluate(BlobEngine(masks=True), dataset, batch_size=3, progress=False)
+    assert result["segm"]["AP"] >= 0.9
+    assert result["bbox"]["AP"] >= 0.9
+
+
+def test_no_detections_gives_zeros_with_a_note(dataset: CocoDataset) -> None:
+    result = evaluate(BlindEngine(masks=True), dataset, progress=False)
+    assert result["bbox"] == dict.fromkeys(METRICS, 0.0) == result["segm"]
+    assert any("no detections" in note for note in result["notes"])
+
+
+def test_class_names_must_match_by_name(tmp_path: Path) -> None:
+    def rename(data: dict) -> None:
+        data["categories"][0]["name"] = "yellow"  # was "blue"
+
+    path = edit(blob_dataset(tmp_path, count=1), rename)
+    with pytest.raises(DatasetError, match=r"not in model: \['yellow'\], not in dataset: \['blue'\]"):
+        evaluate(BlobEngine(), path, progress=False)
+
+
+def test_path_input_and_reports(dataset: CocoDataset, tmp_path: Path) -> None:
+    result = evaluate(BlobEngine(), dataset.path, progress=False)
+    out = tmp_path / "reports" / "eval.json"
+    write_report(result, out)
+    assert json.loads(out.read_text())["bbox"]["AP"] == result["bbox"]["AP"]
+    console = Console(record=True, width=100)
+    print_report(result, console)
+    text = console.export_text()
+    assert "AP50" in text and "bbox" in text and "blob-test" in text
+
+
+def test_pycocotools_output_is_silenced_unless_asked(dataset: CocoDataset, capsys: pytest.CaptureFixture) -> None:
+    evaluate(BlobEngine(), dataset, progress=False)
+    assert "Average Precision" not in capsys.readouterr().out
+    evaluate(BlobEngine(), dataset, progress=False, quiet=False)
+    assert "Average Precision" in capsys.readouterr().out
+
+
+def test_cli_wiring(dataset: CocoDataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    loaded = []
+
+    def fake_load(spec: str, device: str, score_threshold: float) -> BlobEngine:
+        loaded.append((spec, device, score_threshold))
+        return BlobEngine()
+
+    monkeypatch.setattr(eval_cli, "load_engine", fake_load)
+    parser = argparse.ArgumentParser(prog="detstream")
+    eval_cli.add_parser(parser.add_subparsers(dest="command"))
+    out = tmp_path / "report.json"
+    args = parser.parse_args(
+        ["eval", "--model", "m.pt", "--data", str(dataset.path), "--out", str(out), "--batch", "4"]
+    )
+    assert args.func(args) == 0
+    assert loaded == [("m.pt", "cpu", 0.05)]
+    assert json.loads(out.read_text())["bbox"]["AP"] >= 0.9
+    with pytest.raises(SystemExit):
+        parser.parse_args(["eval", "--model", "m.pt", "--data", "x.json", "--batch", "0"])
