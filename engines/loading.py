@@ -45,7 +45,9 @@ def load_model(spec: str) -> tuple[torch.nn.Module, ModelInfo]:
     return model, info
 
 
-def load_engine(spec: str, device: str = "cpu", score_threshold: float | None = None) -> Engine:
+def load_engine(
+    spec: str, device: str = "cpu", score_threshold: float | None = None, threads: int | None = None
+) -> Engine:
     """Load `spec` on `device`.
 
     Candidates below the score threshold (default: the model's) are never produced:
@@ -53,6 +55,8 @@ def load_engine(spec: str, device: str = "cpu", score_threshold: float | None = 
     """
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ModelError(f"device {device!r} requested but CUDA is not available on this machine")
+    if threads is not None:
+        torch.set_num_threads(threads)  # process-wide: torch has one intra-op pool
     model, info = load_model(spec)
     floor = info.score_threshold if score_threshold is None else score_threshold
     return TorchEngine(model, info, device=device, score_floor=floor)

@@ -1,19 +1,23 @@
-"""`detstream` command line: run, synth."""
+"""`detstream` command line: run, synth, eval."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from engines.training.eval_cli import add_parser as add_eval_parser
 from pipeline.config import load_config
 from pipeline.errors import DetstreamError
 from pipeline.runner import RunSummary, run
+from synth.cli import add_parser as add_synth_parser
 
 log = logging.getLogger("detstream")
 
@@ -42,16 +46,16 @@ def print_summary(summary: RunSummary, console: Console) -> None:
     table.add_column("frames", justify="right")
     table.add_column("fps", justify="right")
     for stage, frames in summary.counts.items():
-        table.add_row(stage, str(frames), f"{frames / max(summary.elapsed_s, 1e-9):.1f}")
+        table.add_row(escape(stage), str(frames), f"{frames / max(summary.elapsed_s, 1e-9):.1f}")
     console.print(table)
     if summary.batch_sizes:
         console.print("batch sizes used: " + ", ".join(f"{k}x{v}" for k, v in summary.batch_sizes.items()))
     for source in summary.sources:
         reason = summary.source_errors.get(source)
-        status = f"[red]FAILED[/red]: {reason}" if reason else "ok"
-        console.print(f"source {source!r}: {status}")
+        status = f"[red]FAILED[/red]: {escape(reason)}" if reason else "ok"
+        console.print(f"source {escape(repr(source))}: {status}")
     for stage, reason in summary.stage_errors.items():
-        console.print(f"[red]stage {stage} failed[/red]: {reason}")
+        console.print(f"[red]stage {escape(stage)} failed[/red]: {escape(reason)}")
     if summary.signal:
         console.print(f"stopped by {summary.signal}" + (" (aborted)" if summary.aborted else ""))
 
@@ -60,6 +64,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.config, _run_overrides(args))
     summary = run(config)
     print_summary(summary, Console(stderr=True))
+    if summary.stuck:
+        # a thread stuck inside native code can crash interpreter teardown: leave now
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(summary.exit_code)
     return summary.exit_code
 
 
@@ -77,13 +86,12 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from synth.cli import add_parser as add_synth_parser
-
     parser = argparse.ArgumentParser(prog="detstream", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_run_parser(subparsers)
     add_synth_parser(subparsers)
+    add_eval_parser(subparsers)
     return parser
 
 

@@ -37,7 +37,7 @@ from stages.preprocess import Preprocess
 from stages.sinks import make_sink
 
 log = logging.getLogger("detstream")
-JOIN_AFTER_ABORT_S = 1.0  # sinks need a moment to close files once aborted
+JOIN_AFTER_ABORT_S = 0.5  # sinks need a moment to close files once aborted
 
 
 @dataclass
@@ -50,6 +50,7 @@ class RunSummary:
     signal: str | None = None  # name of the signal that stopped the run
     aborted: bool = False
     sources: list[str] = field(default_factory=list)
+    stuck: list[str] = field(default_factory=list)  # stages still running when we gave up
 
     @property
     def exit_code(self) -> int:
@@ -133,7 +134,8 @@ def run(config: RunConfig, engine: Engine | None = None) -> RunSummary:
     if not config.sources:
         raise ConfigError("no sources: give --source URI or a config file with sources")
     if engine is None:
-        engine = load_engine(config.model.path, config.model.device, config.model.score_threshold)
+        model = config.model
+        engine = load_engine(model.path, model.device, model.score_threshold, model.threads)
     ctx = RunContext()
     stages, detect = build_stages(config, engine, ctx)
     signals = _Signals(ctx)
@@ -141,7 +143,7 @@ def run(config: RunConfig, engine: Engine | None = None) -> RunSummary:
     with signals.installed():
         for stage in stages:
             stage.start()
-        _wait(stages, ctx, config.shutdown_timeout_s)
+        stuck = _wait(stages, ctx, config.shutdown_timeout_s)
     return RunSummary(
         counts=dict(ctx.counts),
         source_errors=dict(ctx.source_errors),
@@ -151,11 +153,15 @@ def run(config: RunConfig, engine: Engine | None = None) -> RunSummary:
         signal=signals.received,
         aborted=ctx.abort.is_set(),
         sources=source_names(config.sources),
+        stuck=stuck,
     )
 
 
-def _wait(stages: list[Stage], ctx: RunContext, grace_s: float) -> None:
-    """Join all stages; enforce the grace period once a stop was asked for."""
+def _wait(stages: list[Stage], ctx: RunContext, grace_s: float) -> list[str]:
+    """Join all stages; enforce the grace period once a stop was asked for.
+
+    Returns the names of stages that did not stop after the abort (stuck in a foreign call).
+    """
     stop_deadline: float | None = None
     abort_deadline: float | None = None
     while any(stage.is_alive() for stage in stages):
@@ -170,6 +176,7 @@ def _wait(stages: list[Stage], ctx: RunContext, grace_s: float) -> None:
             if now > abort_deadline:
                 stuck = [s.name for s in stages if s.is_alive()]
                 log.error("stages still running after abort, leaving them: %s", ", ".join(stuck))
-                return
+                return stuck
         # short sleeps keep the main thread responsive to signals
         time.sleep(0.05)
+    return []
