@@ -1,8 +1,8 @@
 """Turn a model spec from the config into a ready engine.
 
 A spec is either `arch:NAME` (an untrained torchvision architecture, for plumbing) or
-the path of a model file saved by `save_model`: the weights plus the `ModelInfo`
-record, which is all the pipeline needs to run it.
+the path of a model file saved by `save_model` (or a training checkpoint): the weights
+plus the `ModelInfo` record, which is all the pipeline needs to run it.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import torch
 from engines.base import Engine, ModelInfo
 from engines.models import build_model, untrained
 from engines.torch_backend import TorchEngine
+from engines.training.checkpoint import CHECKPOINT_FORMAT
 from pipeline.errors import ModelError
 
 MODEL_FORMAT = "detstream.model/v1"
@@ -34,8 +35,9 @@ def load_model(spec: str) -> tuple[torch.nn.Module, ModelInfo]:
         record = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file
         raise ModelError(f"{spec}: not a readable model file: {exc}") from exc
-    if not isinstance(record, dict) or record.get("format") != MODEL_FORMAT:
-        raise ModelError(f"{spec}: not a detstream model file (expected format {MODEL_FORMAT})")
+    # training checkpoints carry the same info + weights, so they load as models too
+    if not isinstance(record, dict) or record.get("format") not in (MODEL_FORMAT, CHECKPOINT_FORMAT):
+        raise ModelError(f"{spec}: not a detstream model file or training checkpoint")
     info = ModelInfo.from_dict(record["info"])
     model = build_model(info.architecture, len(info.class_names))
     try:

@@ -7,12 +7,16 @@ from typing import Callable
 
 import torch
 from torchvision.models import detection
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
+from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
 
+from engines import compact
 from engines.base import ModelInfo
 from pipeline.errors import ModelError
 
 # Classes of the synthetic scenes (`detstream synth`), background first.
 SYNTH_CLASSES = ("__background__", "person", "car", "bicycle", "dog")
+COCO_CLASSES = 91  # torchvision's COCO heads (80 classes plus unused ids)
 
 
 @dataclass(frozen=True)
@@ -20,6 +24,7 @@ class Architecture:
     build: Callable[..., torch.nn.Module]
     has_masks: bool
     input_size: tuple[int, int]  # default (height, width), 16:9 and divisible by 32
+    pretrained: bool = True  # torchvision publishes COCO / ImageNet weights for it
 
 
 ARCHITECTURES: dict[str, Architecture] = {
@@ -33,6 +38,8 @@ ARCHITECTURES: dict[str, Architecture] = {
     ),
     "maskrcnn_resnet50_fpn": Architecture(detection.maskrcnn_resnet50_fpn, True, (512, 896)),
     "maskrcnn_resnet50_fpn_v2": Architecture(detection.maskrcnn_resnet50_fpn_v2, True, (512, 896)),
+    "fasterrcnn_compact": Architecture(compact.fasterrcnn_compact, False, (320, 576), pretrained=False),
+    "maskrcnn_compact": Architecture(compact.maskrcnn_compact, True, (320, 576), pretrained=False),
 }
 
 
@@ -44,13 +51,53 @@ def architecture(name: str) -> Architecture:
         raise ModelError(f"unknown architecture {name!r} (allowed: {allowed})") from None
 
 
-def build_model(name: str, num_classes: int, seed: int = 0) -> torch.nn.Module:
-    """A randomly initialised model; the same seed gives the same weights."""
+def build_model(
+    name: str,
+    num_classes: int,
+    seed: int = 0,
+    weights: str | None = None,
+    weights_backbone: str | None = None,
+    **kwargs,
+) -> torch.nn.Module:
+    """A model with `num_classes` outputs (background included).
+
+    `weights="coco"` starts from torchvision's COCO detector and replaces its class
+    heads; `weights_backbone="imagenet"` starts the backbone from ImageNet. Both download
+    once into torch's cache and fail with one clear message when that is impossible.
+    The same seed gives the same random initialisation.
+    """
     arch = architecture(name)
+    if (weights or weights_backbone) and not arch.pretrained:
+        raise ModelError(f"{name} has no pretrained weights: it is trained from scratch (weights: none)")
     with torch.random.fork_rng():  # do not disturb the caller's RNG
         torch.manual_seed(seed)
-        model = arch.build(weights=None, weights_backbone=None, num_classes=num_classes)
+        try:
+            if weights == "coco":
+                model = arch.build(weights="DEFAULT", **kwargs)
+                _replace_heads(model, num_classes)
+            else:
+                backbone = "DEFAULT" if weights_backbone == "imagenet" else None
+                model = arch.build(weights=None, weights_backbone=backbone, num_classes=num_classes, **kwargs)
+        except (OSError, RuntimeError) as exc:  # URLError is an OSError; a bad cache file a RuntimeError
+            what = "COCO" if weights == "coco" else "ImageNet backbone"
+            cache = torch.hub.get_dir()
+            raise ModelError(
+                f"cannot load torchvision's {what} weights for {name}: {exc}. Offline? Put the weight file "
+                f"in {cache}/checkpoints/, or train from scratch (weights: none, weights_backbone: none)"
+            ) from exc
     return model.eval()
+
+
+def _replace_heads(model: torch.nn.Module, num_classes: int) -> None:
+    """Swap COCO's class-specific predictors for fresh ones with `num_classes`."""
+    heads = model.roi_heads
+    if num_classes == COCO_CLASSES:
+        return
+    heads.box_predictor = FastRCNNPredictor(heads.box_predictor.cls_score.in_features, num_classes)
+    if heads.mask_predictor is not None:
+        in_channels = heads.mask_predictor.conv5_mask.in_channels
+        hidden = heads.mask_predictor.conv5_mask.out_channels
+        heads.mask_predictor = MaskRCNNPredictor(in_channels, hidden, num_classes)
 
 
 def untrained(name: str, class_names: tuple[str, ...] = SYNTH_CLASSES) -> tuple[torch.nn.Module, ModelInfo]:

@@ -1,4 +1,4 @@
-"""`detstream` command line: run, synth, eval."""
+"""`detstream` command line: run, synth, train, eval."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from engines.training.eval_cli import add_parser as add_eval_parser
+from engines.training.train_cli import add_parser as add_train_parser
 from pipeline.config import load_config
 from pipeline.errors import DetstreamError
 from pipeline.runner import RunSummary, run
@@ -91,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_run_parser(subparsers)
     add_synth_parser(subparsers)
+    add_train_parser(subparsers)
     add_eval_parser(subparsers)
     return parser
 

@@ -7,7 +7,7 @@ works with no file. Validation errors name the key, the bad value and what is al
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -21,6 +21,9 @@ SINK_KINDS = ("jsonl", "video")
 
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+S = TypeVar("S", bound=Settings)
 
 
 class SourceConfig(Settings):
@@ -72,9 +75,9 @@ class RunConfig(Settings):
         return value
 
 
-def _settings_class_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+def _settings_class_at(root: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
     """The settings class that owns the field at `loc` (for listing allowed keys)."""
-    cls: type[BaseModel] = RunConfig
+    cls = root
     for part in loc[:-1]:
         if isinstance(part, int):
             continue
@@ -90,12 +93,12 @@ def _settings_class_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     return cls
 
 
-def _describe(error: ValidationError, origin: str) -> str:
+def _describe(root: type[BaseModel], error: ValidationError, origin: str) -> str:
     lines = []
     for item in error.errors():
         key = ".".join(str(p) for p in item["loc"])
         if item["type"] == "extra_forbidden":
-            owner = _settings_class_at(item["loc"])
+            owner = _settings_class_at(root, item["loc"])
             allowed = ", ".join(owner.model_fields) if owner else "?"
             lines.append(f"{origin}: unknown key {key!r} (allowed here: {allowed})")
         else:
@@ -105,7 +108,12 @@ def _describe(error: ValidationError, origin: str) -> str:
 
 
 def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """Read YAML (if given), apply CLI overrides (dotted keys), validate."""
+    """Run settings: read YAML (if given), apply CLI overrides (dotted keys), validate."""
+    return load_settings(RunConfig, path, overrides)
+
+
+def load_settings(root: type[S], path: Path | None = None, overrides: dict[str, Any] | None = None) -> S:
+    """Settings of class `root` from YAML (if given) and CLI overrides (dotted keys)."""
     data: dict[str, Any] = {}
     origin = str(path) if path else "flags"
     if path is not None:
@@ -127,6 +135,6 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
                 raise ConfigError(f"{origin}: {part} must be a mapping to set {dotted}")
         target[leaf] = value
     try:
-        return RunConfig.model_validate(data)
+        return root.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, origin)) from exc
+        raise ConfigError(_describe(root, exc, origin)) from exc

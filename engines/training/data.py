@@ -33,7 +33,7 @@ from engines.training.annotations import (
     fingerprint,
     load_annotations,
 )
-from engines.training.transforms import Augment
+from engines.training.transforms import Augment, letterbox
 
 __all__ = ["Augment", "CocoDataset", "DatasetError", "collate", "fingerprint"]
 
@@ -47,7 +47,9 @@ class CocoDataset(Dataset):
 
     `images` defaults to `images/` next to the JSON, else the JSON's folder. The file is
     checked at construction (see `annotations.load_annotations`); images are decoded
-    only when an item is read. `augment` is applied to every item read when given.
+    only when an item is read. `augment` is applied to every item read when given; then,
+    with `input_size`, the item is scaled to fit the model input exactly as the
+    pipeline's preprocess does, so the model's own transform has nothing left to resize.
     """
 
     def __init__(
@@ -57,11 +59,13 @@ class CocoDataset(Dataset):
         train: bool = False,
         augment: Augment | None = None,
         with_masks: bool = False,
+        input_size: tuple[int, int] | None = None,
     ) -> None:
         self.annotations: Annotations = load_annotations(Path(annotations), images)
         self.train = train
         self.augment = augment
         self.with_masks = with_masks
+        self.input_size = input_size
         if with_masks:
             self._require_segmentation()
         self.label_of = {cid: label for label, (cid, _) in enumerate(self.annotations.categories, start=1)}
@@ -99,6 +103,8 @@ class CocoDataset(Dataset):
         target = self.target(index)
         if self.augment is not None:
             image, target = self.augment(image, target)
+        if self.input_size is not None:
+            image, target = letterbox(image, target, self.input_size)
         tensor = torch.from_numpy(image).permute(2, 0, 1).float().div_(255.0)
         return tensor, to_tensors(target)
 

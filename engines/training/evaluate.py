@@ -40,9 +40,11 @@ def evaluate(
     top_k: int = 100,
     progress: bool = True,
     quiet: bool = True,
+    limit: int | None = None,
 ) -> dict[str, Any]:
     """bbox (and segm, for mask engines) COCO metrics of `engine` on `dataset`.
 
+    `limit` evaluates the first N images only (quick checks during training).
     Metrics that pycocotools reports as -1 (no ground truth in that size range) are None.
     `quiet=False` lets pycocotools print its own summary.
     """
@@ -57,10 +59,11 @@ def evaluate(
     boxes: list[dict] = []
     masks: list[dict] = []
     start = time.perf_counter()
+    count = len(dataset) if limit is None else min(limit, len(dataset))
     with _progress(progress) as bar:
-        task = bar.add_task("evaluating", total=len(dataset))
-        for first in range(0, len(dataset), batch_size):
-            indices = range(first, min(first + batch_size, len(dataset)))
+        task = bar.add_task("evaluating", total=count)
+        for first in range(0, count, batch_size):
+            indices = range(first, min(first + batch_size, count))
             images = [dataset.read_image(i) for i in indices]
             batch, geometry = normalize(images)
             outputs = engine.infer(batch, [g.resized_size for g in geometry])
@@ -75,15 +78,16 @@ def evaluate(
     result: dict[str, Any] = {
         "model": engine.info.name,
         "data": str(dataset.path),
-        "images": len(dataset),
+        "images": count,
         "detections": len(boxes),
         "notes": [],
     }
     ground_truth = _ground_truth(dataset, quiet)
-    result["bbox"] = _score(ground_truth, boxes, "bbox", quiet, result["notes"])
+    image_ids = [dataset.records[i].id for i in range(count)]
+    result["bbox"] = _score(ground_truth, boxes, "bbox", quiet, result["notes"], image_ids)
     if engine.info.has_masks:
         if dataset.annotations.has_segmentation:
-            result["segm"] = _score(ground_truth, masks, "segm", quiet, result["notes"])
+            result["segm"] = _score(ground_truth, masks, "segm", quiet, result["notes"], image_ids)
         else:
             result["notes"].append("segm not evaluated: some annotations have no segmentation")
     result["seconds"] = round(time.perf_counter() - start, 3)
@@ -136,7 +140,9 @@ def _ground_truth(dataset: CocoDataset, quiet: bool) -> COCO:
     return coco
 
 
-def _score(ground_truth: COCO, results: list[dict], iou_type: str, quiet: bool, notes: list[str]) -> dict:
+def _score(
+    ground_truth: COCO, results: list[dict], iou_type: str, quiet: bool, notes: list[str], image_ids: list[int]
+) -> dict:
     if not results:
         # loadRes indexes results[0]: with no detections every metric is 0 by definition
         notes.append(f"{iou_type}: no detections at all, all metrics set to 0")
@@ -144,6 +150,7 @@ def _score(ground_truth: COCO, results: list[dict], iou_type: str, quiet: bool, 
     with _silenced(quiet):
         # loadRes writes into the result dicts (ids, areas): hand it copies
         evaluation = COCOeval(ground_truth, ground_truth.loadRes(copy.deepcopy(results)), iou_type)
+        evaluation.params.imgIds = image_ids  # the images that were run, not the whole file
         evaluation.evaluate()
         evaluation.accumulate()
         evaluation.summarize()

@@ -13,6 +13,8 @@ import cv2
 import numpy as np
 import torch
 
+from stages.preprocess import letterbox_size
+
 # per-instance arrays of a target; all are filtered together when a box is dropped
 PER_INSTANCE = ("boxes", "labels", "masks", "iscrowd", "area")
 MIN_SIZE = 1.0  # pixels; a box thinner than this after resizing is no longer an object
@@ -25,7 +27,7 @@ LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 class Augment:
     """Horizontal flip, scale jitter and colour jitter.
 
-    `scale` is the (low, high) range of the resize factor; `color` is the strength of
+    `scale` is the (low, high) range of the zoom factor (see `zoom`); `color` is the strength of
     brightness, contrast and saturation jitter: each factor is drawn from
     [1 - color, 1 + color].
     """
@@ -49,13 +51,13 @@ class Augment:
         """Augment an RGB uint8 image and its target of numpy arrays (see `PER_INSTANCE`)."""
         # draw every number up front, in a fixed order, so the stream does not depend on
         # which branches run
-        flip, scale, brightness, contrast, saturation = torch.rand(5, generator=generator).tolist()
+        flip, scale, x, y, brightness, contrast, saturation = torch.rand(7, generator=generator).tolist()
         target = dict(target)
         if flip < self.hflip:
             image, target = hflip(image, target)
         if self.scale != (1.0, 1.0):
             low, high = self.scale
-            image, target = rescale(image, target, low + (high - low) * scale)
+            image, target = zoom(image, target, low + (high - low) * scale, (x, y))
         if self.color > 0:
             factors = [1.0 + self.color * (2.0 * u - 1.0) for u in (brightness, contrast, saturation)]
             image = jitter_color(image, *factors)
@@ -73,9 +75,9 @@ def hflip(image: np.ndarray, target: dict) -> tuple[np.ndarray, dict]:
     return np.ascontiguousarray(image[:, ::-1]), target
 
 
-def rescale(image: np.ndarray, target: dict, factor: float) -> tuple[np.ndarray, dict]:
+def resize(image: np.ndarray, target: dict, size: tuple[int, int]) -> tuple[np.ndarray, dict]:
+    """Resize image, boxes and masks to `size` = (width, height)."""
     height, width = image.shape[:2]
-    size = (max(1, round(width * factor)), max(1, round(height * factor)))  # cv2 order: w, h
     if size == (width, height):
         return image, target
     sx, sy = size[0] / width, size[1] / height
@@ -90,6 +92,44 @@ def rescale(image: np.ndarray, target: dict, factor: float) -> tuple[np.ndarray,
             resized[i] = cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST)
         target["masks"] = resized
     return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR), target
+
+
+def zoom(image: np.ndarray, target: dict, factor: float, where: tuple[float, float]) -> tuple[np.ndarray, dict]:
+    """Scale jitter on a fixed canvas: scale the content by `factor`, then crop (zoom in)
+    or pad with black (zoom out) back to the original size.
+
+    A plain resize would be undone by the letterbox that fits every image to the model
+    input; changing the content's scale *within* the canvas is what teaches scale.
+    `where` in [0, 1]^2 picks the crop window or the placement of the shrunk image.
+    """
+    height, width = image.shape[:2]
+    scaled, target = resize(image, target, (max(1, round(width * factor)), max(1, round(height * factor))))
+    sh, sw = scaled.shape[:2]
+    # offset of the scaled content inside the canvas (negative: cropped away)
+    dx = round((width - sw) * where[0])
+    dy = round((height - sh) * where[1])
+    canvas = np.zeros_like(image)
+    src_x, src_y = max(0, -dx), max(0, -dy)
+    dst_x, dst_y = max(0, dx), max(0, dy)
+    w, h = min(sw - src_x, width - dst_x), min(sh - src_y, height - dst_y)
+    canvas[dst_y : dst_y + h, dst_x : dst_x + w] = scaled[src_y : src_y + h, src_x : src_x + w]
+    target = dict(target)
+    boxes = target["boxes"] + np.array([dx, dy, dx, dy], np.float32)
+    boxes[:, 0::2] = boxes[:, 0::2].clip(0, width)
+    boxes[:, 1::2] = boxes[:, 1::2].clip(0, height)
+    target["boxes"] = boxes
+    if "masks" in target:
+        masks = np.zeros((len(target["masks"]), height, width), np.uint8)
+        masks[:, dst_y : dst_y + h, dst_x : dst_x + w] = target["masks"][:, src_y : src_y + h, src_x : src_x + w]
+        target["masks"] = masks
+        target["area"] = masks.reshape(len(masks), -1).sum(1).astype(np.float32)
+    return canvas, target
+
+
+def letterbox(image: np.ndarray, target: dict, input_size: tuple[int, int]) -> tuple[np.ndarray, dict]:
+    """Scale to fit the model input exactly as the pipeline's preprocess does."""
+    height, width = letterbox_size(image.shape[:2], input_size)
+    return resize(image, target, (width, height))
 
 
 def jitter_color(image: np.ndarray, brightness: float, contrast: float, saturation: float) -> np.ndarray:

@@ -10,8 +10,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from cocofiles import blob_dataset
-from engines.training.data import Augment, CocoDataset, collate
-from engines.training.transforms import jitter_color
+from engines.training.data import Augment, CocoDataset, collate, to_tensors
+from engines.training.transforms import drop_degenerate, jitter_color, zoom
 from support import blob_scene
 
 
@@ -46,14 +46,36 @@ def test_hflip_mirrors_boxes_and_masks(annotations: Path) -> None:
 
 
 @pytest.mark.parametrize("factor", [0.5, 0.73, 1.6])
-def test_scale_moves_boxes_and_masks_together(annotations: Path, factor: float) -> None:
-    augment = Augment(hflip=0.0, scale=(factor, factor), color=0.0)
-    dataset = CocoDataset(annotations, with_masks=True, augment=augment)
+def test_zoom_moves_boxes_and_masks_together_on_a_fixed_canvas(annotations: Path, factor: float) -> None:
+    dataset = CocoDataset(annotations, with_masks=True)
+    image, target = dataset.read_image(1), dataset.target(1)
+    zoomed, moved = zoom(image, target, factor, (0.0, 0.0))  # content anchored top-left
+    assert zoomed.shape == image.shape  # scale changes inside the canvas, not the canvas
+    expected = (target["boxes"] * factor).clip(0, [240, 160, 240, 160])
+    assert np.abs(moved["boxes"] - expected).max() <= 1.0
+    moved = drop_degenerate(moved)  # objects cropped away entirely
+    assert_boxes_match_masks(torch.from_numpy(zoomed).permute(2, 0, 1), to_tensors(moved))
+    if factor < 1:  # nothing cropped: the area scales with the square of the factor
+        assert float(moved["area"][0]) == pytest.approx(float(target["area"][0]) * factor**2, rel=0.05)
+
+
+def test_zoom_placement_is_random_but_consistent(annotations: Path) -> None:
+    dataset = CocoDataset(annotations, with_masks=True, augment=Augment(hflip=0.0, scale=(0.5, 0.5), color=0.0))
+    torch.manual_seed(0)
+    placements = set()
+    for _ in range(4):
+        image, target = dataset[1]
+        assert image.shape[1:] == (160, 240)
+        assert_boxes_match_masks(image, target)
+        placements.add(tuple(target["boxes"][0].tolist()))
+    assert len(placements) > 1
+
+
+def test_letterbox_to_the_model_input(annotations: Path) -> None:
+    dataset = CocoDataset(annotations, with_masks=True, input_size=(64, 128))
     image, target = dataset[1]
-    assert image.shape[1:] == (round(160 * factor), round(240 * factor))
+    assert image.shape[1:] == (64, 96)  # 160x240 fitted into 64x128, aspect kept
     assert_boxes_match_masks(image, target)
-    original_area = float(CocoDataset(annotations)[1][1]["area"][0])
-    assert float(target["area"][0]) == pytest.approx(original_area * factor**2, rel=0.02)
 
 
 def test_random_augmentations_stay_consistent(annotations: Path) -> None:
@@ -77,9 +99,10 @@ def test_degenerate_boxes_are_dropped_with_their_masks_and_labels() -> None:
         "area": np.array([2.25, 400], np.float32),
         "image_id": 7,
     }
-    image, target = Augment(hflip=0.0, scale=(0.5, 0.5), color=0.0)(image, target)
-    assert image.shape == (20, 20, 3)
-    assert target["labels"].tolist() == [2] and target["masks"].shape == (1, 20, 20)
+    image, target = zoom(image, target, 0.5, (0.0, 0.0))
+    target = drop_degenerate(target)
+    assert image.shape == (40, 40, 3)
+    assert target["labels"].tolist() == [2] and target["masks"].shape == (1, 40, 40)
     assert target["boxes"].tolist() == [[0, 0, 10, 10]] and target["image_id"] == 7
 
 

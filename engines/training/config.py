@@ -1,0 +1,62 @@
+"""Typed training settings (`detstream train CONFIG`), validated like run settings."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from pipeline.config import Settings
+
+
+class DataConfig(Settings):
+    train: str = Field(description="COCO instances JSON of the training set")
+    train_images: str | None = Field(None, description="image folder; default: images/ next to the JSON")
+    val: str | None = Field(None, description="COCO JSON evaluated during and after training")
+    val_images: str | None = None
+
+
+class OptimizerConfig(Settings):
+    name: Literal["sgd", "adamw"] = "adamw"
+    lr: float = Field(1e-3, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD only")
+    weight_decay: float = Field(1e-4, ge=0)
+
+
+class ScheduleConfig(Settings):
+    steps: int = Field(3000, ge=1, description="optimizer steps in all")
+    warmup_steps: int = Field(200, ge=0, description="linear warm-up from lr/1000")
+    kind: Literal["cosine", "step", "constant"] = "cosine"
+    milestones: list[int] = Field(default_factory=list, description="steps where `step` multiplies lr by gamma")
+    gamma: float = Field(0.1, gt=0)
+    final_lr_fraction: float = Field(0.01, ge=0, le=1, description="cosine ends at lr * this")
+
+
+class AugmentConfig(Settings):
+    hflip: float = Field(0.5, ge=0, le=1)
+    scale: tuple[float, float] = (0.75, 1.25)
+    color: float = Field(0.2, ge=0, lt=1)
+
+
+class TrainConfig(Settings):
+    architecture: str = "fasterrcnn_compact"
+    name: str | None = Field(None, description="model name; default: the out folder's name")
+    data: DataConfig
+    input_size: tuple[int, int] | None = Field(None, description="(height, width); default: the architecture's")
+    weights: Literal["none", "coco"] = "none"
+    weights_backbone: Literal["none", "imagenet"] = "none"
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    batch_size: int = Field(4, ge=1)
+    workers: int = Field(1, ge=0, description="DataLoader worker processes")
+    clip_grad_norm: float | None = Field(10.0, gt=0)
+    amp: bool = Field(True, description="mixed precision; only used on CUDA")
+    seed: int = 0
+    device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?)$")
+    threads: int | None = Field(None, ge=1, description="torch intra-op threads")
+    checkpoint_every: int = Field(200, ge=1)
+    eval_every: int = Field(0, ge=0, description="evaluate on data.val every N steps; 0: only at the end")
+    eval_images: int | None = Field(None, ge=1, description="evaluate on the first N val images only (faster)")
+    out: str = "runs/train"
+    score_threshold: float = Field(0.5, ge=0, le=1, description="default threshold stored in the model")

@@ -1,0 +1,292 @@
+"""The training loop (after torchvision's detection reference scripts, kept plain).
+
+One step: a batch through the model in train mode (it returns its loss components),
+backward, optional gradient clipping, optimizer and LR-schedule step. Checkpoints every
+`checkpoint_every` steps make `--resume` continue from the same step with the same
+optimizer, schedule and data order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from rich.console import Console
+from torch.utils.data import DataLoader, Sampler
+
+from engines.base import ModelInfo
+from engines.loading import save_model
+from engines.models import architecture, build_model
+from engines.torch_backend import TorchEngine
+from engines.training.checkpoint import load_checkpoint, save_checkpoint
+from engines.training.config import ScheduleConfig, TrainConfig
+from engines.training.curves import plot_curves
+from engines.training.data import Augment, CocoDataset, collate
+from engines.training.evaluate import evaluate
+from engines.training.progress import TrainProgress
+from pipeline.errors import DetstreamError, ModelError
+
+log = logging.getLogger("detstream")
+
+
+class TrainingError(DetstreamError):
+    """Training cannot go on (diverged, incompatible resume, ...)."""
+
+
+class EpochSampler(Sampler[int]):
+    """A shuffled order per epoch that depends only on (seed, epoch), so a resumed run
+    sees the same images in the same order as an uninterrupted one."""
+
+    def __init__(self, size: int, seed: int, epoch: int, skip: int = 0) -> None:
+        self.size, self.seed, self.epoch, self.skip = size, seed, epoch, skip
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        yield from torch.randperm(self.size, generator=generator).tolist()[self.skip :]
+
+    def __len__(self) -> int:
+        return self.size - self.skip
+
+
+def lr_factor(schedule: ScheduleConfig, step: int) -> float:
+    """Multiplier of the base learning rate at `step` (warm-up, then the schedule)."""
+    if step < schedule.warmup_steps:
+        return 1e-3 + (1 - 1e-3) * step / schedule.warmup_steps
+    if schedule.kind == "constant":
+        return 1.0
+    if schedule.kind == "step":
+        return schedule.gamma ** sum(step >= m for m in schedule.milestones)
+    progress = (step - schedule.warmup_steps) / max(1, schedule.steps - schedule.warmup_steps)
+    low = schedule.final_lr_fraction
+    return low + (1 - low) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, console: Console | None = None) -> None:
+        self.config = config
+        self.console = console or Console(stderr=True)
+        self.out = Path(config.out)
+        self.device = torch.device(config.device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ModelError(f"device {config.device!r} requested but CUDA is not available on this machine")
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        arch = architecture(config.architecture)
+        self.input_size = tuple(config.input_size or arch.input_size)
+        augment = Augment(config.augment.hflip, tuple(config.augment.scale), config.augment.color)
+        self.data = CocoDataset(
+            Path(config.data.train),
+            Path(config.data.train_images) if config.data.train_images else None,
+            train=True,
+            augment=augment,
+            with_masks=arch.has_masks,
+            input_size=self.input_size,
+        )
+        self.val = (
+            CocoDataset(Path(config.data.val), Path(config.data.val_images) if config.data.val_images else None)
+            if config.data.val
+            else None
+        )
+        self.info = ModelInfo(
+            name=config.name or self.out.name,
+            architecture=config.architecture,
+            class_names=self.data.class_names,
+            input_size=self.input_size,
+            score_threshold=config.score_threshold,
+            has_masks=arch.has_masks,
+        )
+        self.model = build_model(
+            config.architecture,
+            len(self.info.class_names),
+            seed=config.seed,
+            weights=None if config.weights == "none" else config.weights,
+            weights_backbone=None if config.weights_backbone == "none" else config.weights_backbone,
+            # the data is already letterboxed to the input: the model's transform then
+            # only normalizes (its resize is a no-op at scale 1)
+            min_size=self.input_size[0],
+            max_size=self.input_size[1],
+            image_mean=list(self.info.mean),
+            image_std=list(self.info.std),
+        ).to(self.device)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        opt = config.optimizer
+        if opt.name == "sgd":
+            self.optimizer: torch.optim.Optimizer = torch.optim.SGD(
+                params, lr=opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay
+            )
+        else:
+            self.optimizer = torch.optim.AdamW(params, lr=opt.lr, weight_decay=opt.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(config.schedule, s))
+        self.amp = config.amp and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.step = 0
+        self.fingerprint = self.data.fingerprint()
+
+    # -- checkpoints -------------------------------------------------------------------
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out / "checkpoint.pt"
+
+    @property
+    def log_path(self) -> Path:
+        return self.out / "log.jsonl"
+
+    def save(self) -> None:
+        save_checkpoint(
+            self.checkpoint_path,
+            {
+                "info": self.info.to_dict(),
+                "state_dict": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "step": self.step,
+                "torch_rng": torch.get_rng_state(),
+                "config": self.config.model_dump(mode="json"),
+                "data_fingerprint": self.fingerprint,
+            },
+        )
+
+    def resume(self) -> None:
+        state = load_checkpoint(self.checkpoint_path)
+        saved = ModelInfo.from_dict(state["info"])
+        for key in ("architecture", "class_names", "input_size"):
+            if getattr(saved, key) != getattr(self.info, key):
+                raise TrainingError(
+                    f"cannot resume {self.checkpoint_path}: {key} was {getattr(saved, key)!r}, "
+                    f"the config now gives {getattr(self.info, key)!r}"
+                )
+        if state.get("data_fingerprint") != self.fingerprint:
+            log.warning("resuming on different training data than the checkpoint was trained on")
+        self.model.load_state_dict(state["state_dict"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["torch_rng"])
+        self.step = int(state["step"])
+        self._truncate_log()
+        log.info("resumed from %s at step %d", self.checkpoint_path, self.step)
+
+    def _truncate_log(self) -> None:
+        """Drop log lines written after the checkpoint (they will be written again)."""
+        if not self.log_path.exists():
+            return
+        lines = [line for line in self.log_path.read_text().splitlines() if json.loads(line)["step"] <= self.step]
+        self.log_path.write_text("".join(line + "\n" for line in lines))
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def batches(self) -> Iterator[tuple[list[torch.Tensor], list[dict]]]:
+        """Batches from the current step on, epoch after epoch."""
+        per_epoch = len(self.data) // self.config.batch_size
+        if per_epoch == 0:
+            raise TrainingError(f"{len(self.data)} training images is fewer than one batch of {self.config.batch_size}")
+        epoch, skip = divmod(self.step, per_epoch)
+        while True:
+            sampler = EpochSampler(len(self.data), self.config.seed, epoch, skip * self.config.batch_size)
+            loader = DataLoader(
+                self.data,
+                batch_size=self.config.batch_size,
+                sampler=sampler,
+                num_workers=self.config.workers,
+                collate_fn=collate,
+                drop_last=True,
+                generator=torch.Generator().manual_seed(self.config.seed + 7919 * epoch + skip),
+            )
+            yield from loader
+            epoch, skip = epoch + 1, 0
+
+    def train_step(self, images: list[torch.Tensor], targets: list[dict]) -> dict[str, float]:
+        images = [i.to(self.device, non_blocking=True) for i in images]
+        targets = [{k: v.to(self.device) if torch.is_tensor(v) else v for k, v in t.items()} for t in targets]
+        with torch.autocast(self.device.type, enabled=self.amp):
+            losses = self.model(images, targets)
+        loss = sum(losses.values())
+        if not torch.isfinite(loss):
+            parts = ", ".join(f"{k} {float(v):.3g}" for k, v in losses.items())
+            raise TrainingError(f"loss is not finite at step {self.step} ({parts}): lower optimizer.lr")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.config.clip_grad_norm:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        return {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in losses.items()}}
+
+    def evaluate(self) -> dict[str, Any] | None:
+        if self.val is None:
+            return None
+        engine = TorchEngine(self.model, self.info, device=str(self.device), score_floor=0.05)
+        try:
+            result = evaluate(engine, self.val, progress=False, limit=self.config.eval_images)
+        finally:
+            self.model.train()
+        return {k: result[k] for k in ("bbox", "segm", "images") if k in result}
+
+    def run(self, resume: bool = False) -> Path:
+        self.out.mkdir(parents=True, exist_ok=True)
+        if resume:
+            self.resume()
+        else:
+            torch.manual_seed(self.config.seed)
+            random.seed(self.config.seed)
+            np.random.seed(self.config.seed)
+            self.log_path.write_text("")
+        total = self.config.schedule.steps
+        self.model.train()
+        metrics = None
+        with self.log_path.open("a") as log_file, TrainProgress(self.console, total, self.step) as progress:
+            started, seen = time.monotonic(), 0
+            for images, targets in self.batches():
+                if self.step >= total:
+                    break
+                values = self.train_step(images, targets)
+                self.step += 1
+                seen += len(images)
+                record = {
+                    "step": self.step,
+                    "lr": self.optimizer.param_groups[0]["lr"],
+                    **{k: round(v, 5) for k, v in values.items()},
+                    "images_per_s": round(seen / (time.monotonic() - started), 3),
+                }
+                log_file.write(json.dumps(record) + "\n")
+                log_file.flush()
+                progress.update(self.step, record)
+                if self.step % self.config.checkpoint_every == 0 or self.step == total:
+                    self.save()
+                if self.config.eval_every and self.step % self.config.eval_every == 0 and self.step < total:
+                    metrics = self.evaluate()
+                    if metrics:
+                        log_file.write(json.dumps({"step": self.step, "eval": metrics}) + "\n")
+                        progress.note(f"step {self.step}: box AP {metrics['bbox']['AP']:.3f}")
+        metrics = self.evaluate()
+        if metrics:
+            with self.log_path.open("a") as log_file:
+                log_file.write(json.dumps({"step": self.step, "eval": metrics}) + "\n")
+        return self.finish(metrics)
+
+    def finish(self, metrics: dict[str, Any] | None) -> Path:
+        """Write the model file (weights + complete metadata) and the loss curves."""
+        extra = {
+            "data_fingerprint": self.fingerprint,
+            "train_data": self.config.data.train,
+            "val_data": self.config.data.val,
+            "steps": self.step,
+            "metrics": metrics,
+            "training": self.config.model_dump(mode="json"),
+        }
+        info = ModelInfo(**{**self.info.to_dict(), "extra": extra})
+        path = self.out / "model.pt"
+        save_model(path, self.model.eval(), ModelInfo.from_dict(info.to_dict()))
+        plot_curves(self.log_path, self.out / "loss.png", title=info.name)
+        return path

@@ -1,0 +1,62 @@
+"""`detstream train [CONFIG.yaml] [flags] [--resume]`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from engines.training.config import TrainConfig
+from pipeline.config import load_settings
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    pairs = {
+        "data.train": args.train,
+        "data.val": args.val,
+        "architecture": args.architecture,
+        "schedule.steps": args.steps,
+        "batch_size": args.batch_size,
+        "optimizer.lr": args.lr,
+        "out": args.out,
+        "device": args.device,
+        "workers": args.workers,
+        "eval_every": args.eval_every,
+        "checkpoint_every": args.checkpoint_every,
+        "weights": args.weights,
+        "weights_backbone": args.weights_backbone,
+    }
+    return {k: v for k, v in pairs.items() if v is not None}
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from engines.training.train import Trainer  # torch-heavy: only when training
+
+    config = load_settings(TrainConfig, args.config, _overrides(args))
+    console = Console(stderr=True)
+    trainer = Trainer(config, console)
+    path = trainer.run(resume=args.resume)
+    console.print(f"model written to {path} (loss curve: {path.parent / 'loss.png'})", highlight=False)
+    return 0
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("train", help="train a Faster/Mask R-CNN on COCO-format data")
+    p.add_argument("config", nargs="?", type=Path, help="YAML training config (see configs/train-*.yaml)")
+    p.add_argument("--train", metavar="JSON", help="COCO instances JSON of the training set")
+    p.add_argument("--val", metavar="JSON", help="COCO instances JSON to evaluate on")
+    p.add_argument("--architecture", help="e.g. fasterrcnn_compact, maskrcnn_compact, fasterrcnn_resnet50_fpn")
+    p.add_argument("--steps", type=int, help="optimizer steps in all")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--out", help="run folder: checkpoint.pt, log.jsonl, loss.png, model.pt")
+    p.add_argument("--device", help="cpu, cuda or cuda:N")
+    p.add_argument("--workers", type=int, help="data loader processes")
+    p.add_argument("--eval-every", type=int, metavar="N", help="evaluate on --val every N steps")
+    p.add_argument("--checkpoint-every", type=int, metavar="N")
+    p.add_argument("--weights", choices=["none", "coco"])
+    p.add_argument("--weights-backbone", choices=["none", "imagenet"])
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.set_defaults(func=cmd_train)
