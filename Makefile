@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_VIDEO := data/demo.mp4
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean models bench
 
 install: $(STAMP)
 
@@ -25,6 +25,34 @@ demo: $(STAMP) $(DEMO_VIDEO)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The embedded models, reproduced from scratch (hours on a 2-core CPU; re-run to resume).
+SYNTH_TRAIN := data/synth-train/annotations.json
+SYNTH_VAL := data/synth-val/annotations.json
+SYNTH_TEST := data/synth-test/annotations.json
+resume = $(if $(wildcard runs/$(1)/checkpoint.pt),--resume)
+
+$(SYNTH_TRAIN): | $(STAMP)
+	$(BIN)/detstream synth dataset data/synth-train --seed 1 --count 3000 --size 640x360
+$(SYNTH_VAL): | $(STAMP)
+	$(BIN)/detstream synth dataset data/synth-val --seed 2 --count 200 --size 640x360
+$(SYNTH_TEST): | $(STAMP)
+	$(BIN)/detstream synth dataset data/synth-test --seed 3 --count 500 --size 640x360
+
+engines/embedded/faster-compact-synth.pt: configs/train-faster-compact.yaml $(SYNTH_TRAIN) $(SYNTH_VAL)
+	$(BIN)/detstream train configs/train-faster-compact.yaml $(call resume,faster-compact)
+	cp runs/faster-compact/model.pt $@
+
+engines/embedded/mask-compact-synth.pt: configs/train-mask-compact.yaml engines/embedded/faster-compact-synth.pt
+	$(BIN)/detstream train configs/train-mask-compact.yaml $(call resume,mask-compact)
+	cp runs/mask-compact/model.pt $@
+
+models: engines/embedded/faster-compact-synth.pt engines/embedded/mask-compact-synth.pt $(SYNTH_TEST)
+	$(BIN)/detstream eval --model engines/embedded/faster-compact-synth.pt --data $(SYNTH_TEST) --out runs/eval-faster.json
+	$(BIN)/detstream eval --model engines/embedded/mask-compact-synth.pt --data $(SYNTH_TEST) --out runs/eval-mask.json
+
+bench: $(STAMP) $(DEMO_VIDEO)
+	$(BIN)/python bench/demo_fps.py --video $(DEMO_VIDEO)
 
 clean:
 	rm -rf out data/demo.mp4 data/demo.json .pytest_cache

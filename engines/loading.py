@@ -18,6 +18,7 @@ from engines.training.checkpoint import CHECKPOINT_FORMAT
 from pipeline.errors import ModelError
 
 MODEL_FORMAT = "detstream.model/v1"
+EMBEDDED_DIR = Path(__file__).parent / "embedded"
 
 
 def save_model(path: Path, model: torch.nn.Module, info: ModelInfo) -> None:
@@ -25,12 +26,31 @@ def save_model(path: Path, model: torch.nn.Module, info: ModelInfo) -> None:
     torch.save({"format": MODEL_FORMAT, "info": info.to_dict(), "state_dict": model.state_dict()}, path)
 
 
-def load_model(spec: str) -> tuple[torch.nn.Module, ModelInfo]:
-    if spec.startswith("arch:"):
-        return untrained(spec.removeprefix("arch:"))
+def embedded_models() -> dict[str, Path]:
+    """The models shipped inside the package, by name (`embedded:NAME`)."""
+    return {p.stem: p for p in sorted(EMBEDDED_DIR.glob("*.pt"))}
+
+
+def resolve(spec: str) -> Path:
+    """The file behind a model spec: a path, or `embedded:NAME`."""
+    if spec.startswith("embedded:"):
+        name = spec.removeprefix("embedded:")
+        shipped = embedded_models()
+        if name not in shipped:
+            raise ModelError(f"no embedded model {name!r} (shipped: {', '.join(shipped) or 'none'})")
+        return shipped[name]
     path = Path(spec)
     if not path.is_file():
-        raise ModelError(f"model file not found: {spec} (or use arch:NAME for an untrained model)")
+        raise ModelError(f"model file not found: {spec} (or use embedded:NAME, arch:NAME)")
+    return path
+
+
+def load_model(spec: str) -> tuple[torch.nn.Module, ModelInfo]:
+    """Weights and metadata of `spec`: a model file, a training checkpoint,
+    `embedded:NAME` (shipped with detstream) or `arch:NAME` (untrained)."""
+    if spec.startswith("arch:"):
+        return untrained(spec.removeprefix("arch:"))
+    path = resolve(spec)
     try:
         record = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file

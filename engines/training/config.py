@@ -45,6 +45,9 @@ class TrainConfig(Settings):
     input_size: tuple[int, int] | None = Field(None, description="(height, width); default: the architecture's")
     weights: Literal["none", "coco"] = "none"
     weights_backbone: Literal["none", "imagenet"] = "none"
+    init_from: str | None = Field(
+        None, description="model file or checkpoint whose tensors of the same name and shape start this model"
+    )
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)

@@ -22,7 +22,7 @@ from rich.console import Console
 from torch.utils.data import DataLoader, Sampler
 
 from engines.base import ModelInfo
-from engines.loading import save_model
+from engines.loading import load_model, save_model
 from engines.models import architecture, build_model
 from engines.torch_backend import TorchEngine
 from engines.training.checkpoint import load_checkpoint, save_checkpoint
@@ -115,6 +115,8 @@ class Trainer:
             image_mean=list(self.info.mean),
             image_std=list(self.info.std),
         ).to(self.device)
+        if config.init_from:
+            self._init_from(Path(config.init_from))
         params = [p for p in self.model.parameters() if p.requires_grad]
         opt = config.optimizer
         if opt.name == "sgd":
@@ -128,6 +130,18 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.step = 0
         self.fingerprint = self.data.fingerprint()
+
+    def _init_from(self, path: Path) -> None:
+        """Start from another trained model: e.g. a Mask R-CNN from the Faster R-CNN of the
+        same family, whose backbone, RPN and box head carry over unchanged."""
+        _, source = load_model(str(path))
+        if tuple(source.class_names) != tuple(self.info.class_names):
+            raise TrainingError(f"init_from {path}: its classes {source.class_names} are not this data's classes")
+        theirs = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+        mine = self.model.state_dict()
+        matching = {k: v for k, v in theirs.items() if k in mine and mine[k].shape == v.shape}
+        self.model.load_state_dict(matching, strict=False)
+        log.info("initialised %d of %d tensors from %s", len(matching), len(mine), path)
 
     # -- checkpoints -------------------------------------------------------------------
 

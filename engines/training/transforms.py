@@ -122,7 +122,7 @@ def zoom(image: np.ndarray, target: dict, factor: float, where: tuple[float, flo
         masks = np.zeros((len(target["masks"]), height, width), np.uint8)
         masks[:, dst_y : dst_y + h, dst_x : dst_x + w] = target["masks"][:, src_y : src_y + h, src_x : src_x + w]
         target["masks"] = masks
-        target["area"] = masks.reshape(len(masks), -1).sum(1).astype(np.float32)
+        target["area"] = masks.sum(axis=(1, 2)).astype(np.float32)
     return canvas, target
 
 

@@ -158,3 +158,15 @@ def test_colour_jitter_changes_pixels_not_geometry() -> None:
 def test_bad_settings_are_rejected(kwargs: dict) -> None:
     with pytest.raises(ValueError, match="Augment"):
         Augment(**kwargs)
+
+
+def test_zoom_of_an_image_without_objects() -> None:
+    empty = {
+        "boxes": np.zeros((0, 4), np.float32),
+        "labels": np.zeros(0, np.int64),
+        "masks": np.zeros((0, 30, 40), np.uint8),
+        "iscrowd": np.zeros(0, np.int64),
+        "area": np.zeros(0, np.float32),
+    }
+    image, target = zoom(np.zeros((30, 40, 3), np.uint8), empty, 1.3, (0.5, 0.5))
+    assert image.shape == (30, 40, 3) and target["masks"].shape == (0, 30, 40) and len(target["area"]) == 0

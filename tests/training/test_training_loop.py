@@ -114,3 +114,22 @@ def test_learning_rate_schedule():
     assert lr_factor(schedule, 10) == pytest.approx(1.0)
     assert lr_factor(schedule, 100) == pytest.approx(schedule.final_lr_fraction)
     assert lr_factor(schedule, 55) < lr_factor(schedule, 30)
+
+
+def test_mask_model_starts_from_a_box_model_of_the_same_family(tiny, tmp_path):
+    box = Trainer(config(tiny, tmp_path / "box", schedule={"steps": 2, "warmup_steps": 0})).run()
+    trainer = Trainer(config(tiny, tmp_path / "mask", architecture="maskrcnn_compact", init_from=str(box)))
+    box_weights = torch.load(box, weights_only=True)["state_dict"]
+    mask_weights = trainer.model.state_dict()
+    shared = [k for k in box_weights if k in mask_weights]
+    assert len(shared) == len(box_weights)  # everything but the mask head carries over
+    assert all(torch.equal(box_weights[k], mask_weights[k]) for k in shared)
+    path = trainer.run()
+    assert load_engine(str(path)).info.has_masks
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_training_on_cuda_with_amp(tiny, tmp_path):
+    path = Trainer(config(tiny, tmp_path / "cuda", device="cuda", amp=True)).run()
+    assert load_engine(str(path), device="cuda").info.architecture == "fasterrcnn_compact"

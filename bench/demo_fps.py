@@ -1,0 +1,100 @@
+"""End-to-end frames/s of `detstream run` on the 720p demo video, with the default model.
+
+Also times the detector alone on the same frames, pre-decoded, so the report shows how
+close the pipeline gets to its bottleneck. Ratios come from one run on one machine.
+
+    .venv/bin/python bench/demo_fps.py [--model SPEC] [--video data/demo.mp4] [--target 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import torch
+
+from engines.loading import load_engine
+from pipeline.config import DEFAULT_MODEL, load_config
+from pipeline.runner import run
+from stages.preprocess import Normalizer
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def detector_alone(model: str, video: Path, frames: int, batch: int) -> float:
+    """Frames/s of preprocess + engine on frames decoded beforehand."""
+    engine = load_engine(model)
+    normalize = Normalizer(engine.info)
+    with av.open(str(video)) as container:
+        images = [f.to_ndarray(format="rgb24") for _, f in zip(range(frames), container.decode(video=0))]
+    engine.infer(*_prepared(normalize, images[:batch]))  # warm-up
+    started = time.perf_counter()
+    for first in range(0, len(images), batch):
+        engine.infer(*_prepared(normalize, images[first : first + batch]))
+    return len(images) / (time.perf_counter() - started)
+
+
+def _prepared(normalize: Normalizer, images: list) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+    batch, geometry = normalize(images)
+    return batch, [g.resized_size for g in geometry]
+
+
+def pipeline_fps(model: str, video: Path, batch: int) -> tuple[float, int]:
+    config = load_config(None, {"sources": [str(video)], "model.path": model, "batch.max_batch": batch})
+    summary = run(config)
+    frames = summary.counts["postprocess"]
+    return frames / summary.elapsed_s, frames
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--video", type=Path, default=REPO / "data/demo.mp4")
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--target", type=float, default=5.0, help="frames/s the pipeline must reach")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    if not args.video.exists():
+        subprocess.run([sys.executable, "-m", "synth", "video", str(args.video), "--seed", "7",
+                        "--size", "1280x720", "--seconds", "10"], check=True)
+    runs = [pipeline_fps(args.model, args.video, args.batch) for _ in range(args.repeats)]
+    frames = runs[0][1]
+    pipeline = statistics.median(fps for fps, _ in runs)
+    alone = statistics.median(detector_alone(args.model, args.video, frames, args.batch) for _ in range(args.repeats))
+    result = {
+        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads()},
+        "model": args.model,
+        "video": str(args.video),
+        "frames": frames,
+        "batch": args.batch,
+        "pipeline_fps_median": round(pipeline, 2),
+        "pipeline_fps_runs": [round(fps, 2) for fps, _ in runs],
+        "detector_alone_fps_median": round(alone, 2),
+        "efficiency": round(pipeline / alone, 3),
+        "target_fps": args.target,
+        "meets_target": pipeline >= args.target,
+    }
+    print(json.dumps(result, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
