@@ -131,3 +131,13 @@ def test_signal_drains_flushes_and_exits_quickly(tmp_path, long_video, signum, c
 
     with av.open(str(video)) as container:
         assert sum(1 for _ in container.decode(video=0)) == len(messages)
+
+
+def test_stdout_sink_and_config_file_with_flag_override(tmp_path, videos):
+    config = tmp_path / "run.yaml"
+    config.write_text(f"sources: [{videos['a']}]\nmax_frames: 20\nmodel:\n  path: {MODEL}\nsinks: ['jsonl:-']\n")
+    result = run_cli("run", str(config), "--max-frames", "3")
+    assert result.returncode == 0, result.stderr
+    messages = [json.loads(line) for line in result.stdout.splitlines()]  # stdout holds messages only
+    assert [m["seq"] for m in messages] == [0, 1, 2]
+    assert "postprocess" in result.stderr  # the summary goes to stderr
