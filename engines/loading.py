@@ -13,6 +13,7 @@ import torch
 
 from engines.base import Engine, ModelInfo
 from engines.models import build_model, untrained
+from engines.package import Package, is_package, read_package
 from engines.torch_backend import TorchEngine
 from engines.training.checkpoint import CHECKPOINT_FORMAT
 from pipeline.errors import ModelError
@@ -67,10 +68,29 @@ def load_model(spec: str) -> tuple[torch.nn.Module, ModelInfo]:
     return model, info
 
 
+def _torch_engine(package: Package, device: str, floor: float, threads: int | None) -> Engine:
+    model, info = load_model(str(package.file("torch")))
+    return TorchEngine(model, info, device=device, score_floor=floor)
+
+
+def _onnxruntime_engine(package: Package, device: str, floor: float, threads: int | None) -> Engine:
+    from engines.onnxruntime_backend import OnnxRuntimeEngine  # onnxruntime loads only when used
+
+    return OnnxRuntimeEngine(package, floor, threads)
+
+
+PACKAGE_BACKENDS = {"torch": _torch_engine, "onnxruntime": _onnxruntime_engine}
+
+
 def load_engine(
-    spec: str, device: str = "cpu", score_threshold: float | None = None, threads: int | None = None
+    spec: str,
+    device: str = "cpu",
+    score_threshold: float | None = None,
+    threads: int | None = None,
+    backend: str = "auto",
 ) -> Engine:
-    """Load `spec` on `device`.
+    """Load `spec` on `device` with `backend` (auto: ONNX Runtime for engine packages,
+    PyTorch for model files).
 
     Candidates below the score threshold (default: the model's) are never produced:
     postprocess would drop them anyway, and for mask models each costs a mask-head pass.
@@ -79,6 +99,15 @@ def load_engine(
         raise ModelError(f"device {device!r} requested but CUDA is not available on this machine")
     if threads is not None:
         torch.set_num_threads(threads)  # process-wide: torch has one intra-op pool
+    if is_package(Path(spec)):
+        package = read_package(Path(spec))
+        chosen = "onnxruntime" if backend == "auto" else backend
+        if chosen not in PACKAGE_BACKENDS:
+            raise ModelError(f"backend {chosen!r} is not available here (available: {', '.join(PACKAGE_BACKENDS)})")
+        floor = package.info.score_threshold if score_threshold is None else score_threshold
+        return PACKAGE_BACKENDS[chosen](package, device, floor, threads)
+    if backend not in ("auto", "torch"):
+        raise ModelError(f"backend {backend!r} needs an engine package: detstream export --model {spec} --out PACKAGE")
     model, info = load_model(spec)
     floor = info.score_threshold if score_threshold is None else score_threshold
     return TorchEngine(model, info, device=device, score_floor=floor)

@@ -119,6 +119,10 @@ class TwoStageEngine:
         # Masks depend only on their own box, so running the head on all candidates and
         # letting postprocess drop the suppressed ones gives torchvision's masks exactly.
         boxes = [o.boxes for o in outputs]
+        if not sum(len(b) for b in boxes):  # nothing to segment: do not call the head on 0 RoIs
+            for output in outputs:
+                output.mask_logits = output.boxes.new_zeros((0, 28, 28))
+            return
         pooled = self.skeleton.roi_heads.mask_roi_pool(features, boxes, image_sizes)
         logits = self.parts.mask_head(pooled)
         labels = torch.cat([o.labels for o in outputs])

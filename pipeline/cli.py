@@ -1,4 +1,4 @@
-"""`detstream` command line: run, synth, train, eval."""
+"""`detstream` command line: run, synth, train, eval, export."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from engines.export_cli import add_parser as add_export_parser
 from engines.training.eval_cli import add_parser as add_eval_parser
 from engines.training.train_cli import add_parser as add_train_parser
 from pipeline.config import load_config
@@ -31,6 +32,7 @@ def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "sinks": args.sink,
         "model.path": args.model,
         "model.device": args.device,
+        "model.engine": args.engine,
         "model.score_threshold": args.score_threshold,
         "batch.max_batch": args.max_batch,
         "max_frames": args.max_frames,
@@ -81,6 +83,7 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sink", action="append", metavar="URI", help="jsonl:PATH or video:PATH.mp4; repeat for several")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop each source after N frames")
     p.add_argument("--device", help="cpu, cuda or cuda:N")
+    p.add_argument("--engine", help="auto, torch or onnxruntime (auto: ONNX Runtime for engine packages)")
     p.add_argument("--score-threshold", type=float, metavar="S", help="default: the model's")
     p.add_argument("--max-batch", type=int, metavar="N", help="frames per engine call")
     p.set_defaults(func=cmd_run)
@@ -94,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_synth_parser(subparsers)
     add_train_parser(subparsers)
     add_eval_parser(subparsers)
+    add_export_parser(subparsers)
     return parser
 
 

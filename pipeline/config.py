@@ -7,7 +7,7 @@ works with no file. Validation errors name the key, the bad value and what is al
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -36,6 +36,9 @@ class SourceConfig(Settings):
 class ModelConfig(Settings):
     path: str = Field(DEFAULT_MODEL, description="model file, or arch:NAME for an untrained architecture")
     device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?)$", description="cpu, cuda or cuda:N")
+    engine: Literal["auto", "torch", "onnxruntime"] = Field(
+        "auto", description="backend; auto: ONNX Runtime for engine packages, PyTorch for model files"
+    )
     score_threshold: float | None = Field(None, ge=0, le=1, description="default: the model's own")
     nms_iou: float = Field(0.5, gt=0, le=1, description="IoU for class-wise NMS")
     top_k: int = Field(100, ge=1, description="at most this many detections per frame")

@@ -135,7 +135,7 @@ def run(config: RunConfig, engine: Engine | None = None) -> RunSummary:
         raise ConfigError("no sources: give --source URI or a config file with sources")
     if engine is None:
         model = config.model
-        engine = load_engine(model.path, model.device, model.score_threshold, model.threads)
+        engine = load_engine(model.path, model.device, model.score_threshold, model.threads, model.engine)
     ctx = RunContext()
     stages, detect = build_stages(config, engine, ctx)
     signals = _Signals(ctx)

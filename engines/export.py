@@ -1,0 +1,106 @@
+"""Export a trained model to an engine package of ONNX parts (see `engines.package`).
+
+The split follows the design guide: a dense engine (backbone + FPN + RPN head, dynamic
+batch), a box-head engine and a mask-head engine (dynamic number of RoIs); the
+data-dependent steps between them stay in torch (`engines.two_stage`). Full-graph exports
+of torchvision R-CNNs cannot batch and put data-dependent NMS inside the engine. Legacy
+TorchScript exporter (`dynamo=False`), opset 17.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+import torch
+import torchvision
+from torch import nn
+
+from engines.loading import load_model, save_model
+from engines.package import Package, write_package
+
+OPSET = 17
+MAX_ROIS = 1000  # the RoI range the engines are built and tested for (TensorRT profiles)
+
+
+class Dense(nn.Module):
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.backbone = model.backbone
+        self.rpn_head = model.rpn.head
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        features = list(self.backbone(images).values())
+        objectness, deltas = self.rpn_head(features)
+        return (*features, *objectness, *deltas)
+
+
+class BoxHead(nn.Module):
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.head = model.roi_heads.box_head
+        self.predictor = model.roi_heads.box_predictor
+
+    def forward(self, roi_features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.predictor(self.head(roi_features))
+
+
+class MaskHead(nn.Module):
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.head = model.roi_heads.mask_head
+        self.predictor = model.roi_heads.mask_predictor
+
+    def forward(self, roi_features: torch.Tensor) -> torch.Tensor:
+        return self.predictor(self.head(roi_features))
+
+
+def _export(module: nn.Module, example: torch.Tensor, path: Path, input_name: str, outputs: list[str], dynamic: str) -> None:
+    torch.onnx.export(
+        module.eval(),
+        (example,),
+        str(path),
+        dynamo=False,
+        opset_version=OPSET,
+        input_names=[input_name],
+        output_names=outputs,
+        dynamic_axes={input_name: {0: dynamic}, **{name: {0: dynamic} for name in outputs}},
+    )
+    onnx.checker.check_model(str(path))
+
+
+def export_package(model_spec: str, out: Path, max_batch: int = 8) -> Package:
+    model, info = load_model(model_spec)
+    model.eval()
+    out.mkdir(parents=True, exist_ok=True)
+    height, width = info.input_size
+    images = torch.zeros(2, 3, height, width)
+    with torch.no_grad():
+        feature_names = list(model.backbone(images).keys())
+    levels = len(feature_names)
+    dense_outputs = [f"feature_{n}" for n in feature_names]
+    dense_outputs += [f"objectness_{i}" for i in range(levels)] + [f"deltas_{i}" for i in range(levels)]
+    _export(Dense(model), images, out / "dense.onnx", "images", dense_outputs, "batch")
+    channels = model.backbone.out_channels
+    box_size = model.roi_heads.box_roi_pool.output_size
+    _export(BoxHead(model), torch.zeros(4, channels, *box_size), out / "box_head.onnx", "roi_features",
+            ["class_logits", "box_regression"], "rois")
+    files = {"dense": "dense.onnx", "box_head": "box_head.onnx"}
+    if info.has_masks:
+        mask_size = model.roi_heads.mask_roi_pool.output_size
+        _export(MaskHead(model), torch.zeros(4, channels, *mask_size), out / "mask_head.onnx", "roi_features",
+                ["mask_logits"], "rois")
+        files["mask_head"] = "mask_head.onnx"
+    save_model(out / "model.pt", model, info)  # the PyTorch reference travels with the package
+    files["torch"] = "model.pt"
+    meta = {
+        "info": info.to_dict(),
+        "feature_names": feature_names,
+        "batch": {"min": 1, "max": max_batch},
+        "rois": {"min": 1, "max": MAX_ROIS},
+        "precision": "fp32",
+        "opset": OPSET,
+        "versions": {"torch": torch.__version__, "torchvision": torchvision.__version__, "onnx": onnx.__version__},
+        "source": str(model_spec),
+    }
+    return write_package(out, meta, files)

@@ -1,0 +1,28 @@
+"""`detstream export --model MODEL --out PACKAGE`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from engines.export import export_package
+
+    package = export_package(args.model, Path(args.out), max_batch=args.max_batch)
+    console = Console(stderr=True)
+    for part, entry in package.meta["files"].items():
+        size = (package.root / entry["path"]).stat().st_size / 1e6
+        console.print(f"{part:10s} {entry['path']:16s} {size:6.1f} MB  sha256 {entry['sha256'][:12]}", highlight=False)
+    console.print(f"engine package written to {package.root}", highlight=False)
+    return 0
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("export", help="export a model to an engine package (ONNX parts + metadata)")
+    p.add_argument("--model", required=True, help="model file, checkpoint or embedded:NAME")
+    p.add_argument("--out", required=True, help="package folder to write")
+    p.add_argument("--max-batch", type=int, default=8, help="largest batch the dense engine is built for")
+    p.set_defaults(func=cmd_export)
