@@ -15,7 +15,7 @@ from engines.training.evaluate import evaluate, print_report, write_report
 def cmd_eval(args: argparse.Namespace) -> int:
     # the engine's candidate floor must not be above the evaluation threshold, or
     # low-score detections that COCO AP counts would never be produced
-    engine = load_engine(args.model, args.device, args.score_threshold)
+    engine = load_engine(args.model, args.device, args.score_threshold, backend=args.engine)
     dataset = CocoDataset(args.data, args.images)
     result = evaluate(
         engine,
@@ -42,7 +42,8 @@ def _positive(text: str) -> int:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("eval", help="COCO mAP of a model on an annotated image set")
-    p.add_argument("--model", required=True, metavar="SPEC", help="model file, or arch:NAME")
+    p.add_argument("--model", required=True, metavar="SPEC",
+                   help="model file, checkpoint, engine package, embedded:NAME or arch:NAME")
     p.add_argument("--data", required=True, type=Path, metavar="ANNOTATIONS.json", help="COCO instances file")
     p.add_argument("--images", type=Path, metavar="DIR", help="image folder (default: images/ next to the JSON)")
     p.add_argument("--out", type=Path, metavar="PATH", help="also write the report as JSON")
@@ -52,4 +53,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--top-k", type=_positive, default=100, metavar="K", help="detections per image (default 100)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--engine", default="auto", choices=["auto", "torch", "onnxruntime"],
+                   help="backend (auto: ONNX Runtime for engine packages, PyTorch otherwise)")
     p.set_defaults(func=cmd_eval)
