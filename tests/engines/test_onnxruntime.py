@@ -92,3 +92,19 @@ def test_damaged_package_is_refused(package, tmp_path):
     with pytest.raises(ModelError, match="needs an engine package"):
         load_engine(str(copy / "model.pt"), backend="onnxruntime")
     assert read_package(copy).info.architecture in ("fasterrcnn_compact", "maskrcnn_compact")
+
+
+def test_export_and_run_from_the_command_line(tmp_path, videos):
+    from conftest import run_cli
+
+    model, info = untrained("fasterrcnn_compact")
+    save_model(tmp_path / "m.pt", model, info)
+    result = run_cli("export", "--model", str(tmp_path / "m.pt"), "--out", str(tmp_path / "pkg"))
+    assert result.returncode == 0, result.stderr
+    assert "dense.onnx" in result.stderr and (tmp_path / "pkg/package.json").exists()
+    out = tmp_path / "out.jsonl"
+    result = run_cli("run", "--model", str(tmp_path / "pkg"), "--source", str(videos["b"]),
+                     "--sink", f"jsonl:{out}", "--score-threshold", "0.05")
+    assert result.returncode == 0, result.stderr
+    messages = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(messages) == 25 and {m["model"] for m in messages} == {info.name}
