@@ -79,7 +79,18 @@ def _onnxruntime_engine(package: Package, device: str, floor: float, threads: in
     return OnnxRuntimeEngine(package, floor, threads)
 
 
-PACKAGE_BACKENDS = {"torch": _torch_engine, "onnxruntime": _onnxruntime_engine}
+def _tensorrt_engine(package: Package, device: str, floor: float, threads: int | None) -> Engine:
+    from engines.tensorrt_backend import tensorrt_engine  # tensorrt loads only when used
+
+    return tensorrt_engine(package, device, floor, threads)
+
+
+PACKAGE_BACKENDS = {"torch": _torch_engine, "onnxruntime": _onnxruntime_engine, "tensorrt": _tensorrt_engine}
+
+
+def _auto_backend(package: Package, device: str) -> str:
+    """TensorRT when the package holds plans and we run on CUDA, else ONNX Runtime."""
+    return "tensorrt" if device.startswith("cuda") and "tensorrt" in package.meta else "onnxruntime"
 
 
 def load_engine(
@@ -89,8 +100,8 @@ def load_engine(
     threads: int | None = None,
     backend: str = "auto",
 ) -> Engine:
-    """Load `spec` on `device` with `backend` (auto: ONNX Runtime for engine packages,
-    PyTorch for model files).
+    """Load `spec` on `device` with `backend` (auto: for engine packages TensorRT on CUDA
+    when the package has plans, else ONNX Runtime; PyTorch for model files).
 
     Candidates below the score threshold (default: the model's) are never produced:
     postprocess would drop them anyway, and for mask models each costs a mask-head pass.
@@ -101,7 +112,7 @@ def load_engine(
         torch.set_num_threads(threads)  # process-wide: torch has one intra-op pool
     if is_package(Path(spec)):
         package = read_package(Path(spec))
-        chosen = "onnxruntime" if backend == "auto" else backend
+        chosen = _auto_backend(package, device) if backend == "auto" else backend
         if chosen not in PACKAGE_BACKENDS:
             raise ModelError(f"backend {chosen!r} is not available here (available: {', '.join(PACKAGE_BACKENDS)})")
         floor = package.info.score_threshold if score_threshold is None else score_threshold

@@ -1,4 +1,4 @@
-"""`detstream` command line: run, synth, train, eval, export."""
+"""`detstream` command line: run, synth, train, eval, export, build-engine."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from engines.build_engine_cli import add_parser as add_build_engine_parser
 from engines.export_cli import add_parser as add_export_parser
 from engines.training.eval_cli import add_parser as add_eval_parser
 from engines.training.train_cli import add_parser as add_train_parser
@@ -83,7 +84,7 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sink", action="append", metavar="URI", help="jsonl:PATH or video:PATH.mp4; repeat for several")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop each source after N frames")
     p.add_argument("--device", help="cpu, cuda or cuda:N")
-    p.add_argument("--engine", help="auto, torch or onnxruntime (auto: ONNX Runtime for engine packages)")
+    p.add_argument("--engine", help="auto, torch, onnxruntime or tensorrt (auto: TensorRT on CUDA when the package has plans, else ONNX Runtime)")
     p.add_argument("--score-threshold", type=float, metavar="S", help="default: the model's")
     p.add_argument("--max-batch", type=int, metavar="N", help="frames per engine call")
     p.set_defaults(func=cmd_run)
@@ -98,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_parser(subparsers)
     add_eval_parser(subparsers)
     add_export_parser(subparsers)
+    add_build_engine_parser(subparsers)
     return parser
 
 

@@ -36,8 +36,8 @@ class SourceConfig(Settings):
 class ModelConfig(Settings):
     path: str = Field(DEFAULT_MODEL, description="model file, or arch:NAME for an untrained architecture")
     device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?)$", description="cpu, cuda or cuda:N")
-    engine: Literal["auto", "torch", "onnxruntime"] = Field(
-        "auto", description="backend; auto: ONNX Runtime for engine packages, PyTorch for model files"
+    engine: Literal["auto", "torch", "onnxruntime", "tensorrt"] = Field(
+        "auto", description="backend; auto: TensorRT/ONNX Runtime for engine packages, PyTorch for model files"
     )
     score_threshold: float | None = Field(None, ge=0, le=1, description="default: the model's own")
     nms_iou: float = Field(0.5, gt=0, le=1, description="IoU for class-wise NMS")

@@ -1,0 +1,226 @@
+"""Build TensorRT plans for an engine package: one plan per ONNX part, in PACKAGE/trt/.
+
+Works with TensorRT 10 and 11. Networks are strongly typed: precision comes from the ONNX
+types, never from builder flags (TensorRT 11 removed FP16/INT8), so an fp16 build first
+converts the ONNX parts to fp16 (`convert_fp16`). Each part gets one optimization profile
+over its dynamic first axis (images for the dense part, RoIs for the heads); tactic
+timings persist in a timing cache file so rebuilds are fast. The result is a metadata
+record (`tensorrt` in package.json) that the backend checks before loading a plan.
+
+`tensorrt` is imported inside functions: this module imports on machines without it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import onnx
+import torch
+from onnx import AttributeProto, TensorProto, helper, numpy_helper
+
+from engines.onnx_lint import lint
+from engines.package import METADATA, Package, sha256
+from pipeline.errors import ModelError
+
+if TYPE_CHECKING:
+    import tensorrt as trt
+
+log = logging.getLogger("detstream.tensorrt")
+
+PARTS = ("dense", "box_head", "mask_head")
+ROIS_OPT = 128  # typical RoIs per head call (proposals of one or two images)
+INSTALL_HINT = "install with pip install 'detstream[tensorrt]' on an NVIDIA machine"
+# ONNX inputs that must stay float32 whatever the model's precision (Resize roi / scales).
+FP32_ONLY_INPUTS = {"Resize": (1, 2), "Upsample": (1,)}
+FP16_MAX = float(np.finfo(np.float16).max)
+
+
+def import_tensorrt() -> ModuleType:
+    """The `tensorrt` module and a CUDA device, or one clear error saying what is missing."""
+    try:
+        import tensorrt
+    except ImportError as exc:
+        raise ModelError(f"TensorRT is not installed ({exc}): {INSTALL_HINT}") from exc
+    if not torch.cuda.is_available():
+        raise ModelError("TensorRT needs an NVIDIA GPU with CUDA, and torch sees none on this machine")
+    return tensorrt
+
+
+def gpu_record(device: torch.device | int | None = None) -> dict[str, str]:
+    """What a plan is tied to besides the TensorRT version: the GPU's compute capability."""
+    major, minor = torch.cuda.get_device_capability(device)
+    return {"gpu": torch.cuda.get_device_name(device), "compute_capability": f"{major}.{minor}"}
+
+
+def build_plans(
+    package: Package,
+    fp16: bool = False,
+    max_batch: int | None = None,
+    timing_cache: Path | None = None,
+    tf32: bool = True,
+) -> dict[str, Any]:
+    """Build PACKAGE/trt/PART.PRECISION.plan for each ONNX part; return the `tensorrt` record.
+
+    `max_batch` defaults to the package's batch range; `timing_cache` to PACKAGE/trt/timing.cache.
+    `tf32=False` keeps fp32 convolutions and matmuls in full fp32 (TensorRT's default
+    uses TF32 on Ampere and later: ~1e-3 relative error, faster).
+    """
+    trt = import_tensorrt()
+    precision = "fp16" if fp16 else "fp32"
+    max_batch = max_batch or int(package.meta["batch"]["max"])
+    rois = (int(package.meta["rois"]["min"]), min(ROIS_OPT, int(package.meta["rois"]["max"])),
+            int(package.meta["rois"]["max"]))
+    # first-axis (min, opt, max) of each part's one optimization profile
+    ranges = {"dense": (int(package.meta["batch"]["min"]), max(1, max_batch // 2), max_batch),
+              "box_head": rois, "mask_head": rois}
+    out = package.root / "trt"
+    out.mkdir(exist_ok=True)
+    cache_path = timing_cache or out / "timing.cache"
+    logger = trt.Logger(trt.Logger.WARNING)
+    trt.init_libnvinfer_plugins(logger, "")  # before parsing: RoiAlign and others are plugins
+    plans = {}
+    for part in (p for p in PARTS if package.has(p)):
+        onnx_path = package.file(part)  # checksum verified
+        for finding in lint(onnx_path):  # the parser decides; the lint explains early
+            log.warning("%s", finding)
+        if fp16:
+            onnx_path = convert_fp16(onnx_path, out / f"{part}.fp16.onnx")
+        plan = out / f"{part}.{precision}.plan"
+        input_size = package.info.input_size if part == "dense" else None
+        _build(logger, onnx_path, plan, ranges[part], input_size, cache_path, tf32)
+        plans[part] = {"path": plan.relative_to(package.root).as_posix(), "sha256": sha256(plan)}
+    return {
+        "version": trt.__version__,
+        **gpu_record(),
+        "precision": precision,
+        "tf32": tf32,
+        "input_size": list(package.info.input_size),
+        "batch": dict(zip(("min", "opt", "max"), ranges["dense"])),
+        "rois": dict(zip(("min", "opt", "max"), rois)),
+        "plans": plans,
+    }
+
+
+def _build(
+    logger: trt.ILogger,
+    onnx_path: Path,
+    plan: Path,
+    first_axis: tuple[int, int, int],
+    input_size: tuple[int, int] | None,
+    cache_path: Path,
+    tf32: bool,
+) -> None:
+    import tensorrt as trt  # present: build_plans checked
+
+    try:
+        builder: trt.Builder = trt.Builder(logger)
+    except TypeError as exc:  # the bindings' way of saying the library could not start on this GPU
+        raise ModelError(f"TensorRT could not start on this GPU ({exc}): check the NVIDIA driver and CUDA") from exc
+    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = []
+        for i in range(parser.num_errors):
+            error: trt.ParserError = parser.get_error(i)
+            errors.append(f"node {error.node()} {error.node_name()!r} ({error.node_operator()}): {error.desc()}")
+        raise ModelError(f"TensorRT cannot parse {onnx_path.name}: " + "; ".join(errors))
+    config = builder.create_builder_config()
+    if not tf32:
+        config.clear_flag(trt.BuilderFlag.TF32)
+    profile = builder.create_optimization_profile()
+    for i in range(network.num_inputs):
+        tensor: trt.ITensor = network.get_input(i)
+        rest = tuple(tensor.shape)[1:]
+        if any(d < 0 for d in rest):
+            raise ModelError(f"{onnx_path.name}: input {tensor.name} {tuple(tensor.shape)} may vary only in its first axis")
+        if input_size is not None and tuple(rest[-2:]) != tuple(input_size):
+            raise ModelError(f"{onnx_path.name}: input {tensor.name} is {rest[-2:]}, the package says {input_size}")
+        low, opt, high = ((n, *rest) for n in first_axis)
+        profile.set_shape(tensor.name, low, opt, high)
+    config.add_optimization_profile(profile)
+    _use_timing_cache(config, cache_path)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise ModelError(f"TensorRT could not build {onnx_path.name} (see the TensorRT log above)")
+    plan.write_bytes(bytes(serialized))
+    # write the cache back after every part: tactics measured so far survive a failure later
+    cache_path.write_bytes(bytes(config.get_timing_cache().serialize()))
+
+
+def _use_timing_cache(config: trt.IBuilderConfig, path: Path) -> None:
+    data = path.read_bytes() if path.is_file() else b""
+    cache = config.create_timing_cache(data)
+    # a cache from another GPU or TensorRT version is refused, not merged: start a new one
+    if cache is None or not config.set_timing_cache(cache, ignore_mismatch=False):
+        log.warning("timing cache %s does not fit this GPU / TensorRT: starting a new one", path)
+        config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
+
+
+def record_build(package: Package, record: dict[str, Any]) -> Package:
+    """Store the build record under `tensorrt` in package.json (other entries untouched)."""
+    meta = {**package.meta, "tensorrt": record}
+    (package.root / METADATA).write_text(json.dumps(meta, indent=2) + "\n")
+    return Package(package.root, meta)
+
+
+def convert_fp16(src: Path, dst: Path) -> Path:
+    """An fp16 copy of an ONNX model whose inputs and outputs stay float32.
+
+    Float weights and constants become float16 and Casts to float32 become Casts to
+    float16, so a strongly typed network computes in fp16; a Cast at each input and output
+    keeps the interface float32, so the backend feeds every precision the same way.
+    Only graphs without subgraphs (all our parts) are converted.
+    """
+    model = onnx.load(str(src))
+    graph = model.graph
+    if any(a.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS) for n in graph.node for a in n.attribute):
+        raise ModelError(f"{src.name}: fp16 conversion does not handle If/Loop/Scan subgraphs")
+    keep = {n.input[i] for n in graph.node for i in FP32_ONLY_INPUTS.get(n.op_type, ()) if i < len(n.input)}
+    for i, tensor in enumerate(graph.initializer):
+        if tensor.data_type == TensorProto.FLOAT and tensor.name not in keep:
+            graph.initializer[i].CopyFrom(_half(tensor, src))
+    for node in graph.node:
+        if any(out in keep for out in node.output):
+            continue
+        for attr in node.attribute:
+            if node.op_type in ("Constant", "ConstantOfShape") and attr.type == AttributeProto.TENSOR \
+                    and attr.t.data_type == TensorProto.FLOAT:
+                attr.t.CopyFrom(_half(attr.t, src))
+            elif node.op_type == "Cast" and attr.name == "to" and attr.i == TensorProto.FLOAT:
+                attr.i = TensorProto.FLOAT16
+    _cast_interface(graph)
+    del graph.value_info[:]  # stale float32 types; the checker re-infers them
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(dst))
+    return dst
+
+
+def _half(tensor: onnx.TensorProto, src: Path) -> onnx.TensorProto:
+    array = numpy_helper.to_array(tensor)
+    if array.size and float(np.abs(array).max()) > FP16_MAX:
+        raise ModelError(f"{src.name}: {tensor.name} has values beyond the fp16 range; build in fp32")
+    return numpy_helper.from_array(array.astype(np.float16), tensor.name)
+
+
+def _cast_interface(graph: onnx.GraphProto) -> None:
+    """Float32 graph inputs/outputs, float16 inside: rename the inner tensors, add Casts."""
+    renames = {}
+    for value in list(graph.input) + list(graph.output):
+        if value.type.tensor_type.elem_type == TensorProto.FLOAT:
+            renames[value.name] = f"{value.name}__fp16"
+    for node in graph.node:
+        node.input[:] = [renames.get(name, name) for name in node.input]
+        node.output[:] = [renames.get(name, name) for name in node.output]
+    inputs = {v.name for v in graph.input}
+    casts_in = [helper.make_node("Cast", [name], [renames[name]], to=TensorProto.FLOAT16, name=f"{name}_to_fp16")
+                for name in renames if name in inputs]
+    casts_out = [helper.make_node("Cast", [renames[v.name]], [v.name], to=TensorProto.FLOAT, name=f"{v.name}_to_fp32")
+                 for v in graph.output if v.name in renames]
+    nodes = casts_in + list(graph.node) + casts_out
+    del graph.node[:]
+    graph.node.extend(nodes)
