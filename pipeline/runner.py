@@ -54,9 +54,11 @@ class RunSummary:
 
     @property
     def exit_code(self) -> int:
-        if self.stage_errors or self.source_errors or self.aborted:
+        if self.stage_errors or self.source_errors:
             return 1
-        return {"SIGINT": 130, "SIGTERM": 143}.get(self.signal or "", 0)
+        if self.signal:  # stopped on request, drained or (past the grace period) aborted
+            return {"SIGINT": 130, "SIGTERM": 143}[self.signal]
+        return 1 if self.aborted else 0
 
 
 def source_names(sources: list[SourceConfig]) -> list[str]:

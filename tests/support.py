@@ -7,7 +7,11 @@ rectangles whose source-pixel positions the test knows exactly.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
+from typing import Any
 from fractions import Fraction
 from pathlib import Path
 
@@ -129,3 +133,17 @@ class BlobEngine:
             labels=torch.tensor(labels, dtype=torch.int64),
             mask_logits=torch.full((n, 28, 28), 10.0) if self.info.has_masks else None,
         )
+
+
+# the console script the package installs, next to this interpreter
+DETSTREAM = [str(Path(sys.executable).parent / "detstream")]
+
+# the synth tests' clip and dataset
+VIDEO_ARGS: dict[str, Any] = {"seed": 7, "width": 320, "height": 240, "fps": 25, "seconds": 2.0, "objects": 6}
+DATASET_ARGS: dict[str, Any] = {"seed": 11, "count": 60, "width": 320, "height": 240}
+
+
+def run_cli(*args: str, timeout: float = 120, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """`detstream ARGS` in a subprocess, as a user runs it."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([*DETSTREAM, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)

@@ -95,7 +95,7 @@ def test_damaged_package_is_refused(package, tmp_path):
 
 
 def test_export_and_run_from_the_command_line(tmp_path, videos):
-    from conftest import run_cli
+    from support import run_cli
 
     model, info = untrained("fasterrcnn_compact")
     save_model(tmp_path / "m.pt", model, info)

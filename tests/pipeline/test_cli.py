@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DETSTREAM, run_cli
+from support import DETSTREAM, run_cli
 from pipeline.messages import validate_message
 from support import write_video
 

@@ -7,11 +7,9 @@ from typing import Any
 
 import pytest
 
+from support import DATASET_ARGS, VIDEO_ARGS
 from synth.dataset import write_dataset
 from synth.video import write_video
-
-VIDEO_ARGS: dict[str, Any] = {"seed": 7, "width": 320, "height": 240, "fps": 25, "seconds": 2.0, "objects": 6}
-DATASET_ARGS: dict[str, Any] = {"seed": 11, "count": 60, "width": 320, "height": 240}
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from typing import Any
 import av
 import numpy as np
 import pytest
-from conftest import VIDEO_ARGS
+from support import VIDEO_ARGS
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 

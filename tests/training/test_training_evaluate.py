@@ -95,7 +95,7 @@ def test_pycocotools_output_is_silenced_unless_asked(dataset: CocoDataset, capsy
 def test_cli_wiring(dataset: CocoDataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     loaded = []
 
-    def fake_load(spec: str, device: str, score_threshold: float) -> BlobEngine:
+    def fake_load(spec: str, device: str, score_threshold: float, backend: str = "auto") -> BlobEngine:
         loaded.append((spec, device, score_threshold))
         return BlobEngine()
 
