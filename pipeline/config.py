@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pipeline.errors import ConfigError
 
-# The untrained torchvision architecture used until a trained default model ships.
-DEFAULT_MODEL = "arch:fasterrcnn_mobilenet_v3_large_320_fpn"
+# The compact Faster R-CNN trained by `make models` on synthetic scenes, shipped in engines/embedded/.
+DEFAULT_MODEL = "embedded:faster-compact-synth"
 SINK_KINDS = ("jsonl", "video")
 
 
@@ -34,7 +34,7 @@ class SourceConfig(Settings):
 
 
 class ModelConfig(Settings):
-    path: str = Field(DEFAULT_MODEL, description="model file, or arch:NAME for an untrained architecture")
+    path: str = Field(DEFAULT_MODEL, description="model file, checkpoint, engine package, embedded:NAME or arch:NAME")
     device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?)$", description="cpu, cuda or cuda:N")
     engine: Literal["auto", "torch", "onnxruntime", "tensorrt"] = Field(
         "auto", description="backend; auto: TensorRT/ONNX Runtime for engine packages, PyTorch for model files"

@@ -38,6 +38,7 @@ def annotate(detections: Detections) -> np.ndarray:
         scale = 0.4 * thickness
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
         top = max(0, y1 - th - base - 2)
-        cv2.rectangle(image, (x1, top), (x1 + tw + 2, top + th + base + 2), rgb, -1)
-        cv2.putText(image, text, (x1 + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+        left = max(0, min(x1, image.shape[1] - tw - 2))  # keep the label inside the frame
+        cv2.rectangle(image, (left, top), (left + tw + 2, top + th + base + 2), rgb, -1)
+        cv2.putText(image, text, (left + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
     return image
