@@ -10,8 +10,6 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from engines.export import export_package
-from engines.loading import save_model
-from engines.models import untrained
 from engines.onnx_lint import lint
 
 
@@ -19,10 +17,7 @@ from engines.onnx_lint import lint
 def packages(tmp_path_factory) -> dict[str, Path]:
     roots = {}
     for name in ("fasterrcnn_compact", "maskrcnn_compact"):
-        root = tmp_path_factory.mktemp(name)
-        model, info = untrained(name)
-        save_model(root / "source.pt", model, info)
-        roots[name] = export_package(str(root / "source.pt"), root / "package").root
+        roots[name] = export_package(f"arch:{name}", tmp_path_factory.mktemp(name) / "package").root
     return roots
 
 

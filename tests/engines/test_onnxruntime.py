@@ -22,10 +22,7 @@ from synth.video import iter_frames
 
 @pytest.fixture(scope="module", params=["fasterrcnn_compact", "maskrcnn_compact"])
 def package(request, tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp(request.param)
-    model, info = untrained(request.param)
-    save_model(root / "source.pt", model, info)
-    return export_package(str(root / "source.pt"), root / "package").root
+    return export_package(f"arch:{request.param}", tmp_path_factory.mktemp(request.param) / "package").root
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,6 @@ import torch
 
 from engines.build_engine_cli import add_parser
 from engines.export import export_package
-from engines.loading import save_model
-from engines.models import untrained
 from engines.package import read_package, sha256
 from engines.tensorrt_backend import check_record, tensorrt_engine
 from engines.tensorrt_build import build_plans, convert_fp16, record_build
@@ -46,10 +44,7 @@ needs_tensorrt = pytest.mark.skipif(_tensorrt_missing() is not None, reason=_ten
 
 @pytest.fixture(scope="module", params=["fasterrcnn_compact", "maskrcnn_compact"])
 def package(request, tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp(request.param)
-    model, info = untrained(request.param)
-    save_model(root / "source.pt", model, info)
-    return export_package(str(root / "source.pt"), root / "package").root
+    return export_package(f"arch:{request.param}", tmp_path_factory.mktemp(request.param) / "package").root
 
 
 def _run_cli(*argv: str) -> int:
