@@ -31,6 +31,8 @@ def test_shipped_models_carry_their_metadata():
         assert info.input_size == (320, 576) and len(info.mean) == 3 and len(info.std) == 3
         assert len(info.extra["data_fingerprint"]) == 16
         assert info.extra["metrics"]["bbox"]["AP"] > 0.3
+        if info.has_masks:
+            assert info.extra["metrics"]["segm"]["AP"] > 0.3
         assert info.extra["training"]["architecture"] == info.architecture
 
 
