@@ -15,7 +15,6 @@ import logging
 import signal
 import threading
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from contextlib import contextmanager
@@ -150,7 +149,7 @@ def run(config: RunConfig, engine: Engine | None = None) -> RunSummary:
         counts=dict(ctx.counts),
         source_errors=dict(ctx.source_errors),
         stage_errors=dict(ctx.stage_errors),
-        batch_sizes=dict(sorted(Counter(detect.batch_sizes).items())),
+        batch_sizes=dict(sorted(detect.batch_sizes.items())),
         elapsed_s=time.monotonic() - started,
         signal=signals.received,
         aborted=ctx.abort.is_set(),

@@ -138,6 +138,7 @@ class Decoder(Stage):
         """Demux and decode until EOF (True) or until asked to stop (False)."""
         keep = FrameFilter(self.config.stride, self.config.max_fps)
         time_base = stream.time_base
+        rate = float(stream.average_rate or 25)  # only for frames without a pts
         packets = container.demux(stream)
         while True:
             if self.ctx.stop_reading.is_set():
@@ -159,7 +160,7 @@ class Decoder(Stage):
                 if frame.is_corrupt:
                     self.corrupt_frames += 1
                     continue
-                pts = float(frame.pts * time_base) if frame.pts is not None else self.decoded / 25.0
+                pts = float(frame.pts * time_base) if frame.pts is not None else (self.decoded - 1) / rate
                 if not keep.keep(pts):
                     continue
                 self._emit(frame, pts, started)

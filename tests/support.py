@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from typing import Any
 from fractions import Fraction
@@ -109,8 +110,6 @@ class BlobEngine:
         if self.fail_on_call == self.calls:
             raise RuntimeError("blob engine failing on purpose")
         if self.delay_s:
-            import time
-
             time.sleep(self.delay_s)
         return [self._one(image, size) for image, size in zip(images, image_sizes)]
 
