@@ -48,6 +48,10 @@ class TrainConfig(Settings):
     init_from: str | None = Field(
         None, description="model file or checkpoint whose tensors of the same name and shape start this model"
     )
+    freeze: list[str] = Field(
+        default_factory=list,
+        description="modules kept as they are (name prefixes, e.g. backbone, rpn): no gradients, BatchNorm statistics fixed",
+    )
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)

@@ -155,7 +155,23 @@ def _score(
         evaluation.accumulate()
         evaluation.summarize()
     stats = [float(value) for value in evaluation.stats]
-    return {name: (None if value < 0 else round(value, 4)) for name, value in zip(METRICS, stats)}
+    metrics: dict[str, Any] = {name: (None if value < 0 else round(value, 4)) for name, value in zip(METRICS, stats)}
+    metrics["AP_per_class"] = _per_class_ap(evaluation)
+    return metrics
+
+
+def _per_class_ap(evaluation: COCOeval) -> dict[str, float | None]:
+    """AP@[.5:.95] of each category, as COCOeval's summary averages it (all areas, 100 dets):
+    the mean tells little when one class is much harder than the others."""
+    # precision: [IoU thresholds, recall points, categories, area ranges, max-dets settings]
+    precision = evaluation.eval["precision"][:, :, :, 0, -1]
+    result: dict[str, float | None] = {}
+    for k, category_id in enumerate(evaluation.params.catIds):
+        values = precision[:, :, k]
+        values = values[values > -1]
+        name = evaluation.cocoGt.cats[category_id]["name"]
+        result[name] = round(float(values.mean()), 4) if values.size else None
+    return result
 
 
 def _silenced(quiet: bool) -> contextlib.AbstractContextManager:
@@ -186,6 +202,16 @@ def print_report(result: dict[str, Any], console: Console) -> None:
         values = [result[kind].get(metric) for kind in kinds]
         table.add_row(metric, *("n/a" if v is None else f"{v:.3f}" for v in values))
     console.print(table)
+    classes = list(result[kinds[0]].get("AP_per_class", {})) if kinds else []
+    if classes:
+        per_class = Table()
+        per_class.add_column("AP per class")
+        for kind in kinds:
+            per_class.add_column(kind, justify="right")
+        for name in classes:
+            values = [result[kind].get("AP_per_class", {}).get(name) for kind in kinds]
+            per_class.add_row(name, *("n/a" if v is None else f"{v:.3f}" for v in values))
+        console.print(per_class)
     for note in result.get("notes", []):
         console.print(f"note: {note}")
 

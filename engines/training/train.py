@@ -117,6 +117,7 @@ class Trainer:
         ).to(self.device)
         if config.init_from:
             self._init_from(Path(config.init_from))
+        self._freeze(config.freeze)
         params = [p for p in self.model.parameters() if p.requires_grad]
         opt = config.optimizer
         if opt.name == "sgd":
@@ -142,6 +143,21 @@ class Trainer:
         matching = {k: v for k, v in theirs.items() if k in mine and mine[k].shape == v.shape}
         self.model.load_state_dict(matching, strict=False)
         log.info("initialised %d of %d tensors from %s", len(matching), len(mine), path)
+
+    def _freeze(self, prefixes: list[str]) -> None:
+        modules = dict(self.model.named_modules())
+        for prefix in prefixes:
+            if prefix not in modules:
+                raise TrainingError(f"freeze: {self.config.architecture} has no module {prefix!r}")
+            modules[prefix].requires_grad_(False)
+
+    def train_mode(self) -> None:
+        """Training mode, except frozen modules: their BatchNorm layers keep the statistics
+        they were trained with (updating them would shift features the heads rely on)."""
+        self.model.train()
+        modules = dict(self.model.named_modules())
+        for prefix in self.config.freeze:
+            modules[prefix].eval()
 
     # -- checkpoints -------------------------------------------------------------------
 
@@ -244,7 +260,7 @@ class Trainer:
         try:
             result = evaluate(engine, self.val, progress=False, limit=self.config.eval_images)
         finally:
-            self.model.train()
+            self.train_mode()
         return {k: result[k] for k in ("bbox", "segm", "images") if k in result}
 
     def run(self, resume: bool = False) -> Path:
@@ -257,7 +273,7 @@ class Trainer:
             np.random.seed(self.config.seed)
             self.log_path.write_text("")
         total = self.config.schedule.steps
-        self.model.train()
+        self.train_mode()
         metrics = None
         with self.log_path.open("a") as log_file, TrainProgress(self.console, total, self.step) as progress:
             started, seen = time.monotonic(), 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,18 @@ class ShiftedEngine(BlobEngine):
         return raw
 
 
+class ShiftedBlueEngine(BlobEngine):
+    """Exact for red and green; blue boxes 60% of a width to the right."""
+
+    def _one(self, image: torch.Tensor, size: tuple[int, int]) -> RawOutput:
+        raw = super()._one(image, size)
+        blue = raw.labels == 3
+        shift = 0.6 * (raw.boxes[blue, 2] - raw.boxes[blue, 0])
+        raw.boxes[blue, 0] += shift
+        raw.boxes[blue, 2] += shift
+        return raw
+
+
 class BlindEngine(BlobEngine):
     def _one(self, image: torch.Tensor, size: tuple[int, int]) -> RawOutput:
         return RawOutput(torch.zeros(0, 4), torch.zeros(0), torch.zeros(0, dtype=torch.int64))
@@ -41,7 +54,7 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> CocoDataset:
 
 def test_exact_engine_scores_high(dataset: CocoDataset) -> None:
     result = evaluate(BlobEngine(), dataset, progress=False)
-    assert set(result["bbox"]) == set(METRICS)
+    assert set(result["bbox"]) == set(METRICS) | {"AP_per_class"}
     assert result["bbox"]["AP"] >= 0.9 and result["bbox"]["AP50"] == pytest.approx(1.0)
     assert result["images"] == 8 and result["detections"] == 24
     assert "segm" not in result  # a box-only engine
@@ -51,6 +64,17 @@ def test_shifted_boxes_score_much_lower(dataset: CocoDataset) -> None:
     good = evaluate(BlobEngine(), dataset, progress=False)["bbox"]["AP"]
     bad = evaluate(ShiftedEngine(), dataset, progress=False)["bbox"]["AP"]
     assert bad < 0.3 < 0.9 <= good
+
+
+def test_per_class_ap_singles_out_the_bad_class(dataset: CocoDataset, capsys: pytest.CaptureFixture) -> None:
+    result = evaluate(ShiftedBlueEngine(), dataset, progress=False)
+    per_class = result["bbox"]["AP_per_class"]
+    assert set(per_class) == {"red", "green", "blue"}
+    assert per_class["blue"] < 0.3 < 0.9 <= min(per_class["red"], per_class["green"])
+    # the summary AP is the mean over classes
+    assert result["bbox"]["AP"] == pytest.approx(sum(per_class.values()) / 3, abs=1e-3)
+    print_report(result, Console(file=sys.stdout, width=100))
+    assert "AP per class" in capsys.readouterr().out
 
 
 def test_masks_give_segm_metrics(dataset: CocoDataset) -> None:

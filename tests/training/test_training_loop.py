@@ -128,6 +128,24 @@ def test_mask_model_starts_from_a_box_model_of_the_same_family(tiny, tmp_path):
     assert load_engine(str(path)).info.has_masks
 
 
+def test_frozen_modules_keep_their_weights_and_statistics(tiny, tmp_path):
+    trainer = Trainer(config(tiny, tmp_path / "frozen", freeze=["backbone", "rpn"]))
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    path = trainer.run()
+    after = torch.load(path, weights_only=True)["state_dict"]
+    frozen = [k for k in before if k.startswith(("backbone.", "rpn."))]
+    heads = [k for k in before if k.startswith("roi_heads.") and before[k].is_floating_point()]
+    # weights and BatchNorm running statistics alike
+    assert any("running_mean" in k for k in frozen)
+    assert all(torch.equal(before[k], after[k]) for k in frozen)
+    assert any(not torch.equal(before[k], after[k]) for k in heads)
+
+
+def test_freezing_an_unknown_module_is_a_clear_error(tiny, tmp_path):
+    with pytest.raises(TrainingError, match="has no module 'backbone.nope'"):
+        Trainer(config(tiny, tmp_path / "x", freeze=["backbone.nope"]))
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_training_on_cuda_with_amp(tiny, tmp_path):
