@@ -9,6 +9,7 @@ TorchScript exporter (`dynamo=False`), opset 17.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import onnx
@@ -56,16 +57,20 @@ class MaskHead(nn.Module):
 
 
 def _export(module: nn.Module, example: torch.Tensor, path: Path, input_name: str, outputs: list[str], dynamic: str) -> None:
-    torch.onnx.export(
-        module.eval(),
-        (example,),
-        str(path),
-        dynamo=False,
-        opset_version=OPSET,
-        input_names=[input_name],
-        output_names=outputs,
-        dynamic_axes={input_name: {0: dynamic}, **{name: {0: dynamic} for name in outputs}},
-    )
+    with warnings.catch_warnings():
+        # the legacy exporter is deprecated but chosen on purpose (module docstring):
+        # users should not see a warning about a decision that is not theirs to make
+        warnings.filterwarnings("ignore", "You are using the legacy TorchScript-based ONNX export", DeprecationWarning)
+        torch.onnx.export(
+            module.eval(),
+            (example,),
+            str(path),
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=[input_name],
+            output_names=outputs,
+            dynamic_axes={input_name: {0: dynamic}, **{name: {0: dynamic} for name in outputs}},
+        )
     onnx.checker.check_model(str(path))
 
 
