@@ -36,9 +36,16 @@ def cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
-def detector_alone(model: str, video: Path, frames: int, batch: int) -> float:
+def ensure_video(video: Path) -> None:
+    """The demo video, generated as `make demo` does if it is not there yet."""
+    if not video.exists():
+        subprocess.run([sys.executable, "-m", "synth", "video", str(video), "--seed", "7",
+                        "--size", "1280x720", "--fps", "25", "--seconds", "10"], check=True)
+
+
+def detector_alone(model: str, video: Path, frames: int, batch: int, backend: str = "auto") -> float:
     """Frames/s of preprocess + engine on frames decoded beforehand."""
-    engine = load_engine(model)
+    engine = load_engine(model, backend=backend)
     normalize = Normalizer(engine.info)
     with av.open(str(video)) as container:
         images = [f.to_ndarray(format="rgb24") for _, f in zip(range(frames), container.decode(video=0))]
@@ -54,8 +61,9 @@ def _prepared(normalize: Normalizer, images: list) -> tuple[torch.Tensor, list[t
     return batch, [g.resized_size for g in geometry]
 
 
-def pipeline_fps(model: str, video: Path, batch: int) -> tuple[float, int]:
-    config = load_config(None, {"sources": [str(video)], "model.path": model, "batch.max_batch": batch})
+def pipeline_fps(model: str, video: Path, batch: int, backend: str = "auto") -> tuple[float, int]:
+    overrides = {"sources": [str(video)], "model.path": model, "model.engine": backend, "batch.max_batch": batch}
+    config = load_config(None, overrides)
     summary = run(config)
     frames = summary.counts["postprocess"]
     return frames / summary.elapsed_s, frames
@@ -70,9 +78,7 @@ def main() -> int:
     parser.add_argument("--target", type=float, default=5.0, help="frames/s the pipeline must reach")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
-    if not args.video.exists():
-        subprocess.run([sys.executable, "-m", "synth", "video", str(args.video), "--seed", "7",
-                        "--size", "1280x720", "--seconds", "10"], check=True)
+    ensure_video(args.video)
     runs = [pipeline_fps(args.model, args.video, args.batch) for _ in range(args.repeats)]
     frames = runs[0][1]
     pipeline = statistics.median(fps for fps, _ in runs)

@@ -1,0 +1,74 @@
+"""ONNX Runtime against PyTorch: `detstream run` frames/s on the 720p demo video with the
+same engine package, in one run, and the ratio.
+
+Runs alternate between the backends (torch, onnxruntime, torch, ...) so that a noisy
+neighbour slows both alike; the medians and their ratio are printed. The detector alone
+(preprocess + engine on pre-decoded frames) is timed the same way.
+
+    .venv/bin/python bench/backends.py [--model SPEC] [--video data/demo.mp4] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+from demo_fps import REPO, cpu_name, detector_alone, ensure_video, pipeline_fps
+from engines.export import export_package
+from pipeline.config import DEFAULT_MODEL
+
+BACKENDS = ("torch", "onnxruntime")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="model to export (or an engine package to use)")
+    parser.add_argument("--video", type=Path, default=REPO / "data/demo.mp4")
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    ensure_video(args.video)
+    with tempfile.TemporaryDirectory() as tmp:
+        package = args.model
+        if not (Path(args.model) / "package.json").exists():
+            package = str(export_package(args.model, Path(tmp) / "package").root)
+        pipeline: dict[str, list[float]] = {b: [] for b in BACKENDS}
+        alone: dict[str, list[float]] = {b: [] for b in BACKENDS}
+        frames = 0
+        for _ in range(args.repeats):
+            for backend in BACKENDS:
+                fps, frames = pipeline_fps(package, args.video, args.batch, backend)
+                pipeline[backend].append(fps)
+        for _ in range(args.repeats):
+            for backend in BACKENDS:
+                alone[backend].append(detector_alone(package, args.video, frames, args.batch, backend))
+    median = {b: statistics.median(pipeline[b]) for b in BACKENDS}
+    median_alone = {b: statistics.median(alone[b]) for b in BACKENDS}
+    result = {
+        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads()},
+        "model": args.model,
+        "video": str(args.video),
+        "frames": frames,
+        "batch": args.batch,
+        "pipeline_fps_runs": {b: [round(v, 2) for v in pipeline[b]] for b in BACKENDS},
+        "pipeline_fps_median": {b: round(v, 2) for b, v in median.items()},
+        "detector_alone_fps_median": {b: round(v, 2) for b, v in median_alone.items()},
+        "ratio_onnxruntime_over_torch": round(median["onnxruntime"] / median["torch"], 3),
+        "ratio_detector_alone": round(median_alone["onnxruntime"] / median_alone["torch"], 3),
+    }
+    print(json.dumps(result, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
