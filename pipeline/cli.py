@@ -1,4 +1,4 @@
-"""`detstream` command line: run, synth, train, eval, export, build-engine."""
+"""`detstream` command line: run, consume, synth, train, eval, export, build-engine."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from engines.export_cli import add_parser as add_export_parser
 from engines.training.eval_cli import add_parser as add_eval_parser
 from engines.training.train_cli import add_parser as add_train_parser
 from pipeline.config import load_config
+from pipeline.consume_cli import add_parser as add_consume_parser
 from pipeline.errors import DetstreamError
 from pipeline.runner import RunSummary, run
 from synth.cli import add_parser as add_synth_parser
@@ -54,6 +55,8 @@ def print_summary(summary: RunSummary, console: Console) -> None:
     console.print(table)
     if summary.batch_sizes:
         console.print("batch sizes used: " + ", ".join(f"{k}x{v}" for k, v in summary.batch_sizes.items()))
+    for sink, stats in summary.sink_stats.items():
+        console.print(f"{escape(sink)}: " + ", ".join(f"{k} {v}" for k, v in stats.items()), highlight=False)
     for source in summary.sources:
         reason = summary.source_errors.get(source)
         status = f"[red]FAILED[/red]: {escape(reason)}" if reason else "ok"
@@ -81,7 +84,7 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("config", nargs="?", type=Path, help="YAML config (see configs/)")
     p.add_argument("--source", action="append", metavar="URI", help="video file or URL; repeat for several")
     p.add_argument("--model", metavar="PATH", help="model file, or arch:NAME for an untrained architecture")
-    p.add_argument("--sink", action="append", metavar="URI", help="jsonl:PATH or video:PATH.mp4; repeat for several")
+    p.add_argument("--sink", action="append", metavar="URI", help="jsonl:PATH, video:PATH.mp4 or redis://HOST:PORT/DB; repeat for several")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop each source after N frames")
     p.add_argument("--device", help="cpu, cuda or cuda:N")
     p.add_argument("--engine", help="auto, torch, onnxruntime or tensorrt (auto: TensorRT on CUDA when the package has plans, else ONNX Runtime)")
@@ -95,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_run_parser(subparsers)
+    add_consume_parser(subparsers)
     add_synth_parser(subparsers)
     add_train_parser(subparsers)
     add_eval_parser(subparsers)

@@ -13,10 +13,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pipeline.errors import ConfigError
+from pipeline.redis_url import mask_password
 
 # The compact Faster R-CNN trained by `make models` on synthetic scenes, shipped in engines/embedded/.
 DEFAULT_MODEL = "embedded:faster-compact-synth"
-SINK_KINDS = ("jsonl", "video")
+SINK_KINDS = ("jsonl", "video", "redis", "rediss")
+SINK_FORMS = "jsonl:PATH, video:PATH.mp4, redis://HOST:PORT/DB?stream=KEY, rediss://... (TLS)"
 
 
 class Settings(BaseModel):
@@ -54,7 +56,7 @@ class RunConfig(Settings):
     sources: list[SourceConfig] = Field(default_factory=list)
     model: ModelConfig = Field(default_factory=ModelConfig)
     batch: BatchConfig = Field(default_factory=BatchConfig)
-    sinks: list[str] = Field(default_factory=list, description="jsonl:PATH (- for stdout), video:PATH.mp4")
+    sinks: list[str] = Field(default_factory=list, description="jsonl:PATH (- for stdout), video:PATH.mp4, redis://...")
     queue_size: int = Field(8, ge=1, description="capacity of every queue between stages")
     max_frames: int | None = Field(None, ge=1, description="stop each source after N frames")
     shutdown_timeout_s: float = Field(3.0, gt=0, description="grace period to drain on Ctrl-C")
@@ -73,8 +75,7 @@ class RunConfig(Settings):
         for uri in value:
             kind, sep, target = uri.partition(":")
             if not sep or kind not in SINK_KINDS or not target:
-                allowed = ", ".join(f"{k}:PATH" for k in SINK_KINDS)
-                raise ValueError(f"sink {uri!r} is not one of {allowed}")
+                raise ValueError(f"sink {mask_password(uri)!r} is not one of {SINK_FORMS}")
         return value
 
 

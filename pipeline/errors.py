@@ -30,5 +30,9 @@ class SinkError(DetstreamError):
     """A sink cannot be opened or written."""
 
 
+class RedisSetupError(DetstreamError):
+    """A Redis URL is malformed, or the server refuses our credentials or TLS settings."""
+
+
 class StageError(DetstreamError):
     """A stage failed while the pipeline was running."""

@@ -33,7 +33,7 @@ from stages.decode import Decoder
 from stages.detect import Detect
 from stages.postprocess import Postprocess, Selection
 from stages.preprocess import Preprocess
-from stages.sinks import make_sink
+from stages.sinks import Sink, make_sink
 
 log = logging.getLogger("detstream")
 JOIN_AFTER_ABORT_S = 0.5  # sinks need a moment to close files once aborted
@@ -50,6 +50,7 @@ class RunSummary:
     aborted: bool = False
     sources: list[str] = field(default_factory=list)
     stuck: list[str] = field(default_factory=list)  # stages still running when we gave up
+    sink_stats: dict[str, dict[str, int]] = field(default_factory=dict)  # e.g. published, spooled
 
     @property
     def exit_code(self) -> int:
@@ -155,6 +156,7 @@ def run(config: RunConfig, engine: Engine | None = None) -> RunSummary:
         aborted=ctx.abort.is_set(),
         sources=source_names(config.sources),
         stuck=stuck,
+        sink_stats={s.name: s.stats() for s in stages if isinstance(s, Sink) and s.stats()},
     )
 
 

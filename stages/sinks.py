@@ -1,6 +1,6 @@
 """Sinks: each runs in its own thread behind its own bounded queue.
 
-`make_sink` turns a sink URI (`jsonl:PATH`, `video:PATH.mp4`) into a sink stage. Files
+`make_sink` turns a sink URI (`jsonl:PATH`, `video:PATH.mp4`, `redis://...`) into a sink stage. Files
 are opened when the sink is made, so a bad path fails before any frame is decoded.
 """
 
@@ -15,6 +15,7 @@ from pipeline.context import RunContext
 from pipeline.errors import SinkError
 from pipeline.messages import to_message
 from pipeline.queues import END, Channel
+from pipeline.redis_url import mask_password
 from pipeline.types import Detections
 from stages.base import Stage
 
@@ -34,6 +35,10 @@ class Sink(Stage):
 
     def write(self, detections: Detections) -> None:
         raise NotImplementedError
+
+    def stats(self) -> dict[str, int]:
+        """Counters for the run summary beyond frames written (e.g. published, spooled)."""
+        return {}
 
 
 class JsonlSink(Sink):
@@ -64,11 +69,16 @@ class JsonlSink(Sink):
 
 
 def make_sink(uri: str, ctx: RunContext, queue_size: int, model: str, sources: list[str]) -> Sink:
-    from stages.video_sink import VideoSink  # it subclasses Sink, so import late
+    from stages.redis_sink import RedisSink  # these subclass Sink, so import late
+    from stages.video_sink import VideoSink
 
     kind, _, target = uri.partition(":")
     if kind == "jsonl":
         return JsonlSink(uri, ctx, queue_size, model, target)
     if kind == "video":
         return VideoSink(uri, ctx, queue_size, target, sources)
-    raise SinkError(f"unknown sink kind {kind!r} in {uri!r} (allowed: jsonl:PATH, video:PATH.mp4)")
+    if kind in ("redis", "rediss"):
+        return RedisSink(uri, ctx, queue_size, model)
+    raise SinkError(
+        f"unknown sink kind {kind!r} in {mask_password(uri)!r} (allowed: jsonl:PATH, video:PATH.mp4, redis://HOST:PORT/DB)"
+    )

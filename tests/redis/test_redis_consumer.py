@@ -1,0 +1,149 @@
+"""The consumer API and `detstream consume` against a real redis-server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pipeline.consumer import Consumer, ConsumerSettings
+from pipeline.messages import event_id
+from redis_support import RedisServer, xadd_messages
+from support import DETSTREAM
+
+HERE = Path(__file__).parent
+
+
+def consume_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(HERE), "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([*DETSTREAM, "consume", *args], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def pending(client, stream: str, group: str) -> dict[str, int]:
+    return {c["name"]: c["pending"] for c in client.xinfo_consumers(stream, group)}
+
+
+def test_a_consumer_killed_before_ack_is_taken_over(tmp_path, redis_server):
+    client = redis_server.client()
+    ids = xadd_messages(client, "cam", 30)
+    doomed = consume_cli("--redis", redis_server.url, "--group", "g", "--consumer", "doomed",
+                         "--handler", "crash_handlers:die", "--count", "10")
+    assert doomed.returncode == -9  # SIGKILLed inside its handler, nothing acknowledged
+    assert pending(client, "detstream:cam", "g") == {"doomed": 10}
+    out = tmp_path / "out.jsonl"
+    rescuer = consume_cli("--redis", redis_server.url, "--group", "g", "--consumer", "rescuer", "--out", str(out),
+                          "--claim-idle-ms", "200", "--block-ms", "100", "--until-idle", "2")
+    assert rescuer.returncode == 0, rescuer.stderr
+    messages = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(m["event_id"] for m in messages) == sorted(ids)
+    assert "claimed 10" in rescuer.stderr
+    assert pending(client, "detstream:cam", "g") == {"doomed": 0, "rescuer": 0}
+
+
+def test_own_pending_entries_are_read_again_on_restart(redis_server):
+    client = redis_server.client()
+    ids = xadd_messages(client, "cam", 5)
+    settings = ConsumerSettings(group="g", name="c1", block_ms=50, claim_idle_ms=600_000, max_deliveries=10)
+
+    def fail(message):
+        raise RuntimeError("database down")
+
+    first = Consumer(client, "detstream:{source}", settings).run(fail, idle_exit_s=0.3)
+    assert first.failures == 5 and first.handled == 0
+    assert pending(client, "detstream:cam", "g") == {"c1": 5}
+    got: list[str] = []
+    again = Consumer(client, "detstream:{source}", settings).run(lambda m: got.append(m["event_id"]), idle_exit_s=0.3)
+    assert got == ids  # its own pending list, in order, with no claim involved
+    assert again.handled == 5 and again.claimed == 0
+    assert pending(client, "detstream:cam", "g") == {"c1": 0}
+
+
+def test_dead_letter_after_max_deliveries(redis_server):
+    client = redis_server.client()
+    ids = xadd_messages(client, "cam", 6)
+    calls: list[int] = []
+
+    def handler(message):
+        calls.append(message["seq"])
+        if message["seq"] == 2:
+            raise ValueError("cannot parse seq 2")
+
+    settings = ConsumerSettings(group="g", name="c1", block_ms=50, claim_idle_ms=50, max_deliveries=3)
+    stats = Consumer(client, "detstream:{source}", settings).run(handler, idle_exit_s=1.0)
+    assert calls.count(2) == 3 and sorted(set(calls)) == list(range(6)) and len(calls) == 8
+    assert stats.handled == 5 and stats.failures == 3 and stats.dead_lettered == 1
+    (_, dead), = client.xrange("detstream:cam:dead")
+    assert dead["event_id"] == ids[2] and dead["deliveries"] == "3" and dead["dead_stream"] == "detstream:cam"
+    assert "ValueError: cannot parse seq 2" in dead["reason"]
+    assert json.loads(dead["message"])["seq"] == 2
+    assert pending(client, "detstream:cam", "g") == {"c1": 0}
+
+
+def test_entries_delivered_too_often_are_dead_lettered_without_calling_the_handler(redis_server):
+    client = redis_server.client()
+    xadd_messages(client, "cam", 2)
+    client.xgroup_create("detstream:cam", "g", id="0")
+    for _ in range(3):  # a consumer that crashes on them: three deliveries, never acknowledged
+        client.xreadgroup("g", "crashy", {"detstream:cam": "0" if _ else ">"}, count=10)
+    calls: list[dict] = []
+    settings = ConsumerSettings(group="g", name="c2", block_ms=50, claim_idle_ms=0, max_deliveries=2)
+    stats = Consumer(client, "detstream:{source}", settings).run(calls.append, idle_exit_s=0.3)
+    assert calls == [] and stats.dead_lettered == 2
+    assert client.xlen("detstream:cam:dead") == 2
+
+
+def test_repeated_event_ids_are_handled_once(redis_server):
+    client = redis_server.client()
+    xadd_messages(client, "cam", 3)
+    xadd_messages(client, "cam", 3)  # the sink retried a batch: same event ids again
+    got: list[str] = []
+    settings = ConsumerSettings(group="g", name="c1", block_ms=50)
+    stats = Consumer(client, "detstream:{source}", settings).run(lambda m: got.append(m["event_id"]), idle_exit_s=0.3)
+    assert got == [event_id("cam", i) for i in range(3)]
+    assert stats.duplicates == 3
+    assert pending(client, "detstream:cam", "g") == {"c1": 0}
+
+
+def test_new_streams_are_found_and_dead_letter_streams_are_not_consumed(redis_server):
+    client = redis_server.client()
+    xadd_messages(client, "a", 2)
+    xadd_messages(client, "b", 3)
+    xadd_messages(client, "x", 1, stream="detstream:a:dead")
+    got: list[tuple[str, int]] = []
+    settings = ConsumerSettings(group="g", name="c1", block_ms=50)
+    Consumer(client, "detstream:{source}", settings).run(lambda m: got.append((m["source"], m["seq"])), idle_exit_s=0.3)
+    assert sorted(got) == [("a", 0), ("a", 1), ("b", 0), ("b", 1), ("b", 2)]
+
+
+def test_consume_cli_prints_jsonl_to_stdout(redis_server):
+    ids = xadd_messages(redis_server.client(), "cam", 4)
+    result = consume_cli("--redis", redis_server.url, "--group", "g", "--consumer", "c", "--until-idle", "0.5",
+                         "--block-ms", "100")
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["event_id"] for line in result.stdout.splitlines()] == ids
+
+
+def test_consume_cli_start_up_errors_are_one_clean_line(tmp_path):
+    server = RedisServer(tmp_path / "redis", password="s3cret-pw").start()
+    try:
+        cases = [
+            (f"redis://:wrong-pw@127.0.0.1:{server.port}/0", "authentication failed"),
+            (f"redis://:wrong-pw@127.0.0.1:{server.port}/0?stream=x:{{cam}}", "the only placeholder allowed"),
+            ("redis://:wrong-pw@127.0.0.1:notaport/0", "the port is not a number"),
+            ("redis://:wrong-pw@127.0.0.1:1/0?batch=5", "unknown option 'batch'"),
+        ]
+        for url, expected in cases:
+            result = consume_cli("--redis", url, "--group", "g", "--consumer", "c")
+            assert result.returncode == 2, (url, result.stderr)
+            assert expected in result.stderr and "Traceback" not in result.stderr, result.stderr
+            assert "wrong-pw" not in result.stderr + result.stdout
+        result = consume_cli("--redis", server.url, "--group", "g", "--consumer", "c", "--handler", "no_such_module:f")
+        assert result.returncode == 2 and "cannot import no_such_module" in result.stderr
+    finally:
+        server.stop()
+    # nothing listens any more: a consumer cannot start
+    result = consume_cli("--redis", f"redis://127.0.0.1:{server.port}/0", "--group", "g", "--consumer", "c")
+    assert result.returncode == 2 and "cannot connect" in result.stderr
