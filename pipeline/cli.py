@@ -17,6 +17,7 @@ from engines.build_engine_cli import add_parser as add_build_engine_parser
 from engines.export_cli import add_parser as add_export_parser
 from engines.training.eval_cli import add_parser as add_eval_parser
 from engines.training.train_cli import add_parser as add_train_parser
+from pipeline.batch_cli import add_parser as add_batch_parser
 from pipeline.config import load_config
 from pipeline.consume_cli import add_parser as add_consume_parser
 from pipeline.errors import DetstreamError
@@ -99,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_run_parser(subparsers)
     add_consume_parser(subparsers)
+    add_batch_parser(subparsers)
     add_synth_parser(subparsers)
     add_train_parser(subparsers)
     add_eval_parser(subparsers)
