@@ -3,6 +3,9 @@
 Reads the streams the Redis sink writes, through a consumer group (see pipeline/consumer.py
 for the delivery rules), and writes each message as one JSON line and/or passes it to a
 user function. Without --out and --handler, messages go to stdout.
+
+`python -m pipeline.consume_cli ARGS` is the same command without the rest of the CLI
+(which imports torch): it starts in a fraction of the time, e.g. on a consumer-only host.
 """
 
 from __future__ import annotations
@@ -17,10 +20,10 @@ import threading
 from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import Any, Sequence, TextIO
 
 from pipeline.consumer import Consumer, ConsumerSettings, Handler
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, DetstreamError
 from pipeline.redis_url import DEFAULT_STREAM, check_server, parse_redis_url
 
 log = logging.getLogger("detstream")
@@ -114,3 +117,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--start", choices=["0", "$"], default="0", help="where a new group starts: 0 all retained entries (default), $ new ones only")
     p.add_argument("--until-idle", type=float, metavar="S", help="exit once nothing arrived for S seconds (default: run until Ctrl-C)")
     p.set_defaults(func=cmd_consume)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.consume_cli")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["consume", *(sys.argv[1:] if argv is None else argv)])
+    logging.basicConfig(level=logging.INFO, format="detstream %(levelname)s: %(message)s", stream=sys.stderr)
+    try:
+        return cmd_consume(args)
+    except DetstreamError as exc:
+        log.error("%s", exc)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -87,6 +87,7 @@ class Publisher(threading.Thread):
         self.finishing = threading.Event()
         self._halt = threading.Event()
         self._wake = threading.Event()
+        self._publish_warned = False
 
     def run(self) -> None:
         backoff = MIN_BACKOFF_S
@@ -132,10 +133,21 @@ class Publisher(threading.Thread):
         if self.finishing.is_set():
             self.gave_up.set()
 
+    def _check(self, results: list[object], commands: list[str]) -> None:
+        """Raise the first XADD error; PUBLISH errors only warn (the channel is lossy anyway)."""
+        errors = [r for r in results if isinstance(r, redis.RedisError)]
+        xadd_errors = [r for r, command in zip(results, commands) if isinstance(r, redis.RedisError) and command == "XADD"]
+        if xadd_errors:
+            raise xadd_errors[0]
+        if errors and not self._publish_warned:
+            log.warning("%s: PUBLISH failed (%s); the stream entries were written", self.display, errors[0])
+            self._publish_warned = True
+
     def _send(self, batch: Batch) -> int:
         """XADD the batch in one round trip; returns how many lines were not messages."""
         settings = self.settings
         pipe = self.client.pipeline(transaction=False)
+        commands: list[str] = []
         unreadable = 0
         for line in batch.lines:
             try:
@@ -146,11 +158,13 @@ class Publisher(threading.Thread):
                 continue
             fields = {"event_id": event_id, "source": source, "seq": seq, "message": line}
             pipe.xadd(settings.stream.format(source=source), fields, maxlen=settings.maxlen, approximate=True)
+            commands.append("XADD")
             # live dashboards want now, not the backlog: replayed messages are not announced
             if settings.channel and not batch.from_spool:
                 pipe.publish(settings.channel.format(source=source), line)
+                commands.append("PUBLISH")
         if len(pipe):
-            pipe.execute()
+            self._check(pipe.execute(raise_on_error=False), commands)
         if unreadable:
             log.warning("spool %s: skipped %d lines that are not messages", settings.spool, unreadable)
         return unreadable

@@ -31,7 +31,9 @@ def free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self, directory: Path, password: str | None = None, persistent: bool = False) -> None:
+    def __init__(
+        self, directory: Path, password: str | None = None, persistent: bool = False, tls: Path | None = None
+    ) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -39,16 +41,18 @@ class RedisServer:
         # appendfsync always: an acknowledged XADD survives a SIGKILL, like a durable
         # production setup; without it a killed server forgets everything
         self.persistent = persistent
+        self.tls = tls  # folder from make_tls_files: serve TLS only, on self.port
         self.process: subprocess.Popen[bytes] | None = None
         self.log = self.directory / "redis.log"
 
     @property
     def url(self) -> str:
         auth = f":{self.password}@" if self.password else ""
-        return f"redis://{auth}127.0.0.1:{self.port}/0"
+        return f"{'rediss' if self.tls else 'redis'}://{auth}127.0.0.1:{self.port}/0"
 
     def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, password=self.password, decode_responses=True)
+        tls = {"ssl": True, "ssl_ca_certs": str(self.tls / "ca.pem")} if self.tls else {}
+        return redis.Redis(port=self.port, password=self.password, decode_responses=True, **tls)
 
     def start(self) -> RedisServer:
         binary = shutil.which("redis-server")
@@ -61,6 +65,11 @@ class RedisServer:
         ]
         if self.password:
             args += ["--requirepass", self.password]
+        if self.tls:
+            args[2] = "0"  # no plain-text port
+            args += ["--tls-port", str(self.port), "--tls-cert-file", str(self.tls / "server.pem"),
+                     "--tls-key-file", str(self.tls / "server.key"), "--tls-ca-cert-file", str(self.tls / "ca.pem"),
+                     "--tls-auth-clients", "no"]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
@@ -111,3 +120,20 @@ def xadd_messages(client: redis.Redis, source: str, count: int, stream: str | No
         client.xadd(stream or f"detstream:{source}", fields)
         ids.append(message["event_id"])
     return ids
+
+
+def make_tls_files(directory: Path) -> Path:
+    """A throw-away CA and a server certificate for 127.0.0.1, made with the openssl CLI."""
+    directory.mkdir(parents=True, exist_ok=True)
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+            "-days", "2", "-subj", "/CN=detstream test CA")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+            "-subj", "/CN=127.0.0.1")
+    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "server.pem", "-days", "2", "-extfile", "san.ext")
+    return directory

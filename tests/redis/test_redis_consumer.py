@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,34 +14,43 @@ import pytest
 from pipeline.consumer import Consumer, ConsumerSettings
 from pipeline.messages import event_id
 from redis_support import RedisServer, xadd_messages
-from support import DETSTREAM
+from pipeline.cli import main
 
 HERE = Path(__file__).parent
 
 
-def consume_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def consume_process(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    """The consume command in its own process (`python -m`: the same code as `detstream
+    consume` without importing the model stack, which can take minutes on a loaded box)."""
     env = {**os.environ, "PYTHONPATH": str(HERE), "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([*DETSTREAM, "consume", *args], capture_output=True, text=True, timeout=timeout, env=env)
+    command = [sys.executable, "-m", "pipeline.consume_cli", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def detstream(*args: str) -> int:
+    """`detstream ARGS` in this process (the console script's own main)."""
+    return main(list(args))
 
 
 def pending(client, stream: str, group: str) -> dict[str, int]:
     return {c["name"]: c["pending"] for c in client.xinfo_consumers(stream, group)}
 
 
-def test_a_consumer_killed_before_ack_is_taken_over(tmp_path, redis_server):
+def test_a_consumer_killed_before_ack_is_taken_over(tmp_path, redis_server, caplog):
     client = redis_server.client()
     ids = xadd_messages(client, "cam", 30)
-    doomed = consume_cli("--redis", redis_server.url, "--group", "g", "--consumer", "doomed",
-                         "--handler", "crash_handlers:die", "--count", "10")
+    doomed = consume_process("--redis", redis_server.url, "--group", "g", "--consumer", "doomed",
+                             "--handler", "crash_handlers:die", "--count", "10")
     assert doomed.returncode == -9  # SIGKILLed inside its handler, nothing acknowledged
     assert pending(client, "detstream:cam", "g") == {"doomed": 10}
     out = tmp_path / "out.jsonl"
-    rescuer = consume_cli("--redis", redis_server.url, "--group", "g", "--consumer", "rescuer", "--out", str(out),
-                          "--claim-idle-ms", "200", "--block-ms", "100", "--until-idle", "2")
-    assert rescuer.returncode == 0, rescuer.stderr
+    caplog.set_level(logging.INFO, logger="detstream")
+    code = detstream("consume", "--redis", redis_server.url, "--group", "g", "--consumer", "rescuer", "--out", str(out),
+                     "--claim-idle-ms", "200", "--block-ms", "100", "--until-idle", "2")
+    assert code == 0
     messages = [json.loads(line) for line in out.read_text().splitlines()]
     assert sorted(m["event_id"] for m in messages) == sorted(ids)
-    assert "claimed 10" in rescuer.stderr
+    assert "claimed 10" in caplog.text
     assert pending(client, "detstream:cam", "g") == {"doomed": 0, "rescuer": 0}
 
 
@@ -118,32 +129,35 @@ def test_new_streams_are_found_and_dead_letter_streams_are_not_consumed(redis_se
     assert sorted(got) == [("a", 0), ("a", 1), ("b", 0), ("b", 1), ("b", 2)]
 
 
-def test_consume_cli_prints_jsonl_to_stdout(redis_server):
+def test_consume_cli_prints_jsonl_to_stdout(redis_server, capsys):
     ids = xadd_messages(redis_server.client(), "cam", 4)
-    result = consume_cli("--redis", redis_server.url, "--group", "g", "--consumer", "c", "--until-idle", "0.5",
-                         "--block-ms", "100")
-    assert result.returncode == 0, result.stderr
-    assert [json.loads(line)["event_id"] for line in result.stdout.splitlines()] == ids
+    assert detstream("consume", "--redis", redis_server.url, "--group", "g", "--consumer", "c", "--until-idle", "0.5",
+                     "--block-ms", "100") == 0
+    assert [json.loads(line)["event_id"] for line in capsys.readouterr().out.splitlines()] == ids
 
 
-def test_consume_cli_start_up_errors_are_one_clean_line(tmp_path):
+def test_consume_cli_start_up_errors_are_one_clean_line(tmp_path, caplog, capsys):
     server = RedisServer(tmp_path / "redis", password="s3cret-pw").start()
+    cases = [
+        (f"redis://:wrong-pw@127.0.0.1:{server.port}/0", "authentication failed"),
+        (f"redis://:wrong-pw@127.0.0.1:{server.port}/0?stream=x:{{cam}}", "the only placeholder allowed"),
+        ("redis://:wrong-pw@127.0.0.1:notaport/0", "the port is not a number"),
+        ("redis://:wrong-pw@127.0.0.1:1/0?batch=5", "unknown option 'batch'"),
+        (f"redis://:s3cret-pw@127.0.0.1:{server.port}/0 --handler no_such_module:f", "cannot import no_such_module"),
+    ]
     try:
-        cases = [
-            (f"redis://:wrong-pw@127.0.0.1:{server.port}/0", "authentication failed"),
-            (f"redis://:wrong-pw@127.0.0.1:{server.port}/0?stream=x:{{cam}}", "the only placeholder allowed"),
-            ("redis://:wrong-pw@127.0.0.1:notaport/0", "the port is not a number"),
-            ("redis://:wrong-pw@127.0.0.1:1/0?batch=5", "unknown option 'batch'"),
-        ]
         for url, expected in cases:
-            result = consume_cli("--redis", url, "--group", "g", "--consumer", "c")
-            assert result.returncode == 2, (url, result.stderr)
-            assert expected in result.stderr and "Traceback" not in result.stderr, result.stderr
-            assert "wrong-pw" not in result.stderr + result.stdout
-        result = consume_cli("--redis", server.url, "--group", "g", "--consumer", "c", "--handler", "no_such_module:f")
-        assert result.returncode == 2 and "cannot import no_such_module" in result.stderr
+            caplog.clear()
+            url, *extra = url.split(" ")
+            assert detstream("consume", "--redis", url, "--group", "g", "--consumer", "c", *extra) == 2, url
+            errors = [r for r in caplog.records if r.levelname == "ERROR"]
+            assert len(errors) == 1 and expected in errors[0].getMessage(), caplog.text
+            assert errors[0].exc_info is None  # one line, no traceback
+            assert "wrong-pw" not in caplog.text and "s3cret-pw" not in caplog.text
     finally:
         server.stop()
     # nothing listens any more: a consumer cannot start
-    result = consume_cli("--redis", f"redis://127.0.0.1:{server.port}/0", "--group", "g", "--consumer", "c")
-    assert result.returncode == 2 and "cannot connect" in result.stderr
+    caplog.clear()
+    assert detstream("consume", "--redis", f"redis://127.0.0.1:{server.port}/0", "--group", "g", "--consumer", "c") == 2
+    assert "cannot connect" in caplog.text
+    assert "wrong-pw" not in capsys.readouterr().err

@@ -13,7 +13,7 @@ from pipeline.config import load_config
 from pipeline.errors import RedisSetupError
 from pipeline.messages import event_id, validate_message
 from pipeline.runner import RunSummary, run
-from redis_support import RedisServer, consume_all
+from redis_support import RedisServer, consume_all, make_tls_files
 from support import BlobEngine, write_video
 
 
@@ -238,3 +238,18 @@ def test_unreachable_redis_at_start_up_spools_instead_of_failing(tmp_path, video
     assert summary.exit_code == 0 and sink_stats(summary)["left in spool"] == 25
     with pytest.raises(redis.ConnectionError):
         server.client().ping()
+
+
+def test_tls_with_a_private_ca(tmp_path, videos):
+    tls = make_tls_files(tmp_path / "tls")
+    server = RedisServer(tmp_path / "redis", password="tls-pw", tls=tls).start()
+    try:
+        base = f"rediss://:tls-pw@127.0.0.1:{server.port}/0?spool={tmp_path / 'spool'}"
+        summary = run_to_redis([videos["b"]], f"{base}&ssl_ca_certs={tls / 'ca.pem'}")
+        assert sink_stats(summary)["published"] == 25
+        assert server.client().xlen("detstream:b.mp4") == 25
+        with pytest.raises(RedisSetupError) as info:  # the system CAs do not know our CA
+            run_to_redis([videos["b"]], base)
+        assert "TLS handshake failed" in str(info.value) and "tls-pw" not in str(info.value)
+    finally:
+        server.stop()
