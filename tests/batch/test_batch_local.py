@@ -10,10 +10,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from blobbatch import BAD, GOOD, job, results
+from pipeline.config import load_config
 from pipeline.messages import validate_message
 from pipeline.runner import run
-from pipeline.config import load_config
 from support import BlobEngine
 
 
@@ -100,7 +102,7 @@ def _blob_batch(out: Path, *inputs: Path) -> subprocess.Popen:
 
 
 def _wait_for_entries(out: Path, n: int, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 120  # generous: the test machine may be busy
+    deadline = time.monotonic() + 240  # generous: a busy machine takes long to start Python + torch
     while time.monotonic() < deadline and process.poll() is None:
         path = out / "manifest.jsonl"
         if path.exists() and len(path.read_text().splitlines()) >= n:
@@ -109,6 +111,7 @@ def _wait_for_entries(out: Path, n: int, process: subprocess.Popen) -> None:
     raise AssertionError(f"the batch did not finish {n} files: {process.poll()}")
 
 
+@pytest.mark.timeout(600)
 def test_a_killed_run_leaves_only_whole_outputs_and_a_rerun_finishes_the_rest(tmp_path, collection):
     out = tmp_path / "out"
     process = _blob_batch(out, collection)
@@ -128,6 +131,7 @@ def test_a_killed_run_leaves_only_whole_outputs_and_a_rerun_finishes_the_rest(tm
     assert len(manifest(out)) == GOOD and not (out / ".partial").exists()
 
 
+@pytest.mark.timeout(600)
 def test_ctrl_c_finishes_the_files_in_flight_and_exits_130(tmp_path, collection):
     out = tmp_path / "out"
     inputs = [collection / "day1", collection / "day2"]  # no bad file: the exit code is the signal's

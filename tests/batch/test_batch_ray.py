@@ -8,10 +8,9 @@ import os
 from pathlib import Path
 
 import pytest
+import ray  # the optional extra; `make test` installs it, so a missing ray fails here
 
 from blobbatch import BAD, GOOD, DyingBlobEngine, job, results
-
-ray = pytest.importorskip("ray", reason="ray is the optional extra: pip install -e '.[ray]'")
 
 
 @pytest.fixture(scope="module")
