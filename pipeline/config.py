@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pipeline.errors import ConfigError
 from pipeline.redis_url import mask_password
+from pipeline.urls import is_live_uri, redact
 
 # The compact Faster R-CNN trained by `make models` on synthetic scenes, shipped in engines/embedded/.
 DEFAULT_MODEL = "embedded:faster-compact-synth"
@@ -28,11 +29,50 @@ class Settings(BaseModel):
 S = TypeVar("S", bound=Settings)
 
 
+class ReconnectConfig(Settings):
+    initial_s: float = Field(0.5, ge=0, description="delay before the first retry")
+    max_s: float = Field(30.0, gt=0, description="cap of the doubling delay")
+    jitter: float = Field(0.2, ge=0, le=1, description="random +- fraction of each delay")
+    max_attempts: int | None = Field(None, ge=1, description="consecutive failed attempts before giving up; none: forever")
+
+
+# A live queue only needs to absorb jitter: every frame waiting in it is latency.
+LIVE_QUEUE_SIZE = 2
+
+
 class SourceConfig(Settings):
     uri: str = Field(description="file path or URL FFmpeg can open")
     name: str | None = Field(None, description="source id in messages; default: derived from uri")
     stride: int = Field(1, ge=1, description="keep every Nth decoded frame")
     max_fps: float | None = Field(None, gt=0, description="keep at most this many frames per second of stream time")
+    live: Literal["auto"] | bool = Field("auto", description="auto: streams and devices are live, files are not")
+    queue: Literal["auto", "drop_oldest", "block"] = Field(
+        "auto", description="full queue: drop the oldest frame (live default) or block the reader (file default)"
+    )
+    queue_size: int | None = Field(None, ge=1, description="frames queued for this source; default 2 live, run queue_size for files")
+    max_age_ms: float | None = Field(1000.0, gt=0, description="live only: drop frames older than this at the detector")
+    open_timeout_s: float = Field(10.0, gt=0, description="live only: give up opening after this long")
+    read_timeout_s: float = Field(5.0, gt=0, description="live only: no packet for this long = stalled")
+    rtsp_transport: Literal["tcp", "udp"] = Field("tcp", description="RTSP over TCP (interleaved) or UDP")
+    reconnect: ReconnectConfig = Field(default_factory=ReconnectConfig)
+
+    @property
+    def is_live(self) -> bool:
+        return is_live_uri(self.uri) if self.live == "auto" else self.live
+
+    @property
+    def drops_oldest(self) -> bool:
+        return self.is_live if self.queue == "auto" else self.queue == "drop_oldest"
+
+    def queue_capacity(self, run_default: int) -> int:
+        if self.queue_size is not None:
+            return self.queue_size
+        return LIVE_QUEUE_SIZE if self.is_live else run_default
+
+    @property
+    def max_age_s(self) -> float | None:
+        """Age bound at the detector; files are lossless, so never for them."""
+        return self.max_age_ms / 1000.0 if self.is_live and self.max_age_ms is not None else None
 
 
 class ModelConfig(Settings):
@@ -108,7 +148,8 @@ def _describe(root: type[BaseModel], error: ValidationError, origin: str) -> str
         else:
             msg = item["msg"].removeprefix("Value error, ")
             lines.append(f"{origin}: {key} = {item['input']!r}: {msg}")
-    return "\n".join(lines)
+    # an error on a whole source entry shows its uri, which may carry credentials
+    return redact("\n".join(lines))
 
 
 def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:

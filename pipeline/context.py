@@ -7,6 +7,8 @@ import threading
 from collections import Counter
 
 from pipeline.errors import DetstreamError
+from pipeline.health import SourceHealth
+from pipeline.urls import redact
 
 log = logging.getLogger("detstream")
 
@@ -25,6 +27,7 @@ class RunContext:
         self.counts: Counter[str] = Counter()  # frames handled per stage
         self.source_errors: dict[str, str] = {}
         self.stage_errors: dict[str, str] = {}
+        self.health: dict[str, SourceHealth] = {}  # per source, filled by the runner
         self._lock = threading.Lock()
 
     def count(self, stage: str, n: int = 1) -> None:
@@ -33,9 +36,13 @@ class RunContext:
 
     def source_failed(self, source: str, reason: str) -> None:
         """One source is unusable; the others carry on."""
+        reason = redact(reason)  # foreign error text may quote a URL with credentials
         with self._lock:
             self.source_errors[source] = reason
-        log.error("source %r: %s", source, reason)
+        if source in self.health:
+            self.health[source].failed(reason)  # logs the transition, with the counters
+        else:
+            log.error("source %r: %s", source, reason)
 
     def stage_failed(self, stage: str, exc: BaseException) -> None:
         """A stage raised: report it once and stop the whole run."""

@@ -55,6 +55,7 @@ def to_message(detections: Detections, model: str) -> dict[str, Any]:
         "seq": frame.seq,
         "pts": round(frame.pts, 6),
         "capture_ts": round(frame.capture_ts, 6),
+        "session": frame.session,
         "width": frame.width,
         "height": frame.height,
         "model": model,
@@ -90,6 +91,12 @@ def validate_message(message: Any) -> list[str]:
             problems.append(f"{key!r} has type {type(message[key]).__name__}")
     if problems:
         return problems
+    # added within v1: checked when present, so messages of earlier v1 writers stay valid
+    session = message.get("session", 0)
+    if not isinstance(session, int) or isinstance(session, bool) or session < 0:
+        problems.append(f"'session' {session!r} is not an int >= 0")
+    if message["seq"] < 0:
+        problems.append(f"'seq' {message['seq']} is negative")
     if message["schema"] != SCHEMA:
         problems.append(f"schema is {message['schema']!r}, expected {SCHEMA!r}")
     if message["event_id"] != event_id(message["source"], message["seq"]):

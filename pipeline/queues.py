@@ -2,8 +2,10 @@
 
 `Channel` is a bounded FIFO with an explicit end-of-stream sentinel. `SourceMux` holds one
 bounded queue per source and hands out batches round-robin, so no source starves and
-each source has its own back-pressure. Both wake up when the run is aborted, so no
-thread can block forever on a queue whose other end has died.
+each source has its own back-pressure: a file's reader blocks when its queue is full
+(lossless), a live source's queue drops its oldest frame instead (latency stays bounded;
+the caller counts the drop). Both wake up when the run is aborted, so no thread can block
+forever on a queue whose other end has died.
 """
 
 from __future__ import annotations
@@ -65,24 +67,42 @@ class Channel:
 class SourceMux:
     """Per-source bounded queues, read as batches in round-robin order."""
 
-    def __init__(self, sources: list[str], maxsize: int, abort: threading.Event) -> None:
+    def __init__(
+        self,
+        sources: list[str],
+        maxsize: int | dict[str, int],
+        abort: threading.Event,
+        drop_oldest: frozenset[str] = frozenset(),
+    ) -> None:
         self._queues: dict[str, deque[Any]] = {s: deque() for s in sources}
         self._open = set(sources)
-        self._maxsize = maxsize
+        self._maxsize = maxsize if isinstance(maxsize, dict) else {s: maxsize for s in sources}
+        self._drop_oldest = drop_oldest
         self._abort = abort
         self._cond = threading.Condition()
         self._next = 0  # round-robin position
 
-    def put(self, source: str, item: Any) -> None:
-        """Append a frame of `source`, blocking while its queue is full."""
+    def put(self, source: str, item: Any) -> Any | None:
+        """Append a frame of `source`; returns the frame that was not kept, if any.
+
+        When the queue is full, a drop-oldest source evicts (and returns) its oldest frame;
+        any other source blocks until there is room. A frame for a source that was already
+        closed is not queued and is returned as well.
+        """
         with self._cond:
+            if source not in self._open:
+                return item
             q = self._queues[source]
-            while len(q) >= self._maxsize:
+            evicted = None
+            if source in self._drop_oldest and len(q) >= self._maxsize[source]:
+                evicted = q.popleft()
+            while len(q) >= self._maxsize[source]:
                 if self._abort.is_set():
                     raise Aborted
                 self._cond.wait(POLL_S)
             q.append(item)
             self._cond.notify_all()
+            return evicted
 
     def close(self, source: str) -> None:
         """Mark `source` finished; its queued frames are still delivered."""

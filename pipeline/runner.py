@@ -27,10 +27,12 @@ from engines.loading import load_engine
 from pipeline.config import RunConfig, SourceConfig
 from pipeline.context import RunContext
 from pipeline.errors import ConfigError
+from pipeline.health import SourceHealth
 from pipeline.queues import Channel, SourceMux
 from stages.base import Stage
 from stages.decode import Decoder
 from stages.detect import Detect
+from stages.live import LiveDecoder
 from stages.postprocess import Postprocess, Selection
 from stages.preprocess import Preprocess
 from stages.sinks import Sink, make_sink
@@ -50,6 +52,7 @@ class RunSummary:
     aborted: bool = False
     sources: list[str] = field(default_factory=list)
     stuck: list[str] = field(default_factory=list)  # stages still running when we gave up
+    health: dict[str, dict] = field(default_factory=dict)  # per source: state and counters
     sink_stats: dict[str, dict[str, int]] = field(default_factory=dict)  # e.g. published, spooled
 
     @property
@@ -110,8 +113,18 @@ class _Signals:
 
 def build_stages(config: RunConfig, engine: Engine, ctx: RunContext) -> tuple[list[Stage], Detect]:
     names = source_names(config.sources)
-    mux = SourceMux(names, config.queue_size, ctx.abort)
-    batches = Channel(config.queue_size, ctx.abort)
+    sources = dict(zip(names, config.sources))
+    for name, source in sources.items():
+        ctx.health[name] = SourceHealth(name, source.is_live)
+    mux = SourceMux(
+        names,
+        {name: s.queue_capacity(config.queue_size) for name, s in sources.items()},
+        ctx.abort,
+        drop_oldest=frozenset(name for name, s in sources.items() if s.drops_oldest),
+    )
+    any_live = any(s.is_live for s in config.sources)
+    # with live sources every batch waiting for the detector is latency: hold just one
+    batches = Channel(1 if any_live else config.queue_size, ctx.abort)
     results = Channel(config.queue_size, ctx.abort)
     sinks = [make_sink(uri, ctx, config.queue_size, engine.info.name, names) for uri in config.sinks]
     info = engine.info
@@ -120,9 +133,10 @@ def build_stages(config: RunConfig, engine: Engine, ctx: RunContext) -> tuple[li
         nms_iou=config.model.nms_iou,
         top_k=config.model.top_k,
     )
-    detect = Detect(engine, batches, results, ctx)
+    max_age_s = {name: s.max_age_s for name, s in sources.items() if s.max_age_s is not None}
+    detect = Detect(engine, batches, results, ctx, max_age_s)
     stages: list[Stage] = [
-        *(Decoder(s, n, mux, ctx, config.max_frames) for s, n in zip(config.sources, names)),
+        *((LiveDecoder if s.is_live else Decoder)(s, n, mux, ctx, config.max_frames) for n, s in sources.items()),
         Preprocess(mux, batches, info, config.batch, ctx),
         detect,
         Postprocess(results, [s.input for s in sinks], selection, info.class_names, ctx),
@@ -131,14 +145,17 @@ def build_stages(config: RunConfig, engine: Engine, ctx: RunContext) -> tuple[li
     return stages, detect
 
 
-def run(config: RunConfig, engine: Engine | None = None) -> RunSummary:
-    """Run the pipeline to the end of every source (or a signal) and summarise."""
+def run(config: RunConfig, engine: Engine | None = None, ctx: RunContext | None = None) -> RunSummary:
+    """Run the pipeline to the end of every source (or a signal) and summarise.
+
+    `ctx` lets a caller watch the run (health, counts) and stop it from another thread.
+    """
     if not config.sources:
         raise ConfigError("no sources: give --source URI or a config file with sources")
     if engine is None:
         model = config.model
         engine = load_engine(model.path, model.device, model.score_threshold, model.threads, model.engine)
-    ctx = RunContext()
+    ctx = ctx or RunContext()
     stages, detect = build_stages(config, engine, ctx)
     signals = _Signals(ctx)
     started = time.monotonic()
@@ -156,6 +173,7 @@ def run(config: RunConfig, engine: Engine | None = None) -> RunSummary:
         aborted=ctx.abort.is_set(),
         sources=source_names(config.sources),
         stuck=stuck,
+        health={name: h.snapshot() for name, h in ctx.health.items()},
         sink_stats={s.name: s.stats() for s in stages if isinstance(s, Sink) and s.stats()},
     )
 
@@ -167,10 +185,12 @@ def _wait(stages: list[Stage], ctx: RunContext, grace_s: float) -> list[str]:
     """
     stop_deadline: float | None = None
     abort_deadline: float | None = None
-    while any(stage.is_alive() for stage in stages):
+    while any(stage.is_alive() for stage in stages if not (stop_deadline and stage.detached_on_stop)):
         now = time.monotonic()
         if ctx.stop_reading.is_set() and stop_deadline is None:
             stop_deadline = now + grace_s
+            for stage in stages:
+                stage.on_stop()
         if stop_deadline is not None and now > stop_deadline and not ctx.abort.is_set():
             log.warning("frames in flight did not drain within %.1f s: aborting", grace_s)
             ctx.abort.set()
@@ -182,4 +202,8 @@ def _wait(stages: list[Stage], ctx: RunContext, grace_s: float) -> list[str]:
                 return stuck
         # short sleeps keep the main thread responsive to signals
         time.sleep(0.05)
-    return []
+    # live readers still blocked in an open or a read (they time out on their own)
+    left = [s.name for s in stages if s.is_alive()]
+    if left:
+        log.info("leaving live readers blocked in a network call: %s", ", ".join(left))
+    return left

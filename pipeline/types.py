@@ -25,6 +25,8 @@ class Frame:
     image: np.ndarray  # H x W x 3 uint8, RGB
     # monotonic time at which each stage handed the frame on; used for latency_ms
     stamps: dict[str, float] = field(default_factory=dict)
+    # connection number of a live source (0 first, +1 per reconnect): pts restart with it
+    session: int = 0
 
     @property
     def height(self) -> int:

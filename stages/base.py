@@ -15,6 +15,10 @@ class Stage(threading.Thread):
     process alive past the shutdown deadline.
     """
 
+    # True for stages the run may leave behind once it stops (a live reader blocked in a
+    # network read): after `on_stop` nothing downstream waits for them.
+    detached_on_stop = False
+
     def __init__(self, name: str, ctx: RunContext) -> None:
         super().__init__(name=name, daemon=True)
         self.ctx = ctx
@@ -31,6 +35,9 @@ class Stage(threading.Thread):
 
     def work(self) -> None:
         raise NotImplementedError
+
+    def on_stop(self) -> None:
+        """Called from the main thread once, when the run is asked to stop."""
 
     def finish(self) -> None:
         """Release resources; runs whether the stage ended, failed or was aborted."""

@@ -2,6 +2,7 @@
 
 Files are lossless: every kept frame is put on the source's queue, blocking while it is
 full. A source that cannot be read is reported once and closed; the others continue.
+Live sources (stages/live.py) reuse this stage's frame handling and add reconnects.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 from pipeline.config import SourceConfig
 from pipeline.context import RunContext
 from pipeline.errors import SourceError
+from pipeline.health import QUEUE_FULL, SHUTDOWN, SourceHealth
 from pipeline.queues import SourceMux
 from pipeline.types import Frame
 from stages.base import Stage
@@ -100,14 +102,17 @@ class Decoder(Stage):
         self.source = source
         self.mux = mux
         self.max_frames = max_frames
-        self.frames = 0  # frames put downstream
+        self.frames = 0  # frames put downstream (the next seq)
         self.decoded = 0  # frames out of the decoder, kept or not
         self.corrupt_packets = 0  # packets the decoder rejected
         self.corrupt_frames = 0  # frames the decoder flagged as damaged
+        self.session = 0  # connection number, for live sources
+        self.health = ctx.health.get(source) or SourceHealth(source, live=False)
 
     def work(self) -> None:
         try:
             self._decode()
+            self.health.finished()
         except SourceError as exc:
             self.ctx.source_failed(exc.source, exc.reason)
         if self.corrupt_packets or self.corrupt_frames:
@@ -121,6 +126,7 @@ class Decoder(Stage):
 
     def _decode(self) -> None:
         container = open_source(self.config.uri, self.source)
+        self.health.streaming()
         try:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"  # frame + slice threads; decode releases the GIL
@@ -154,11 +160,13 @@ class Decoder(Stage):
                 decoded = packet.decode()
             except av.FFmpegError:
                 self.corrupt_packets += 1  # a damaged packet costs a frame, not the source
+                self.health.count_decode_errors()
                 continue
             for frame in decoded:
                 self.decoded += 1
                 if frame.is_corrupt:
                     self.corrupt_frames += 1
+                    self.health.count_decode_errors()
                     continue
                 pts = float(frame.pts * time_base) if frame.pts is not None else (self.decoded - 1) / rate
                 if not keep.keep(pts):
@@ -169,9 +177,14 @@ class Decoder(Stage):
 
     def _emit(self, frame: av.VideoFrame, pts: float, started: float) -> None:
         image = rotate(frame.to_ndarray(format="rgb24"), frame.rotation)
-        item = Frame(self.source, self.frames, pts, time.time(), image)
+        item = Frame(self.source, self.frames, pts, time.time(), image, session=self.session)
         item.stamps["start"] = started
         item.stamp("decode")
-        self.mux.put(self.source, item)
+        self.health.count_received()
         self.frames += 1
         self.ctx.count(self.name)
+        evicted = self.mux.put(self.source, item)
+        if evicted is item:  # the run stopped taking this source's frames
+            self.health.count_dropped(SHUTDOWN)
+        elif evicted is not None:
+            self.health.count_dropped(QUEUE_FULL)

@@ -1,32 +1,76 @@
-"""Detect stage: runs the engine on each batch. Knows nothing about the backend."""
+"""Detect stage: runs the engine on each batch. Knows nothing about the backend.
+
+Latency bound: a frame of a live source that is older than its source's max age when it
+reaches the detector is dropped here (and counted), because detections that late are of
+no use to whoever watches the camera, and skipping it lets the detector catch up.
+"""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 from engines.base import Engine
 from pipeline.context import RunContext
 from pipeline.errors import StageError
+from pipeline.health import TOO_OLD
 from pipeline.queues import END, Channel
+from pipeline.types import Batch
 from stages.base import Stage
 
 
 class Detect(Stage):
-    def __init__(self, engine: Engine, source: Channel, output: Channel, ctx: RunContext) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        source: Channel,
+        output: Channel,
+        ctx: RunContext,
+        max_age_s: dict[str, float] | None = None,
+    ) -> None:
         super().__init__("detect", ctx)
         self.engine = engine
         self.input = source
         self.output = output
+        self.max_age_s = max_age_s or {}  # per source; absent: never dropped (files)
         self.batch_sizes: Counter[int] = Counter()  # engine calls per batch size
 
     def work(self) -> None:
         while (batch := self.input.get()) is not END:
+            ages = self._ages_ms(batch)
+            batch = self._drop_stale(batch, ages)
+            if batch is None:
+                continue
             outputs = self.engine.infer(batch.images, [g.resized_size for g in batch.geometry])
             if len(outputs) != len(batch):
                 raise StageError(f"engine returned {len(outputs)} outputs for a batch of {len(batch)}")
             for frame in batch.frames:
                 frame.stamp(self.name)
+                if frame.source in self.ctx.health:
+                    self.ctx.health[frame.source].count_processed(ages[id(frame)])
             self.batch_sizes[len(batch)] += 1
             self.ctx.count(self.name, len(batch))
             self.output.put((batch, outputs))
         self.output.put(END)
+
+    @staticmethod
+    def _ages_ms(batch: Batch) -> dict[int, float]:
+        """Age of each frame on arrival here: time since it was decoded."""
+        now = time.monotonic()
+        return {id(f): (now - f.stamps.get("decode", now)) * 1000.0 for f in batch.frames}
+
+    def _drop_stale(self, batch: Batch, ages: dict[int, float]) -> Batch | None:
+        """The batch without frames past their source's max age; None if none is left."""
+        keep = []
+        for i, frame in enumerate(batch.frames):
+            limit = self.max_age_s.get(frame.source)
+            if limit is not None and ages[id(frame)] > limit * 1000.0:
+                if frame.source in self.ctx.health:
+                    self.ctx.health[frame.source].count_dropped(TOO_OLD)
+            else:
+                keep.append(i)
+        if len(keep) == len(batch):
+            return batch
+        if not keep:
+            return None
+        return Batch([batch.frames[i] for i in keep], batch.images[keep], [batch.geometry[i] for i in keep])

@@ -1,0 +1,185 @@
+"""Live sources: RTSP / HTTP streams and capture devices that never "finish".
+
+One thread per source opens the stream with an open timeout, reads until the stream
+breaks, and reconnects with capped exponential backoff (forever by default). End of
+stream means the camera or server went away, not that the work is done.
+
+Stalls: FFmpeg's read timeout (PyAV's interrupt callback) unblocks a read that gets no
+data, but measured here FFmpeg's RTSP demuxer reacts to the first timeout by flushing
+the packets it still holds (one arrives after 1x the timeout) and fails only after 2x.
+So a watchdog thread marks the source `stalled` once no *live* packet arrived for
+`read_timeout_s` - a packet that only came out because the timeout fired is not a sign
+of life. The read then fails by FFmpeg's timeout and we reconnect, or packets flow again
+and the source is back to `streaming` without a reconnect.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from urllib.parse import urlsplit
+
+import av
+
+from pipeline.backoff import Backoff
+from pipeline.config import SourceConfig
+from pipeline.context import RunContext
+from pipeline.errors import SourceError
+from pipeline.health import State
+from pipeline.queues import SourceMux
+from pipeline.urls import input_format, mask_url, redact
+from stages.decode import Decoder, FrameFilter
+
+WATCH_S = 0.05  # watchdog tick: stall detection is late by at most this much
+
+
+def open_live(config: SourceConfig, name: str) -> av.container.InputContainer:
+    """Open a live source within `open_timeout_s`, converting failures to a SourceError."""
+    shown = mask_url(config.uri)
+    options: dict[str, str] = {}
+    if urlsplit(config.uri).scheme.lower() in ("rtsp", "rtsps"):
+        options["rtsp_transport"] = config.rtsp_transport
+    started = time.monotonic()
+    try:
+        container = av.open(
+            config.uri,
+            mode="r",
+            format=input_format(config.uri),
+            options=options,
+            timeout=(config.open_timeout_s, config.read_timeout_s),
+        )
+    except av.FFmpegError as exc:
+        # FFmpeg reports an interrupted open as "invalid data" or "exit requested": say what happened
+        if time.monotonic() - started >= config.open_timeout_s * 0.95:
+            reason = f"no answer within open_timeout_s ({config.open_timeout_s:g} s) from {shown}"
+        else:
+            reason = f"cannot open {shown}: {redact(exc.strerror or type(exc).__name__)}"
+        raise SourceError(name, reason) from None  # the foreign error's text holds the raw URL
+    except OSError as exc:
+        raise SourceError(name, f"cannot open {shown}: {redact(exc.strerror or str(exc))}") from None
+    if not container.streams.video:
+        container.close()
+        raise SourceError(name, f"no video stream in {shown}")
+    return container
+
+
+class LiveDecoder(Decoder):
+    """Decoder of a live source: reconnects, stall watchdog, drop-oldest queue."""
+
+    # once the run stops, nothing waits for this thread: it may sit in a network read
+    detached_on_stop = True
+
+    def __init__(
+        self,
+        config: SourceConfig,
+        source: str,
+        mux: SourceMux,
+        ctx: RunContext,
+        max_frames: int | None = None,
+    ) -> None:
+        super().__init__(config, source, mux, ctx, max_frames)
+        retry = config.reconnect
+        self.backoff = Backoff(retry.initial_s, retry.max_s, retry.jitter)
+        self._reading = False  # in a read (not opening, not waiting to retry)
+        self._last_alive = 0.0  # monotonic time of the last packet that came in normally
+        self._done = threading.Event()
+
+    def work(self) -> None:
+        watchdog = threading.Thread(target=self._watch, name=f"watch[{self.source}]", daemon=True)
+        watchdog.start()
+        try:
+            self._connect_and_read()
+        finally:
+            self._done.set()
+            self.health.finished("stopped")
+
+    def on_stop(self) -> None:
+        # A live source has nothing to drain: let the rest of the pipeline finish now,
+        # even if this thread is blocked in an open or a read for a few more seconds.
+        self.mux.close(self.source)
+
+    def _connect_and_read(self) -> None:
+        failed = 0  # consecutive failed attempts
+        limit = self.config.reconnect.max_attempts
+        while not self.ctx.stop_reading.is_set():
+            try:
+                container = open_live(self.config, self.source)
+            except SourceError as exc:
+                failed += 1
+                if limit is not None and failed >= limit:
+                    self.health.attempt_failed(exc.reason, failed, None)
+                    self.ctx.source_failed(self.source, f"gave up after {failed} attempts: {exc.reason}")
+                    return
+                delay = self.backoff.delay(failed)
+                self.health.attempt_failed(exc.reason, failed, delay)
+                if self.ctx.stop_reading.wait(delay):
+                    return
+                continue
+            failed = 0
+            self.health.streaming()
+            self.session = self.health.session
+            try:
+                lost = self._read_live(container)
+            finally:
+                self._reading = False
+                container.close()
+            if lost is None:
+                return  # asked to stop, or max_frames reached
+            self.health.lost(lost)
+            if self.ctx.stop_reading.wait(self.backoff.delay(1)):
+                return
+
+    def _read_live(self, container: av.container.InputContainer) -> str | None:
+        """Read until the stream is lost (returns why) or the run stops (None)."""
+        stream = container.streams.video[0]
+        # slice threads only: frame threads hold back a frame per thread, which is latency
+        stream.thread_type = "SLICE"
+        keep = FrameFilter(self.config.stride, self.config.max_fps)  # pts restart per session
+        time_base = stream.time_base
+        step = 1.0 / float(stream.average_rate or 25)  # for frames without a pts
+        pts = -step
+        packets = container.demux(stream)
+        # a read that lasts this long was ended by FFmpeg's timeout, not by new data
+        interrupted_after = 0.9 * self.config.read_timeout_s
+        self._last_alive = time.monotonic()
+        self._reading = True
+        while not self.ctx.stop_reading.is_set():
+            asked = time.monotonic()
+            try:
+                packet = next(packets)
+            except StopIteration:
+                return "end of stream (the server closed it)"
+            except av.FFmpegError as exc:
+                if self.health.state is State.STALLED:
+                    return f"no packet for {self.config.read_timeout_s:g} s (read timeout)"
+                return f"read error: {redact(exc.strerror or type(exc).__name__)}"
+            arrived = time.monotonic()
+            if arrived - asked < interrupted_after:
+                self._last_alive = arrived
+                if self.health.state is State.STALLED:
+                    self.health.streaming()  # packets flow again: recovered without reconnecting
+            try:
+                decoded = packet.decode()
+            except av.FFmpegError:
+                self.health.count_decode_errors()
+                continue
+            for frame in decoded:
+                self.decoded += 1
+                if frame.is_corrupt:
+                    self.health.count_decode_errors()
+                    continue
+                pts = float(frame.pts * time_base) if frame.pts is not None else pts + step
+                if not keep.keep(pts):
+                    continue
+                # latency starts when the packet arrived: waiting for the camera is not ours
+                self._emit(frame, pts, arrived)
+                if self.max_frames is not None and self.frames >= self.max_frames:
+                    return None
+        return None
+
+    def _watch(self) -> None:
+        """Mark the source stalled once no live packet came for `read_timeout_s`."""
+        limit = self.config.read_timeout_s
+        while not self._done.wait(WATCH_S):
+            if self._reading and time.monotonic() - self._last_alive > limit:
+                self.health.stalled(f"no packet for {limit:g} s")
