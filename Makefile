@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_VIDEO := data/demo.mp4
 
-.PHONY: demo test install clean models bench
+.PHONY: demo test install clean models bench system-deps
 
 install: $(STAMP)
 
@@ -23,8 +23,21 @@ $(DEMO_VIDEO): $(STAMP) $(wildcard synth/*.py synth/*/*.py)
 demo: $(STAMP) $(DEMO_VIDEO)
 	$(BIN)/detstream run configs/demo.yaml
 
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q
+
+# Debian packages the live-source tests need: GStreamer's RTSP server for the system
+# python3 (tests/rtsp/server.py). Installed only when one is missing; sudo when not root.
+RTSP_DEBS := gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base \
+	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav
+system-deps:
+	@missing=$$(for p in $(RTSP_DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		echo "installing Debian packages:" $$missing; \
+		$$sudo apt-get update -q && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
 
 # The embedded models, reproduced from scratch (hours on a 2-core CPU; re-run to resume).
 SYNTH_TRAIN := data/synth-train/annotations.json

@@ -1,0 +1,39 @@
+"""Wrong path and refused port: a clear error per attempt, credentials never shown, and
+the good camera in the same run keeps streaming."""
+
+from __future__ import annotations
+
+import logging
+
+from pipeline.config import load_config
+from rtsp_support import BackgroundRun, free_port
+from support import BlobEngine
+
+FAST_RETRY = {"open_timeout_s": 2.0, "reconnect": {"initial_s": 0.1, "max_s": 0.3}}
+
+
+def test_bad_cameras_retry_with_clear_errors_while_the_good_one_streams(tmp_path, rtsp_server, caplog):
+    server = rtsp_server()
+    sources = [
+        {"uri": server.url(), "name": "good", **FAST_RETRY},
+        {"uri": server.url("/nope", credentials="admin:hunter2@"), "name": "wrong-path", **FAST_RETRY},
+        {"uri": f"rtsp://admin:hunter2@127.0.0.1:{free_port()}/cam", "name": "refused", **FAST_RETRY},
+    ]
+    config = load_config(None, {"sources": sources, "sinks": [f"jsonl:{tmp_path / 'out.jsonl'}"]})
+    with caplog.at_level(logging.INFO, logger="detstream"):
+        run = BackgroundRun(config, BlobEngine())
+        run.wait_for(
+            lambda: run.health("good")["processed"] >= 30
+            and run.health("wrong-path")["failed_attempts"] >= 3
+            and run.health("refused")["failed_attempts"] >= 3,
+            30, "frames from the good camera and retries of the bad ones",
+        )
+        summary = run.stop()
+    assert summary.exit_code == 0  # retrying forever is not a failure
+    assert summary.health["good"]["state"] == "finished" and summary.health["good"]["reconnects"] == 0
+    log = caplog.text
+    assert "hunter2" not in log and "hunter2" not in str(summary)
+    for name, reason in (("wrong-path", "404 Not Found"), ("refused", "Connection refused")):
+        lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"source '{name}': attempt")]
+        assert len(lines) >= 3 and all(reason in line and "rtsp://***@127.0.0.1" in line for line in lines), lines
+
