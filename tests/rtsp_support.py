@@ -7,7 +7,6 @@ python3, which has PyGObject from Debian packages (`make test` installs them).
 
 from __future__ import annotations
 
-import os
 import select
 import signal
 import socket
@@ -181,6 +180,3 @@ class BackgroundRun:
         assert self.summary is not None
         return self.summary
 
-
-def env_without_pythonpath() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
