@@ -159,7 +159,13 @@ class BatchPipeline:
         self._wait(stages, ctx, tick)
         return dict(ctx.stage_errors)
 
-    def _build(self, feed, on_result, ctx, on_start) -> list[Stage]:  # type: ignore[no-untyped-def]
+    def _build(
+        self,
+        feed: ListFeed | QueueFeed,
+        on_result: Callable[[FileResult], None],
+        ctx: RunContext,
+        on_start: Callable[[FileTask], None] | None,
+    ) -> list[Stage]:
         settings, info = self.settings, self.engine.info
         slots = [f"slot{i}" for i in range(settings.decoders)]
         mux = SourceMux(slots, settings.queue_size, ctx.abort)

@@ -24,6 +24,7 @@ def error_of(path: Path | None, overrides: dict | None = None) -> str:
 
 def test_shipped_configs_are_valid():
     from engines.training.config import TrainConfig
+    from pipeline.batch_config import load_batch_settings
     from pipeline.config import load_settings
 
     paths = sorted((REPO / "configs").glob("*.yaml"))
@@ -31,6 +32,8 @@ def test_shipped_configs_are_valid():
     for path in paths:
         if path.name.startswith("train-"):
             assert load_settings(TrainConfig, path).data.train, path
+        elif path.name.startswith("batch"):  # detstream batch settings: no sources, inputs are arguments
+            assert load_batch_settings(path).decoders >= 1, path
         else:
             assert load_config(path).sources, path
 
