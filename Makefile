@@ -67,6 +67,8 @@ models: engines/embedded/faster-compact-synth.pt engines/embedded/mask-compact-s
 bench: $(STAMP) $(DEMO_VIDEO)
 	$(BIN)/python bench/demo_fps.py --video $(DEMO_VIDEO)
 	$(BIN)/python bench/backends.py --video $(DEMO_VIDEO)
+	$(BIN)/python bench/engine_latency.py --video $(DEMO_VIDEO)
+	$(BIN)/python bench/naive_loop.py --video $(DEMO_VIDEO)
 
 clean:
 	rm -rf out data/demo.mp4 data/demo.json .pytest_cache

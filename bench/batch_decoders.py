@@ -21,14 +21,11 @@ from pathlib import Path
 
 import torch
 
-# run as a script, bench/ comes first on sys.path, and bench/engines.py would shadow the package
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-from engines.base import ModelInfo  # noqa: E402
-from pipeline.batch_config import load_batch_settings  # noqa: E402
-from pipeline.batch_job import BatchJob  # noqa: E402
-from pipeline.types import RawOutput  # noqa: E402
-from synth.video import write_video  # noqa: E402
+from engines.base import ModelInfo
+from pipeline.batch_config import load_batch_settings
+from pipeline.batch_job import BatchJob
+from pipeline.types import RawOutput
+from synth.video import write_video
 
 REPO = Path(__file__).resolve().parents[1]
 

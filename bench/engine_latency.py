@@ -1,0 +1,100 @@
+"""Per-call latency and throughput of the default models' engines, batch 1, 2, 4 and 8:
+PyTorch vs ONNX Runtime (vs TensorRT when a CUDA GPU and TensorRT are present), one
+engine package, frames of the 720p demo video decoded and normalized beforehand (this
+times the engine alone: dense part, proposals, RoI heads, candidates).
+
+    .venv/bin/python bench/engine_latency.py [--models embedded:faster-compact-synth ...] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+
+from demo_fps import REPO, cpu_name, ensure_video
+from engines.export import export_package
+from engines.loading import load_engine
+from stages.preprocess import Normalizer
+
+DEFAULT_MODELS = ("embedded:faster-compact-synth", "embedded:mask-compact-synth")
+BATCHES = (1, 2, 4, 8)
+
+
+def backends() -> list[str]:
+    names = ["torch", "onnxruntime"]
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        return names
+    return names + ["tensorrt"] if torch.cuda.is_available() else names
+
+
+def read_frames(video: Path, count: int) -> list[np.ndarray]:
+    with av.open(str(video)) as container:
+        return [f.to_ndarray(format="rgb24") for _, f in zip(range(count), container.decode(video=0))]
+
+
+def time_calls(engine, images: list[np.ndarray], batch: int, calls: int) -> float:
+    """Median seconds per engine call on `batch` images."""
+    normalize = Normalizer(engine.info)
+    tensor, geometry = normalize(images[:batch])
+    sizes = [g.resized_size for g in geometry]
+    engine.infer(tensor, sizes)  # warm-up: allocations, ONNX Runtime's first-run planning
+    seconds = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        engine.infer(tensor, sizes)
+        seconds.append(time.perf_counter() - started)
+    return statistics.median(seconds)
+
+
+def measure(model: str, images: list[np.ndarray], calls: int, workdir: Path) -> dict:
+    package = export_package(model, workdir / model.replace(":", "-")).root
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    engines = {b: load_engine(str(package), device=device if b == "tensorrt" else "cpu", backend=b) for b in backends()}
+    rows = []
+    for batch in BATCHES:
+        for name, engine in engines.items():
+            seconds = time_calls(engine, images, batch, calls)
+            rows.append({
+                "backend": name,
+                "batch": batch,
+                "ms_per_call": round(seconds * 1000, 1),
+                "images_per_s": round(batch / seconds, 2),
+            })
+    by = {(r["backend"], r["batch"]): r for r in rows}
+    ratios = {str(b): round(by[("onnxruntime", b)]["images_per_s"] / by[("torch", b)]["images_per_s"], 3) for b in BATCHES}
+    return {"model": model, "input_size": list(engines["torch"].info.input_size), "rows": rows,
+            "ratio_onnxruntime_over_torch": ratios}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
+    parser.add_argument("--video", type=Path, default=REPO / "data/demo.mp4")
+    parser.add_argument("--calls", type=int, default=5, help="timed calls per backend and batch size")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    ensure_video(args.video)
+    images = read_frames(args.video, max(BATCHES))
+    with tempfile.TemporaryDirectory() as tmp:
+        results = [measure(model, images, args.calls, Path(tmp)) for model in args.models]
+    report = {"machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads()}, "models": results}
+    print(json.dumps(report, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
