@@ -11,7 +11,6 @@ neighbour slows both alike; the medians and their ratio are printed. The detecto
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from demo_fps import REPO, cpu_name, detector_alone, ensure_video, pipeline_fps
+from demo_fps import REPO, cpu_name, detector_alone, ensure_video, pipeline_fps, report
 from engines.export import export_package
 from pipeline.config import DEFAULT_MODEL
 
@@ -64,9 +63,7 @@ def main() -> int:
         "ratio_onnxruntime_over_torch": round(median["onnxruntime"] / median["torch"], 3),
         "ratio_detector_alone": round(median_alone["onnxruntime"] / median_alone["torch"], 3),
     }
-    print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    report(result, args.json)
     return 0
 
 

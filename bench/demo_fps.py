@@ -43,6 +43,14 @@ def ensure_video(video: Path) -> None:
                         "--size", "1280x720", "--fps", "25", "--seconds", "10"], check=True)
 
 
+def report(result: dict, path: Path | None) -> None:
+    """Print the result as JSON, and write it to `path` too when given."""
+    text = json.dumps(result, indent=2)
+    print(text)
+    if path:
+        path.write_text(text + "\n")
+
+
 def detector_alone(model: str, video: Path, frames: int, batch: int, backend: str = "auto") -> float:
     """Frames/s of preprocess + engine on frames decoded beforehand."""
     engine = load_engine(model, backend=backend)
@@ -96,9 +104,7 @@ def main() -> int:
         "target_fps": args.target,
         "meets_target": pipeline >= args.target,
     }
-    print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    report(result, args.json)
     return 0
 
 

@@ -9,7 +9,6 @@ times the engine alone: dense part, proposals, RoI heads, candidates).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -21,7 +20,7 @@ import av
 import numpy as np
 import torch
 
-from demo_fps import REPO, cpu_name, ensure_video
+from demo_fps import REPO, cpu_name, ensure_video, report
 from engines.export import export_package
 from engines.loading import load_engine
 from stages.preprocess import Normalizer
@@ -89,10 +88,9 @@ def main() -> int:
     images = read_frames(args.video, max(BATCHES))
     with tempfile.TemporaryDirectory() as tmp:
         results = [measure(model, images, args.calls, Path(tmp)) for model in args.models]
-    report = {"machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads()}, "models": results}
-    print(json.dumps(report, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    result = {"machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads()},
+              "models": results}
+    report(result, args.json)
     return 0
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import cv2
 
-from demo_fps import REPO, cpu_name, ensure_video
+from demo_fps import REPO, cpu_name, ensure_video, report
 from engines.export import export_package
 from engines.loading import load_engine
 from pipeline.config import DEFAULT_MODEL, load_config
@@ -96,9 +96,7 @@ def main() -> int:
         "detstream_fps_median": round(ours_median, 2),
         "speedup": round(ours_median / naive_median, 3),
     }
-    print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    report(result, args.json)
     return 0
 
 

@@ -9,8 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from pipeline.consumer import Consumer, ConsumerSettings
 from pipeline.messages import event_id
 from redis_support import RedisServer, xadd_messages
