@@ -11,16 +11,12 @@ neighbour slows both alike; the medians and their ratio are printed. The detecto
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
-import torch
-
-from demo_fps import REPO, cpu_name, detector_alone, ensure_video, pipeline_fps, report
-from engines.export import export_package
+from demo_fps import REPO, as_package, detector_alone, ensure_video, machine, pipeline_fps, report
 from pipeline.config import DEFAULT_MODEL
 
 BACKENDS = ("torch", "onnxruntime")
@@ -36,9 +32,7 @@ def main() -> int:
     args = parser.parse_args()
     ensure_video(args.video)
     with tempfile.TemporaryDirectory() as tmp:
-        package = args.model
-        if not (Path(args.model) / "package.json").exists():
-            package = str(export_package(args.model, Path(tmp) / "package").root)
+        package = as_package(args.model, Path(tmp))
         pipeline: dict[str, list[float]] = {b: [] for b in BACKENDS}
         alone: dict[str, list[float]] = {b: [] for b in BACKENDS}
         frames = 0
@@ -52,7 +46,7 @@ def main() -> int:
     median = {b: statistics.median(pipeline[b]) for b in BACKENDS}
     median_alone = {b: statistics.median(alone[b]) for b in BACKENDS}
     result = {
-        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads()},
+        "machine": machine(),
         "model": args.model,
         "video": str(args.video),
         "frames": frames,

@@ -21,6 +21,7 @@ from pathlib import Path
 import av
 import torch
 
+from engines.export import export_package
 from engines.loading import load_engine
 from pipeline.config import DEFAULT_MODEL, load_config
 from pipeline.runner import run
@@ -41,6 +42,18 @@ def ensure_video(video: Path) -> None:
     if not video.exists():
         subprocess.run([sys.executable, "-m", "synth", "video", str(video), "--seed", "7",
                         "--size", "1280x720", "--fps", "25", "--seconds", "10"], check=True)
+
+
+def machine() -> dict:
+    """What every report says it ran on."""
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+
+
+def as_package(model: str, workdir: Path) -> str:
+    """`model` itself if it is an engine package, else its export into `workdir`."""
+    if (Path(model) / "package.json").exists():
+        return model
+    return str(export_package(model, workdir / "package").root)
 
 
 def report(result: dict, path: Path | None) -> None:
@@ -92,7 +105,7 @@ def main() -> int:
     pipeline = statistics.median(fps for fps, _ in runs)
     alone = statistics.median(detector_alone(args.model, args.video, frames, args.batch) for _ in range(args.repeats))
     result = {
-        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads()},
+        "machine": machine(),
         "model": args.model,
         "video": str(args.video),
         "frames": frames,

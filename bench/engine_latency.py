@@ -9,7 +9,6 @@ times the engine alone: dense part, proposals, RoI heads, candidates).
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -20,7 +19,7 @@ import av
 import numpy as np
 import torch
 
-from demo_fps import REPO, cpu_name, ensure_video, report
+from demo_fps import REPO, ensure_video, machine, report
 from engines.export import export_package
 from engines.loading import load_engine
 from stages.preprocess import Normalizer
@@ -88,7 +87,7 @@ def main() -> int:
     images = read_frames(args.video, max(BATCHES))
     with tempfile.TemporaryDirectory() as tmp:
         results = [measure(model, images, args.calls, Path(tmp)) for model in args.models]
-    result = {"machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads()},
+    result = {"machine": machine(),
               "models": results}
     report(result, args.json)
     return 0

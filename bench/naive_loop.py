@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -19,8 +18,7 @@ from pathlib import Path
 
 import cv2
 
-from demo_fps import REPO, cpu_name, ensure_video, report
-from engines.export import export_package
+from demo_fps import REPO, as_package, ensure_video, machine, report
 from engines.loading import load_engine
 from pipeline.config import DEFAULT_MODEL, load_config
 from pipeline.messages import to_message
@@ -72,9 +70,7 @@ def main() -> int:
     args = parser.parse_args()
     ensure_video(args.video)
     with tempfile.TemporaryDirectory() as tmp:
-        package = args.model
-        if not (Path(args.model) / "package.json").exists():
-            package = str(export_package(args.model, Path(tmp) / "package").root)
+        package = as_package(args.model, Path(tmp))
         engine_name = type(load_engine(package)).__name__  # the one both sides use
         naive, ours = [], []
         for _ in range(args.repeats):
@@ -85,7 +81,7 @@ def main() -> int:
     naive_median = statistics.median(fps for fps, _ in naive)
     ours_median = statistics.median(fps for fps, _ in ours)
     result = {
-        "machine": {"cpu": cpu_name(), "cores": os.cpu_count()},
+        "machine": machine(),
         "model": args.model,
         "engine": engine_name,
         "video": str(args.video),
