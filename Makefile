@@ -64,11 +64,19 @@ models: engines/embedded/faster-compact-synth.pt engines/embedded/mask-compact-s
 	$(BIN)/detstream eval --model engines/embedded/faster-compact-synth.pt --data $(SYNTH_TEST) --out runs/eval-faster.json
 	$(BIN)/detstream eval --model engines/embedded/mask-compact-synth.pt --data $(SYNTH_TEST) --out runs/eval-mask.json
 
-bench: $(STAMP) $(DEMO_VIDEO)
-	$(BIN)/python bench/demo_fps.py --video $(DEMO_VIDEO)
-	$(BIN)/python bench/backends.py --video $(DEMO_VIDEO)
-	$(BIN)/python bench/engine_latency.py --video $(DEMO_VIDEO)
-	$(BIN)/python bench/naive_loop.py --video $(DEMO_VIDEO)
+# All benchmarks in one run (about 12 minutes on 2 cores): writes bench/results.json and
+# renders BENCHMARKS.md from it. BENCH_ARGS for e.g. --quick, --only decode,engines, --note TEXT.
+bench: $(STAMP) $(DEMO_VIDEO) bench-deps system-deps
+	$(BIN)/python bench/run_all.py --video $(DEMO_VIDEO) $(BENCH_ARGS)
+
+# The ffmpeg CLI, the decode benchmark's reference; installed only when missing.
+.PHONY: bench-deps
+bench-deps:
+	@dpkg -s ffmpeg >/dev/null 2>&1 || { \
+		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		echo "installing Debian package: ffmpeg"; \
+		$$sudo apt-get update -q && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q ffmpeg; }
 
 clean:
 	rm -rf out data/demo.mp4 data/demo.json .pytest_cache

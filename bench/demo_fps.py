@@ -21,10 +21,11 @@ from pathlib import Path
 import av
 import torch
 
+from engines.base import Engine
 from engines.export import export_package
 from engines.loading import load_engine
 from pipeline.config import DEFAULT_MODEL, load_config
-from pipeline.runner import run
+from pipeline.runner import RunSummary, run
 from stages.preprocess import Normalizer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,10 +51,14 @@ def machine() -> dict:
 
 
 def as_package(model: str, workdir: Path) -> str:
-    """`model` itself if it is an engine package, else its export into `workdir`."""
+    """`model` itself if it is an engine package, else its export into `workdir` (exported
+    once per model and workdir, so the sections of one run share it)."""
     if (Path(model) / "package.json").exists():
         return model
-    return str(export_package(model, workdir / "package").root)
+    folder = workdir / ("package-" + model.replace(":", "-").replace("/", "-"))
+    if (folder / "package.json").exists():
+        return str(folder)
+    return str(export_package(model, folder).root)
 
 
 def report(result: dict, path: Path | None) -> None:
@@ -66,15 +71,25 @@ def report(result: dict, path: Path | None) -> None:
 
 def detector_alone(model: str, video: Path, frames: int, batch: int, backend: str = "auto") -> float:
     """Frames/s of preprocess + engine on frames decoded beforehand."""
+    return detector_and_engine_alone(model, video, frames, batch, backend)[0]
+
+
+def detector_and_engine_alone(model: str, video: Path, frames: int, batch: int, backend: str = "auto") -> tuple[float, float]:
+    """Frames/s of preprocess + engine in series on frames decoded beforehand, and frames/s
+    of the engine calls alone in that same loop (the pipeline's bottleneck stage)."""
     engine = load_engine(model, backend=backend)
     normalize = Normalizer(engine.info)
     with av.open(str(video)) as container:
         images = [f.to_ndarray(format="rgb24") for _, f in zip(range(frames), container.decode(video=0))]
     engine.infer(*_prepared(normalize, images[:batch]))  # warm-up
+    in_engine = 0.0
     started = time.perf_counter()
     for first in range(0, len(images), batch):
-        engine.infer(*_prepared(normalize, images[first : first + batch]))
-    return len(images) / (time.perf_counter() - started)
+        prepared = _prepared(normalize, images[first : first + batch])
+        called = time.perf_counter()
+        engine.infer(*prepared)
+        in_engine += time.perf_counter() - called
+    return len(images) / (time.perf_counter() - started), len(images) / in_engine
 
 
 def _prepared(normalize: Normalizer, images: list) -> tuple[torch.Tensor, list[tuple[int, int]]]:
@@ -82,10 +97,27 @@ def _prepared(normalize: Normalizer, images: list) -> tuple[torch.Tensor, list[t
     return batch, [g.resized_size for g in geometry]
 
 
-def pipeline_fps(model: str, video: Path, batch: int, backend: str = "auto") -> tuple[float, int]:
-    overrides = {"sources": [str(video)], "model.path": model, "model.engine": backend, "batch.max_batch": batch}
-    config = load_config(None, overrides)
-    summary = run(config)
+def pipeline_run(
+    model: str,
+    videos: list[Path],
+    batch: int,
+    backend: str = "auto",
+    sinks: tuple[str, ...] = (),
+    max_frames: int | None = None,
+    engine: Engine | None = None,
+) -> RunSummary:
+    """`detstream run` on `videos`; `engine` (already loaded) is used instead of `model`."""
+    overrides = {"sources": [str(v) for v in videos], "model.path": model, "model.engine": backend,
+                 "batch.max_batch": batch, "sinks": list(sinks), "max_frames": max_frames}
+    summary = run(load_config(None, overrides), engine)
+    if summary.exit_code:
+        raise SystemExit(f"detstream run failed: {summary.source_errors or summary.stage_errors}")
+    return summary
+
+
+def pipeline_fps(model: str, video: Path, batch: int, backend: str = "auto", sinks: tuple[str, ...] = (),
+                 max_frames: int | None = None) -> tuple[float, int]:
+    summary = pipeline_run(model, [video], batch, backend, sinks, max_frames)
     frames = summary.counts["postprocess"]
     return frames / summary.elapsed_s, frames
 

@@ -3,7 +3,7 @@ PyTorch vs ONNX Runtime (vs TensorRT when a CUDA GPU and TensorRT are present), 
 engine package, frames of the 720p demo video decoded and normalized beforehand (this
 times the engine alone: dense part, proposals, RoI heads, candidates).
 
-    .venv/bin/python bench/engine_latency.py [--models embedded:faster-compact-synth ...] [--repeats 3]
+    .venv/bin/python bench/engine_latency.py [--models embedded:faster-compact-synth ...] [--calls 5]
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import av
 import numpy as np
 import torch
 
-from demo_fps import REPO, ensure_video, machine, report
-from engines.export import export_package
+from demo_fps import REPO, as_package, ensure_video, machine, report
+from engines.base import Engine
 from engines.loading import load_engine
 from stages.preprocess import Normalizer
 
@@ -42,36 +42,35 @@ def read_frames(video: Path, count: int) -> list[np.ndarray]:
         return [f.to_ndarray(format="rgb24") for _, f in zip(range(count), container.decode(video=0))]
 
 
-def time_calls(engine, images: list[np.ndarray], batch: int, calls: int) -> float:
-    """Median seconds per engine call on `batch` images."""
-    normalize = Normalizer(engine.info)
-    tensor, geometry = normalize(images[:batch])
-    sizes = [g.resized_size for g in geometry]
-    engine.infer(tensor, sizes)  # warm-up: allocations, ONNX Runtime's first-run planning
-    seconds = []
-    for _ in range(calls):
-        started = time.perf_counter()
-        engine.infer(tensor, sizes)
-        seconds.append(time.perf_counter() - started)
-    return statistics.median(seconds)
+def timed_call(engine: Engine, tensor: torch.Tensor, sizes: list[tuple[int, int]]) -> float:
+    started = time.perf_counter()
+    engine.infer(tensor, sizes)
+    return time.perf_counter() - started
 
 
-def measure(model: str, images: list[np.ndarray], calls: int, workdir: Path) -> dict:
-    package = export_package(model, workdir / model.replace(":", "-")).root
+def measure(model: str, images: list[np.ndarray], calls: int, workdir: Path, batches: tuple[int, ...] = BATCHES) -> dict:
+    """Median seconds per call for each backend and batch; calls alternate between the
+    backends so that a change in the machine's load hits each alike."""
+    package = as_package(model, workdir)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    engines = {b: load_engine(str(package), device=device if b == "tensorrt" else "cpu", backend=b) for b in backends()}
+    engines = {b: load_engine(package, device=device if b == "tensorrt" else "cpu", backend=b) for b in backends()}
+    normalize = Normalizer(engines["torch"].info)
     rows = []
-    for batch in BATCHES:
-        for name, engine in engines.items():
-            seconds = time_calls(engine, images, batch, calls)
-            rows.append({
-                "backend": name,
-                "batch": batch,
-                "ms_per_call": round(seconds * 1000, 1),
-                "images_per_s": round(batch / seconds, 2),
-            })
+    for batch in batches:
+        tensor, geometry = normalize(images[:batch])
+        sizes = [g.resized_size for g in geometry]
+        for engine in engines.values():
+            engine.infer(tensor, sizes)  # warm-up: allocations, ONNX Runtime's first-run planning
+        seconds: dict[str, list[float]] = {name: [] for name in engines}
+        for _ in range(calls):
+            for name, engine in engines.items():
+                seconds[name].append(timed_call(engine, tensor, sizes))
+        for name, values in seconds.items():
+            median = statistics.median(values)
+            rows.append({"backend": name, "batch": batch, "ms_per_call": round(median * 1000, 1),
+                         "ms_per_image": round(median * 1000 / batch, 1), "images_per_s": round(batch / median, 2)})
     by = {(r["backend"], r["batch"]): r for r in rows}
-    ratios = {str(b): round(by[("onnxruntime", b)]["images_per_s"] / by[("torch", b)]["images_per_s"], 3) for b in BATCHES}
+    ratios = {str(b): round(by[("onnxruntime", b)]["images_per_s"] / by[("torch", b)]["images_per_s"], 3) for b in batches}
     return {"model": model, "input_size": list(engines["torch"].info.input_size), "rows": rows,
             "ratio_onnxruntime_over_torch": ratios}
 
@@ -80,7 +79,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
     parser.add_argument("--video", type=Path, default=REPO / "data/demo.mp4")
-    parser.add_argument("--calls", type=int, default=5, help="timed calls per backend and batch size")
+    parser.add_argument("--calls", type=int, default=5, help="timed calls per backend and batch size (alternating)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     ensure_video(args.video)

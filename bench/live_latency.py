@@ -21,9 +21,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-# bench/ itself must not be on the path: a bench script there named like a package
-# (bench/engines.py) would shadow it
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO / "bench"]
 sys.path.insert(0, str(REPO / "tests"))  # the test server and the fake detector
 
 from pipeline.config import load_config  # noqa: E402

@@ -15,49 +15,57 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TextIO
 
 import cv2
+import numpy as np
 
-from demo_fps import REPO, as_package, ensure_video, machine, report
+from demo_fps import REPO, as_package, ensure_video, machine, pipeline_fps, report
+from engines.base import Engine
 from engines.loading import load_engine
-from pipeline.config import DEFAULT_MODEL, load_config
+from pipeline.config import DEFAULT_MODEL
 from pipeline.messages import to_message
-from pipeline.runner import run
 from pipeline.types import Frame
 from stages.postprocess import Selection, finish_frame
 from stages.preprocess import Normalizer
 
 
-def naive_fps(package: str, video: Path, out: Path) -> tuple[float, int]:
+class NaiveDetector:
+    """The user's detection code, called on each frame (or on one frame per camera): normalize,
+    infer, select, one JSON line per frame. Same pre- and postprocessing as the pipeline."""
+
+    def __init__(self, engine: Engine, out: TextIO) -> None:
+        self.engine = engine
+        self.normalize = Normalizer(engine.info)
+        self.selection = Selection(engine.info.score_threshold, 0.5, 100)
+        self.out = out
+
+    def __call__(self, frames: list[Frame]) -> None:
+        batch, geometry = self.normalize([f.image for f in frames])
+        raws = self.engine.infer(batch, [g.resized_size for g in geometry])
+        for frame, frame_geometry, raw in zip(frames, geometry, raws):
+            detections = finish_frame(frame, frame_geometry, raw, self.selection, self.engine.info.class_names)
+            self.out.write(json.dumps(to_message(detections, self.engine.info.name)) + "\n")
+
+
+def read_rgb(capture: cv2.VideoCapture) -> np.ndarray | None:
+    ok, bgr = capture.read()
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB) if ok else None
+
+
+def naive_fps(package: str, video: Path, out: Path, max_frames: int | None = None) -> tuple[float, int]:
     """Decode, detect, write; one frame at a time, nothing overlapped."""
     engine = load_engine(package)
-    normalize = Normalizer(engine.info)
-    selection = Selection(engine.info.score_threshold, 0.5, 100)
     started = time.perf_counter()
     capture = cv2.VideoCapture(str(video))
     frames = 0
     with out.open("w") as file:
-        while True:
-            ok, bgr = capture.read()
-            if not ok:
-                break
-            image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-            batch, geometry = normalize([image])
-            raw = engine.infer(batch, [geometry[0].resized_size])[0]
-            frame = Frame(source="naive", seq=frames, pts=0.0, capture_ts=time.time(), image=image)
-            detections = finish_frame(frame, geometry[0], raw, selection, engine.info.class_names)
-            file.write(json.dumps(to_message(detections, engine.info.name)) + "\n")
+        detect = NaiveDetector(engine, file)
+        while (max_frames is None or frames < max_frames) and (image := read_rgb(capture)) is not None:
+            detect([Frame(source="naive", seq=frames, pts=0.0, capture_ts=time.time(), image=image)])
             frames += 1
     capture.release()
     return frames / (time.perf_counter() - started), frames
-
-
-def detstream_fps(package: str, video: Path, out: Path, batch: int) -> tuple[float, int]:
-    config = load_config(None, {"sources": [str(video)], "model.path": package, "batch.max_batch": batch,
-                                "sinks": [f"jsonl:{out}"]})
-    summary = run(config)
-    frames = summary.counts["postprocess"]
-    return frames / summary.elapsed_s, frames
 
 
 def main() -> int:
@@ -75,7 +83,7 @@ def main() -> int:
         naive, ours = [], []
         for _ in range(args.repeats):
             naive.append(naive_fps(package, args.video, Path(tmp) / "naive.jsonl"))
-            ours.append(detstream_fps(package, args.video, Path(tmp) / "detstream.jsonl", args.batch))
+            ours.append(pipeline_fps(package, args.video, args.batch, sinks=(f"jsonl:{Path(tmp) / 'detstream.jsonl'}",)))
     if {n for _, n in naive} != {n for _, n in ours}:
         raise SystemExit(f"frame counts differ: naive {naive}, detstream {ours}")
     naive_median = statistics.median(fps for fps, _ in naive)

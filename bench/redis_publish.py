@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import socket
 import statistics
@@ -30,6 +29,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from demo_fps import cpu_name  # noqa: E402
 from pipeline.messages import SCHEMA, event_id  # noqa: E402
 from pipeline.outbox import Outbox  # noqa: E402
 from pipeline.redis_url import parse_redis_url  # noqa: E402
@@ -108,14 +108,39 @@ def redis_benchmark_rate(port: int, count: int, payload: str, pipeline: int) -> 
     return float(row.rsplit('","', 7)[1].strip('"'))
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+def measure(messages: int, rounds: int) -> dict:
+    """Median messages/s of each method, alternating over rounds on one redis-server."""
+    if shutil.which("redis-server") is None or shutil.which("redis-benchmark") is None:
+        raise SystemExit("needs redis-server and redis-benchmark on PATH")
+    lines = [message(i) for i in range(messages)]
+    payload = lines[0]
+    methods = {
+        f"sink, pipelined (batch {PIPELINE_BATCH})": lambda port, tmp: sink_rate(port, lines, PIPELINE_BATCH, tmp),
+        "sink, one round trip per message": lambda port, tmp: sink_rate(port, lines, 1, tmp),
+        f"redis-benchmark XADD -c 1 -P {PIPELINE_BATCH}": lambda port, tmp: redis_benchmark_rate(port, messages, payload, PIPELINE_BATCH),
+        "redis-benchmark XADD -c 1 -P 1": lambda port, tmp: redis_benchmark_rate(port, messages, payload, 1),
+    }
+    rates: dict[str, list[float]] = {name: [] for name in methods}
+    with tempfile.TemporaryDirectory() as tmp:
+        process, port = start_server(Path(tmp))
+        try:
+            for round_ in range(rounds):
+                for i, (name, rate) in enumerate(methods.items()):
+                    rates[name].append(rate(port, Path(tmp) / f"spool-{round_}-{i}"))
+                redis.Redis(port=port).flushall()
+        finally:
+            process.terminate()
+            process.wait()
+    median = {name: statistics.median(values) for name, values in rates.items()}
+    names = list(methods)
+    return {
+        "messages": messages, "message_bytes": len(payload), "rounds": rounds, "redis_server": redis_version(),
+        "msgs_per_s_median": {name: round(value) for name, value in median.items()},
+        "msgs_per_s_runs": {name: [round(v) for v in values] for name, values in rates.items()},
+        "pipelined_over_unpipelined": round(median[names[0]] / median[names[1]], 2),
+        "sink_pipelined_over_redis_benchmark": round(median[names[0]] / median[names[2]], 2),
+        "sink_unpipelined_over_redis_benchmark": round(median[names[1]] / median[names[3]], 2),
+    }
 
 
 def main() -> int:
@@ -123,36 +148,15 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    if shutil.which("redis-server") is None or shutil.which("redis-benchmark") is None:
-        raise SystemExit("needs redis-server and redis-benchmark on PATH")
-    lines = [message(i) for i in range(args.messages)]
-    payload = lines[0]
-    methods = {
-        f"sink, pipelined (batch {PIPELINE_BATCH})": lambda port, tmp: sink_rate(port, lines, PIPELINE_BATCH, tmp),
-        "sink, one round trip per message": lambda port, tmp: sink_rate(port, lines, 1, tmp),
-        f"redis-benchmark XADD -c 1 -P {PIPELINE_BATCH}": lambda port, tmp: redis_benchmark_rate(port, args.messages, payload, PIPELINE_BATCH),
-        "redis-benchmark XADD -c 1 -P 1": lambda port, tmp: redis_benchmark_rate(port, args.messages, payload, 1),
-    }
-    rates: dict[str, list[float]] = {name: [] for name in methods}
-    with tempfile.TemporaryDirectory() as tmp:
-        process, port = start_server(Path(tmp))
-        try:
-            for round_ in range(args.rounds):
-                for i, (name, measure) in enumerate(methods.items()):
-                    rates[name].append(measure(port, Path(tmp) / f"spool-{round_}-{i}"))
-                redis.Redis(port=port).flushall()
-        finally:
-            process.terminate()
-            process.wait()
-    median = {name: statistics.median(values) for name, values in rates.items()}
-    names = list(methods)
-    print(f"{cpu_name()}, {os.cpu_count()} cores; {args.messages} messages of {len(payload)} bytes, "
-          f"median of {args.rounds} rounds, redis-server {redis_version()}")
-    for name in names:
-        print(f"  {name:40s} {median[name]:10.0f} msg/s")
-    print(f"  pipelined / one per round trip:            {median[names[0]] / median[names[1]]:.1f}x")
-    print(f"  sink pipelined / redis-benchmark -P {PIPELINE_BATCH}:      {median[names[0]] / median[names[2]]:.2f}x")
-    print(f"  sink unpipelined / redis-benchmark -P 1:   {median[names[1]] / median[names[3]]:.2f}x")
+    result = measure(args.messages, args.rounds)
+    median = result["msgs_per_s_median"]
+    print(f"{cpu_name()}, {os.cpu_count()} cores; {args.messages} messages of {result['message_bytes']} bytes, "
+          f"median of {args.rounds} rounds, redis-server {result['redis_server']}")
+    for name, value in median.items():
+        print(f"  {name:40s} {value:10.0f} msg/s")
+    print(f"  pipelined / one per round trip:            {result['pipelined_over_unpipelined']:.1f}x")
+    print(f"  sink pipelined / redis-benchmark -P {PIPELINE_BATCH}:      {result['sink_pipelined_over_redis_benchmark']:.2f}x")
+    print(f"  sink unpipelined / redis-benchmark -P 1:   {result['sink_unpipelined_over_redis_benchmark']:.2f}x")
     return 0
 
 

@@ -1,0 +1,80 @@
+"""Every benchmark in one run: measures the six sections of issue #8, writes one JSON
+(bench/results.json) and renders BENCHMARKS.md from it (bench/report.py).
+
+    .venv/bin/python bench/run_all.py                      # everything (`make bench`)
+    .venv/bin/python bench/run_all.py --quick --only redis  # a few frames / repeats: smoke test
+    .venv/bin/python bench/run_all.py --only decode,engines # re-measure some, keep the others
+    .venv/bin/python bench/run_all.py --render-only --note "measured under load"
+
+Each section records its machine, the load average when it started, its wall time and
+the CPU time this process spent in it (wall >> CPU means other jobs shared the machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from report import SECTION_TITLES, render
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results.json"
+MARKDOWN = REPO / "BENCHMARKS.md"
+
+
+def commit() -> str:
+    result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    return result.stdout.strip() or "unknown"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--video", type=Path, default=REPO / "data/demo.mp4")
+    parser.add_argument("--only", help=f"comma-separated sections of: {','.join(SECTION_TITLES)}; the others are kept "
+                                       "from the existing JSON")
+    parser.add_argument("--quick", action="store_true", help="few frames and repeats (development, smoke test)")
+    parser.add_argument("--render-only", action="store_true", help="re-render the markdown from the JSON")
+    parser.add_argument("--note", help="a note printed at the top of the report (e.g. measured under load)")
+    parser.add_argument("--json", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=MARKDOWN)
+    args = parser.parse_args()
+    names = args.only.split(",") if args.only else list(SECTION_TITLES)
+    if unknown := [n for n in names if n not in SECTION_TITLES]:
+        parser.error(f"unknown section(s) {unknown}; choose from {','.join(SECTION_TITLES)}")
+
+    if args.render_only:
+        results = json.loads(args.json.read_text())
+    else:
+        results = measure(args, names)
+    if args.note is not None:
+        results["note"] = args.note
+    args.json.write_text(json.dumps(results, indent=2) + "\n")
+    args.out.write_text(render(results))
+    print(f"wrote {args.json} and {args.out}", file=sys.stderr)
+    return 0
+
+
+def measure(args: argparse.Namespace, names: list[str]) -> dict:
+    # imported here, not at the top: rendering needs none of torch, PyAV or ONNX Runtime,
+    # which take from seconds to a minute to import on a busy machine
+    from sections import QUICK, SECTIONS, Budget, Context, ensure_video, machine, now, run_section
+
+    started = time.monotonic()
+    ensure_video(args.video)
+    # the other sections of an earlier run are kept when only some are re-measured
+    kept = json.loads(args.json.read_text())["sections"] if args.only and args.json.exists() else {}
+    with tempfile.TemporaryDirectory() as tmp:
+        ctx = Context(args.video, QUICK if args.quick else Budget(), Path(tmp))
+        measured = {name: run_section(name, ctx) for name in names}
+    sections = {name: measured.get(name) or kept[name] for name in SECTIONS if name in measured or name in kept}
+    return {"schema": "detstream.bench/v1", "commit": commit(), "finished": now(), "quick": args.quick,
+            "machine": machine(), "elapsed_s": round(time.monotonic() - started, 1), "sections": sections}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

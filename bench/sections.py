@@ -1,0 +1,142 @@
+"""What `make bench` measures: the six sections of issue #8, each a function of a shared
+Context (the demo video, the budget, a work folder holding the engine packages), and the
+budget that keeps the full run within 15 minutes on 2 quiet cores.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import decode_fps
+import efficiency
+import engine_latency
+import live_overload
+import redis_publish
+import scaling
+from demo_fps import REPO, as_package, ensure_video, machine
+from pipeline.config import DEFAULT_MODEL
+from report import SECTION_TITLES
+from synth.video import write_video
+
+VIDEO_1080P = REPO / "data" / "bench-1080p.mp4"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much each section measures: the full run fits 15 minutes on 2 quiet cores."""
+
+    rounds: int = 3  # alternating repeats, for the median
+    engine_calls: int = 3
+    engine_batches: tuple[int, ...] = engine_latency.BATCHES
+    engine_models: tuple[str, ...] = engine_latency.DEFAULT_MODELS
+    efficiency_frames: int = 64
+    live_sources: tuple[int, ...] = (1, 2)
+    live_seconds: float = 20.0
+    scaling_frames: int = 24  # per run, split over the sources
+    scaling_rounds: int = 2
+    batch_clips: int = 4
+    batch_clip_seconds: float = 1.0
+    redis_messages: int = 20_000
+    video_1080p_seconds: float = 4.0
+
+
+QUICK = Budget(rounds=1, engine_calls=1, engine_batches=(1, 2), engine_models=(DEFAULT_MODEL,), efficiency_frames=8,
+               live_sources=(1,), live_seconds=6.0, scaling_frames=8, scaling_rounds=1, batch_clips=2,
+               batch_clip_seconds=0.4, redis_messages=2000)
+
+
+@dataclass
+class Context:
+    video: Path
+    budget: Budget
+    workdir: Path  # engine packages, exported once, shared by the sections
+
+    def package(self) -> str:
+        return as_package(DEFAULT_MODEL, self.workdir)
+
+
+def ensure_1080p(seconds: float) -> Path:
+    """The 1080p clip, generated once into data/ by the project's scene generator."""
+    if not VIDEO_1080P.exists():
+        print(f"generating {VIDEO_1080P}", file=sys.stderr)
+        write_video(VIDEO_1080P, seed=7, width=1920, height=1080, fps=25, seconds=seconds)
+    return VIDEO_1080P
+
+
+def measure_decode(ctx: Context) -> dict:
+    videos = [ctx.video, ensure_1080p(ctx.budget.video_1080p_seconds)]
+    return decode_fps.measure(videos, ctx.budget.rounds)
+
+
+def measure_engines(ctx: Context) -> dict:
+    images = engine_latency.read_frames(ctx.video, max(ctx.budget.engine_batches))
+    models = [engine_latency.measure(m, images, ctx.budget.engine_calls, ctx.workdir, ctx.budget.engine_batches)
+              for m in ctx.budget.engine_models]
+    return {"models": models, "calls": ctx.budget.engine_calls, "tensorrt": "tensorrt" in engine_latency.backends()}
+
+
+def measure_efficiency(ctx: Context) -> dict:
+    return efficiency.measure(ctx.package(), ctx.video, 2, ctx.budget.efficiency_frames, ctx.budget.rounds, ctx.workdir)
+
+
+def measure_live(ctx: Context) -> dict:
+    return live_overload.measure(list(ctx.budget.live_sources), ctx.budget.live_seconds, 0.25, ctx.workdir)
+
+
+def measure_scaling(ctx: Context) -> dict:
+    b = ctx.budget
+    return scaling.measure(ctx.package(), ctx.video, b.scaling_frames, b.scaling_rounds, b.batch_clips,
+                           b.batch_clip_seconds, ctx.workdir)
+
+
+def measure_redis(ctx: Context) -> dict:
+    return redis_publish.measure(ctx.budget.redis_messages, ctx.budget.rounds)
+
+
+SECTIONS: dict[str, Callable[[Context], dict]] = {
+    "decode": measure_decode,
+    "engines": measure_engines,
+    "efficiency": measure_efficiency,
+    "live": measure_live,
+    "scaling": measure_scaling,
+    "redis": measure_redis,
+}
+assert list(SECTIONS) == list(SECTION_TITLES)
+
+
+def now() -> str:
+    return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (ffmpeg, redis-benchmark)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def run_section(name: str, ctx: Context) -> dict:
+    print(f"== {name}", file=sys.stderr, flush=True)
+    load = os.getloadavg()[0]
+    started, cpu = time.monotonic(), cpu_seconds()
+    result = SECTIONS[name](ctx)
+    elapsed = time.monotonic() - started
+    print(f"== {name}: {elapsed:.0f} s", file=sys.stderr, flush=True)
+    return {"machine": machine(), "load_average": load, "elapsed_s": round(elapsed, 1),
+            "cpu_s": round(cpu_seconds() - cpu, 1), "finished": now(), "result": relative_paths(result)}
+
+
+def relative_paths(value: object) -> object:
+    """Paths inside the repository shown relative to it, so the report reads the same anywhere."""
+    if isinstance(value, dict):
+        return {k: relative_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [relative_paths(v) for v in value]
+    if isinstance(value, str) and value.startswith(str(REPO) + "/"):
+        return value[len(str(REPO)) + 1:]
+    return value

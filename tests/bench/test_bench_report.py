@@ -1,0 +1,66 @@
+"""The benchmark report: BENCHMARKS.md rendered from a small fixture JSON has every
+section and a verdict per target; a real quick run of one section goes end to end.
+No timing thresholds: only the shape of the report is checked."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURE = Path(__file__).parent / "results_fixture.json"
+sys.path.insert(0, str(REPO / "bench"))
+
+from report import SECTION_TITLES, render  # noqa: E402
+
+
+def test_every_section_and_verdict_is_rendered() -> None:
+    markdown = render(json.loads(FIXTURE.read_text()))
+    for title in SECTION_TITLES.values():
+        assert f"## {title}" in markdown
+    assert "Not run in this report" not in markdown
+    # efficiency 0.93 meets 0.90; speedup 1.2 misses 1.3 by 0.1; p99 900 ms misses 2 x 250 ms by 400 ms
+    assert "**met** (0.93 ≥ 0.9)" in markdown
+    assert "**missed** by 0.1x (1.2x < 1.3x)" in markdown
+    assert "**missed** by 400 ms (900 ms > 500 ms, 1.80x the bound)" in markdown
+    assert "naive loop's age grows, 1 camera(s) | > 0.1 s/s | +0.84 s/s | **yes**" in markdown
+    assert "Why: with a live source" in markdown  # the live target is missed: the report says why
+    assert "Test CPU, 2 cores" in markdown  # every section names its machine
+    assert markdown.count("Test CPU, 2 cores, load average") == len(SECTION_TITLES)
+    assert "TensorRT: not measured" in markdown
+
+
+def test_a_missing_section_is_listed_as_not_run() -> None:
+    results = json.loads(FIXTURE.read_text())
+    del results["sections"]["live"]
+    markdown = render(results)
+    assert f"## {SECTION_TITLES['live']}\n\nNot run in this report." in markdown
+    assert "live age p99" not in markdown
+
+
+def run_all(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(REPO / "bench" / "run_all.py"), *args],
+                          capture_output=True, text=True, timeout=280)
+
+
+def test_render_only_adds_the_note(tmp_path: Path) -> None:
+    results, markdown = tmp_path / "results.json", tmp_path / "BENCHMARKS.md"
+    shutil.copy(FIXTURE, results)
+    done = run_all("--render-only", "--note", "measured under load", "--json", str(results), "--out", str(markdown))
+    assert done.returncode == 0, done.stderr
+    assert "> **Note:** measured under load" in markdown.read_text()
+    assert json.loads(results.read_text())["note"] == "measured under load"
+
+
+def test_quick_redis_section_runs_for_real(tmp_path: Path) -> None:
+    results, markdown = tmp_path / "results.json", tmp_path / "BENCHMARKS.md"
+    done = run_all("--quick", "--only", "redis", "--json", str(results), "--out", str(markdown))
+    assert done.returncode == 0, done.stderr
+    section = json.loads(results.read_text())["sections"]["redis"]
+    assert section["elapsed_s"] > 0 and section["machine"]["cores"] >= 1
+    assert set(section["result"]["msgs_per_s_median"]) >= {"sink, pipelined (batch 64)", "redis-benchmark XADD -c 1 -P 1"}
+    text = markdown.read_text()
+    assert "## 6. Redis publish" in text and "**Quick mode**" in text
