@@ -1,4 +1,4 @@
-"""`detstream` command line: run, consume, synth, train, eval, export, build-engine."""
+"""`detstream` command line: run, profile, consume, synth, train, eval, export, build-engine."""
 
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ from engines.training.train_cli import add_parser as add_train_parser
 from pipeline.batch_cli import add_parser as add_batch_parser
 from pipeline.config import load_config
 from pipeline.consume_cli import add_parser as add_consume_parser
-from pipeline.errors import DetstreamError
+from pipeline.errors import ConfigError, DetstreamError
 from pipeline.runner import RunSummary, run
+from pipeline.trace import DEFAULT_LIMIT as DEFAULT_TRACE_LIMIT
 from pipeline.urls import RedactingFilter
 from synth.cli import add_parser as add_synth_parser
 
@@ -40,6 +41,7 @@ def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "model.score_threshold": args.score_threshold,
         "batch.max_batch": args.max_batch,
         "max_frames": args.max_frames,
+        "metrics.port": args.metrics_port,
     }
     for key, value in pairs.items():
         if value is not None:
@@ -87,6 +89,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.config, _run_overrides(args))
     summary = run(config)
     print_summary(summary, Console(stderr=True))
+    return _exit(summary)
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    # imported here: matplotlib is only needed by this command
+    from pipeline.profile import profile
+    from pipeline.profile_report import print_profile
+
+    if args.trace_limit < 1:
+        raise ConfigError(f"--trace-limit {args.trace_limit}: must be at least 1")
+    config = load_config(args.config, _run_overrides(args))
+    result = profile(config, args.out, args.trace_limit)
+    print_summary(result.summary, Console(stderr=True))
+    # a table read in a log or a pipe would be squeezed to 80 columns
+    console = Console() if sys.stdout.isatty() else Console(width=160)
+    print_profile(result.report, console)
+    console.print("wrote " + ", ".join(str(path) for path in result.files.values()), highlight=False)
+    return _exit(result.summary)
+
+
+def _exit(summary: RunSummary) -> int:
     if summary.stuck or summary.signal:
         # a thread stuck inside native code can crash interpreter teardown: leave now.
         # After Ctrl-C too: sinks are closed already, and tearing down torch and FFmpeg
@@ -97,8 +120,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     return summary.exit_code
 
 
-def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("run", help="run the pipeline on sources, write to sinks")
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of `run`, shared by `profile`."""
     p.add_argument("config", nargs="?", type=Path, help="YAML config (see configs/)")
     p.add_argument("--source", action="append", metavar="URI", help="video file or URL; repeat for several")
     p.add_argument("--model", metavar="PATH", help="model file, or arch:NAME for an untrained architecture")
@@ -108,7 +131,24 @@ def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--engine", help="auto, torch, onnxruntime or tensorrt (auto: TensorRT on CUDA when the package has plans, else ONNX Runtime)")
     p.add_argument("--score-threshold", type=float, metavar="S", help="default: the model's")
     p.add_argument("--max-batch", type=int, metavar="N", help="frames per engine call")
+    p.add_argument("--metrics-port", type=int, metavar="PORT", help="serve Prometheus metrics on this port (/metrics)")
+
+
+def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("run", help="run the pipeline on sources, write to sinks")
+    add_run_arguments(p)
     p.set_defaults(func=cmd_run)
+
+
+def add_profile_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "profile", help="run the pipeline and report per-stage figures, a timeline chart and a trace"
+    )
+    add_run_arguments(p)
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for report.json, timeline.png, trace.json")
+    p.add_argument("--trace-limit", type=int, default=DEFAULT_TRACE_LIMIT, metavar="N",
+                   help=f"keep at most N spans in the trace (default {DEFAULT_TRACE_LIMIT})")
+    p.set_defaults(func=cmd_profile)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_run_parser(subparsers)
+    add_profile_parser(subparsers)
     add_consume_parser(subparsers)
     add_batch_parser(subparsers)
     add_synth_parser(subparsers)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.errors import ConfigError
 from pipeline.redis_url import mask_password
@@ -92,6 +92,19 @@ class BatchConfig(Settings):
     max_wait_ms: float = Field(10.0, ge=0, description="how long to wait to fill a batch")
 
 
+class MetricsConfig(Settings):
+    enabled: bool = Field(True, description="record per-stage metrics; off only to measure what they cost")
+    port: int | None = Field(None, ge=0, le=65535, description="serve Prometheus metrics on this port; none: off")
+    address: str = Field("0.0.0.0", description="address the metrics server listens on")
+    log_every_s: float | None = Field(10.0, gt=0, description="log each stage's frames/s this often; none: off")
+
+    @model_validator(mode="after")
+    def _port_needs_metrics(self) -> MetricsConfig:
+        if self.port is not None and not self.enabled:
+            raise ValueError("port needs enabled: true (there is nothing to serve with metrics off)")
+        return self
+
+
 class RunConfig(Settings):
     sources: list[SourceConfig] = Field(default_factory=list)
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -100,6 +113,7 @@ class RunConfig(Settings):
     queue_size: int = Field(8, ge=1, description="capacity of every queue between stages")
     max_frames: int | None = Field(None, ge=1, description="stop each source after N frames")
     shutdown_timeout_s: float = Field(3.0, gt=0, description="grace period to drain on Ctrl-C")
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
 
     @field_validator("sources", mode="before")
     @classmethod

@@ -1,4 +1,4 @@
-"""Shared run state: the two shutdown flags, failures, and per-stage frame counts."""
+"""Shared run state: the two shutdown flags, failures, per-stage frame counts and metrics."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from collections import Counter
 
 from pipeline.errors import DetstreamError
 from pipeline.health import SourceHealth
+from pipeline.metrics import Metrics
+from pipeline.trace import Trace
 from pipeline.urls import redact
 
 log = logging.getLogger("detstream")
@@ -19,15 +21,19 @@ class RunContext:
     `stop_reading` asks sources to stop so downstream stages drain what is in flight
     (Ctrl-C, SIGTERM, max frames). `abort` stops every stage at once (a stage failed,
     or draining took longer than the shutdown grace period).
+
+    `metrics` holds every stage's figures; `metrics.snapshot()` reads them at any time
+    (pipeline/metrics.py). `trace` records per-frame spans (`detstream profile`).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, metrics_enabled: bool = True, trace: Trace | None = None) -> None:
         self.stop_reading = threading.Event()
         self.abort = threading.Event()
         self.counts: Counter[str] = Counter()  # frames handled per stage
         self.source_errors: dict[str, str] = {}
         self.stage_errors: dict[str, str] = {}
         self.health: dict[str, SourceHealth] = {}  # per source, filled by the runner
+        self.metrics = Metrics(self.health, metrics_enabled, trace)
         self._lock = threading.Lock()
 
     def count(self, stage: str, n: int = 1) -> None:

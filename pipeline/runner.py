@@ -16,6 +16,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import PurePosixPath
 from contextlib import contextmanager
 from types import FrameType
@@ -28,6 +29,7 @@ from pipeline.config import RunConfig, SourceConfig
 from pipeline.context import RunContext
 from pipeline.errors import ConfigError
 from pipeline.health import SourceHealth
+from pipeline.live_metrics import live_metrics
 from pipeline.queues import Channel, SourceMux
 from stages.base import Stage
 from stages.decode import Decoder
@@ -54,6 +56,7 @@ class RunSummary:
     stuck: list[str] = field(default_factory=list)  # stages still running when we gave up
     health: dict[str, dict] = field(default_factory=dict)  # per source: state and counters
     sink_stats: dict[str, dict[str, int]] = field(default_factory=dict)  # e.g. published, spooled
+    metrics: dict = field(default_factory=dict)  # RunContext.metrics.snapshot() at the end
 
     @property
     def exit_code(self) -> int:
@@ -124,9 +127,16 @@ def build_stages(config: RunConfig, engine: Engine, ctx: RunContext) -> tuple[li
     )
     any_live = any(s.is_live for s in config.sources)
     # with live sources every batch waiting for the detector is latency: hold just one
-    batches = Channel(1 if any_live else config.queue_size, ctx.abort)
+    batch_capacity = 1 if any_live else config.queue_size
+    batches = Channel(batch_capacity, ctx.abort)
     results = Channel(config.queue_size, ctx.abort)
     sinks = [make_sink(uri, ctx, config.queue_size, engine.info.name, names) for uri in config.sinks]
+    for name, source in sources.items():
+        ctx.metrics.add_queue(f"source[{name}]", "preprocess", partial(mux.depth, name), source.queue_capacity(config.queue_size))
+    ctx.metrics.add_queue("batches", "detect", batches.qsize, batch_capacity)
+    ctx.metrics.add_queue("results", "postprocess", results.qsize, config.queue_size)
+    for sink in sinks:
+        ctx.metrics.add_queue(f"input of {sink.name}", sink.name, sink.input.qsize, config.queue_size)
     info = engine.info
     selection = Selection(
         score_threshold=config.model.score_threshold if config.model.score_threshold is not None else info.score_threshold,
@@ -148,21 +158,25 @@ def build_stages(config: RunConfig, engine: Engine, ctx: RunContext) -> tuple[li
 def run(config: RunConfig, engine: Engine | None = None, ctx: RunContext | None = None) -> RunSummary:
     """Run the pipeline to the end of every source (or a signal) and summarise.
 
-    `ctx` lets a caller watch the run (health, counts) and stop it from another thread.
+    `ctx` lets a caller watch the run (health, counts, `ctx.metrics.snapshot()`) and stop
+    it from another thread; without one, metrics follow `config.metrics.enabled`.
     """
     if not config.sources:
         raise ConfigError("no sources: give --source URI or a config file with sources")
-    if engine is None:
-        model = config.model
-        engine = load_engine(model.path, model.device, model.score_threshold, model.threads, model.engine)
-    ctx = ctx or RunContext()
-    stages, detect = build_stages(config, engine, ctx)
-    signals = _Signals(ctx)
-    started = time.monotonic()
-    with signals.installed():
-        for stage in stages:
-            stage.start()
-        stuck = _wait(stages, ctx, config.shutdown_timeout_s)
+    ctx = ctx or RunContext(metrics_enabled=config.metrics.enabled)
+    # serving starts before the model loads, so a port in use fails the run at once
+    with live_metrics(config.metrics, ctx.metrics):
+        if engine is None:
+            model = config.model
+            engine = load_engine(model.path, model.device, model.score_threshold, model.threads, model.engine)
+        stages, detect = build_stages(config, engine, ctx)
+        signals = _Signals(ctx)
+        started = time.monotonic()
+        with signals.installed():
+            for stage in stages:
+                stage.start()
+            stuck = _wait(stages, ctx, config.shutdown_timeout_s)
+        ctx.metrics.stop()
     return RunSummary(
         counts=dict(ctx.counts),
         source_errors=dict(ctx.source_errors),
@@ -175,6 +189,7 @@ def run(config: RunConfig, engine: Engine | None = None, ctx: RunContext | None 
         stuck=stuck,
         health={name: h.snapshot() for name, h in ctx.health.items()},
         sink_stats={s.name: s.stats() for s in stages if isinstance(s, Sink) and s.stats()},
+        metrics=ctx.metrics.snapshot(),
     )
 
 

@@ -22,13 +22,23 @@ class Stage(threading.Thread):
     def __init__(self, name: str, ctx: RunContext) -> None:
         super().__init__(name=name, daemon=True)
         self.ctx = ctx
+        # recorded by this thread only; see pipeline/metrics.py for what each call means
+        self.metrics = ctx.metrics.stage(name)
+
+    def start(self) -> None:
+        # registered here, from the thread that starts the stages: snapshots list them in
+        # pipeline order, and stage objects that never run as threads stay out of them
+        self.ctx.metrics.register(self.metrics)
+        super().start()
 
     def run(self) -> None:
+        self.metrics.thread_started()
         try:
             self.work()
         except Aborted:
             pass
         except Exception as exc:  # noqa: BLE001 - converted to a clean stop of the run
+            self.metrics.error()
             self.ctx.stage_failed(self.name, exc)
         finally:
             self.finish()

@@ -114,6 +114,7 @@ class Decoder(Stage):
             self._decode()
             self.health.finished()
         except SourceError as exc:
+            self.metrics.error()
             self.ctx.source_failed(exc.source, exc.reason)
         if self.corrupt_packets or self.corrupt_frames:
             log.warning(
@@ -160,13 +161,14 @@ class Decoder(Stage):
                 decoded = packet.decode()
             except av.FFmpegError:
                 self.corrupt_packets += 1  # a damaged packet costs a frame, not the source
-                self.health.count_decode_errors()
+                self.decode_error()
                 continue
             for frame in decoded:
                 self.decoded += 1
+                self.metrics.count_in()
                 if frame.is_corrupt:
                     self.corrupt_frames += 1
-                    self.health.count_decode_errors()
+                    self.decode_error()
                     continue
                 pts = float(frame.pts * time_base) if frame.pts is not None else (self.decoded - 1) / rate
                 if not keep.keep(pts):
@@ -180,11 +182,19 @@ class Decoder(Stage):
         item = Frame(self.source, self.frames, pts, time.time(), image, session=self.session)
         item.stamps["start"] = started
         item.stamp("decode")
+        self.metrics.served((item,), started)
         self.health.count_received()
         self.frames += 1
         self.ctx.count(self.name)
         evicted = self.mux.put(self.source, item)
-        if evicted is item:  # the run stopped taking this source's frames
-            self.health.count_dropped(SHUTDOWN)
-        elif evicted is not None:
-            self.health.count_dropped(QUEUE_FULL)
+        if evicted is not None:  # itself: the run stopped taking this source's frames
+            self._dropped(SHUTDOWN if evicted is item else QUEUE_FULL)
+
+    def decode_error(self) -> None:
+        """A corrupt packet or frame was skipped."""
+        self.health.count_decode_errors()
+        self.metrics.error()
+
+    def _dropped(self, cause: str) -> None:
+        self.health.count_dropped(cause)  # per source
+        self.metrics.drop(cause)  # per stage

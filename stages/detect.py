@@ -37,6 +37,7 @@ class Detect(Stage):
 
     def work(self) -> None:
         while (batch := self.input.get()) is not END:
+            started = self.metrics.arrived(batch.frames)
             ages = self._ages_ms(batch)
             batch = self._drop_stale(batch, ages)
             if batch is None:
@@ -48,6 +49,7 @@ class Detect(Stage):
                 frame.stamp(self.name)
                 if frame.source in self.ctx.health:
                     self.ctx.health[frame.source].count_processed(ages[id(frame)])
+            self.metrics.served(batch.frames, started)
             self.batch_sizes[len(batch)] += 1
             self.ctx.count(self.name, len(batch))
             self.output.put((batch, outputs))
@@ -65,6 +67,7 @@ class Detect(Stage):
         for i, frame in enumerate(batch.frames):
             limit = self.max_age_s.get(frame.source)
             if limit is not None and ages[id(frame)] > limit * 1000.0:
+                self.metrics.drop(TOO_OLD)
                 if frame.source in self.ctx.health:
                     self.ctx.health[frame.source].count_dropped(TOO_OLD)
             else:

@@ -161,12 +161,13 @@ class LiveDecoder(Decoder):
             try:
                 decoded = packet.decode()
             except av.FFmpegError:
-                self.health.count_decode_errors()
+                self.decode_error()
                 continue
             for frame in decoded:
                 self.decoded += 1
+                self.metrics.count_in()
                 if frame.is_corrupt:
-                    self.health.count_decode_errors()
+                    self.decode_error()
                     continue
                 pts = float(frame.pts * time_base) if frame.pts is not None else pts + step
                 if not keep.keep(pts):

@@ -7,6 +7,7 @@ are pasted into the source frame, binarized and stored as COCO RLE.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,9 +90,12 @@ class Postprocess(Stage):
     def work(self) -> None:
         while (item := self.input.get()) is not END:
             batch, raw_outputs = item
+            self.metrics.arrived(batch.frames)
             for frame, geometry, raw in zip(batch.frames, batch.geometry, raw_outputs):
+                started = time.monotonic()  # the unit of work here is one frame
                 detections = finish_frame(frame, geometry, raw, self.selection, self.class_names)
                 frame.stamp(self.name)
+                self.metrics.served((frame,), started)
                 for output in self.outputs:
                     output.put(detections)
                 self.ctx.count(self.name)

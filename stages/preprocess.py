@@ -71,7 +71,10 @@ class Preprocess(Stage):
     def work(self) -> None:
         max_wait_s = self.batching.max_wait_ms / 1000.0
         while (frames := self.mux.get_batch(self.batching.max_batch, max_wait_s)) is not None:
-            self.output.put(self.prepare(frames))
+            started = self.metrics.arrived(frames)
+            batch = self.prepare(frames)
+            self.metrics.served(frames, started)
+            self.output.put(batch)
             self.ctx.count(self.name, len(frames))
         self.output.put(END)
 

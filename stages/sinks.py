@@ -30,7 +30,11 @@ class Sink(Stage):
 
     def work(self) -> None:
         while (detections := self.input.get()) is not END:
+            frame = detections.frame
+            started = self.metrics.arrived((frame,))
             self.write(detections)
+            self.metrics.served((frame,), started)
+            self.metrics.delivered(frame)
             self.ctx.count(self.name)
 
     def write(self, detections: Detections) -> None:

@@ -1,0 +1,120 @@
+"""Live metrics: /metrics scraped over HTTP while a run is going, label hygiene."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from pipeline.config import load_config
+from pipeline.errors import ConfigError
+from pipeline.health import SourceHealth
+from pipeline.live_metrics import MetricsCollector
+from pipeline.metrics import Metrics
+from pipeline.runner import RunSummary, run
+from support import BlobEngine, write_video
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def scrape(port: int) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    """name -> {labels: value} of every sample at /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    samples: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
+    return samples
+
+
+def stage_frames(samples, stage: str) -> float:
+    return samples.get("detstream_stage_frames_total", {}).get((("stage", stage),), 0.0)
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory) -> Path:
+    return write_video(tmp_path_factory.mktemp("long") / "long.mp4", 200, 160, 120)
+
+
+def test_counters_increase_between_two_scrapes_during_a_run(tmp_path, long_clip):
+    port = free_port()
+    sink = f"jsonl:{tmp_path / 'out.jsonl'}"
+    config = load_config(None, {
+        "sources": [{"uri": str(long_clip), "name": "cam1"}], "sinks": [sink],
+        "metrics": {"port": port, "address": "127.0.0.1"},
+    })
+    result: list[RunSummary] = []
+    thread = threading.Thread(target=lambda: result.append(run(config, BlobEngine(delay_s=0.02))), daemon=True)
+    thread.start()
+    sink_stage = f"sink[{sink}]"
+
+    def scrape_when(condition, what: str):
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                samples = scrape(port)
+                if condition(samples):
+                    return samples
+            except OSError:
+                pass  # not serving yet
+            assert thread.is_alive(), f"the run ended before {what}"
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    first = scrape_when(lambda s: stage_frames(s, sink_stage) >= 1, "the first frame")
+    second = scrape_when(lambda s: stage_frames(s, sink_stage) >= stage_frames(first, sink_stage) + 10, "10 more frames")
+    thread.join(timeout=120)
+    assert result and result[0].exit_code == 0
+    for stage in ("decode[cam1]", "preprocess", "detect", "postprocess", sink_stage):
+        assert stage_frames(second, stage) > stage_frames(first, stage), stage
+        assert second["detstream_stage_busy_seconds_total"][(("stage", stage),)] > 0
+        service = second["detstream_stage_service_seconds_count"][(("stage", stage),)]
+        assert service == stage_frames(second, stage)
+    assert (("queue", "batches"), ("stage", "detect")) in second["detstream_queue_depth"]
+    latency = second["detstream_source_latency_seconds_count"][(("sink", sink_stage), ("source", "cam1"))]
+    assert latency >= 10
+    buckets = second["detstream_source_latency_seconds_bucket"]
+    assert buckets[(("le", "+Inf"), ("sink", sink_stage), ("source", "cam1"))] == latency
+    assert second["detstream_source_state"][(("source", "cam1"), ("state", "streaming"))] == 1.0
+    assert second["detstream_source_frames_received_total"][(("source", "cam1"),)] >= 10
+    with pytest.raises(OSError):  # the server closes with the run
+        scrape(port)
+
+
+def test_labels_never_carry_credentials():
+    name = "rtsp://admin:hunter2@cam.local/stream?token=s3cret"  # a source named after its URL
+    metrics = Metrics({name: SourceHealth(name, live=True)})
+    stage = metrics.stage(f"decode[{name}]")
+    metrics.register(stage)
+    metrics.add_queue(f"source[{name}]", "preprocess", lambda: 1, 2)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(MetricsCollector(metrics))
+    text = generate_latest(registry).decode()
+    assert "cam.local" in text
+    assert "hunter2" not in text and "admin" not in text and "s3cret" not in text
+
+
+def test_port_in_use_is_a_clear_error(tmp_path, videos):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        config = load_config(None, {"sources": [str(videos["b"])], "metrics": {"port": port, "address": "127.0.0.1"}})
+        with pytest.raises(ConfigError, match=f"metrics.port {port}"):
+            run(config, BlobEngine())
+
+
+def test_port_needs_metrics_on():
+    with pytest.raises(ConfigError, match="metrics = .*port needs enabled: true"):
+        load_config(None, {"metrics": {"port": 9100, "enabled": False}})
