@@ -1,0 +1,85 @@
+"""What metrics and tracing cost: `detstream run` frames/s on the 720p demo video with
+them off (`metrics.enabled: false`) and on as `detstream profile` has them (metrics,
+per-frame trace spans, the 0.5 s timeline sampler), and the ratio.
+
+Runs alternate (off, on, off, ...) in one process with one loaded engine, after a
+warm-up run, so a noisy neighbour slows both alike; the medians and their ratio are
+printed. The target: metrics-on costs less than 3 %.
+
+    .venv/bin/python bench/metrics_overhead.py [--model SPEC] [--video data/demo.mp4] [--rounds 3] [--frames N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+from demo_fps import REPO, ensure_video, machine, report
+from engines.base import Engine
+from engines.loading import load_engine
+from pipeline.config import DEFAULT_MODEL, RunConfig, load_config
+from pipeline.profile import profile
+from pipeline.runner import RunSummary, run
+
+TARGET_OVERHEAD = 0.03
+
+
+def fps(summary: RunSummary) -> float:
+    if summary.exit_code:
+        raise SystemExit(f"detstream run failed: {summary.source_errors or summary.stage_errors}")
+    return summary.counts["postprocess"] / summary.elapsed_s
+
+
+def run_off(config: RunConfig, engine: Engine) -> float:
+    return fps(run(config.model_copy(update={"metrics": config.metrics.model_copy(update={"enabled": False})}), engine))
+
+
+def run_on(config: RunConfig, engine: Engine, out: Path) -> float:
+    # elapsed_s covers the run only, not writing the report, chart and trace afterwards
+    return fps(profile(config, out, engine=engine).summary)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--video", type=Path, default=REPO / "data/demo.mp4")
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--frames", type=int, help="frames per run (default: the whole video)")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    ensure_video(args.video)
+    config = load_config(None, {
+        "sources": [str(args.video)], "model.path": args.model, "batch.max_batch": args.batch,
+        "max_frames": args.frames, "metrics.log_every_s": None,
+    })
+    engine = load_engine(args.model)
+    runs: dict[str, list[float]] = {"off": [], "on": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        run_off(config, engine)  # warm-up: first-call costs of the engine and the decoder
+        for round_ in range(args.rounds):
+            runs["off"].append(run_off(config, engine))
+            runs["on"].append(run_on(config, engine, Path(tmp) / f"prof{round_}"))
+    median = {k: statistics.median(v) for k, v in runs.items()}
+    ratio = median["on"] / median["off"]
+    result = {
+        "machine": machine(),
+        "model": args.model,
+        "video": str(args.video),
+        "frames": args.frames,
+        "batch": args.batch,
+        "fps_runs": {k: [round(v, 2) for v in values] for k, values in runs.items()},
+        "fps_median": {k: round(v, 2) for k, v in median.items()},
+        "ratio_on_over_off": round(ratio, 4),
+        "overhead": round(1 - ratio, 4),
+        "meets_target": 1 - ratio < TARGET_OVERHEAD,
+    }
+    report(result, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
