@@ -56,9 +56,13 @@ engines/embedded/faster-compact-synth.pt: configs/train-faster-compact.yaml $(SY
 	$(BIN)/detstream train configs/train-faster-compact.yaml $(call resume,faster-compact)
 	cp runs/faster-compact/model.pt $@
 
-engines/embedded/mask-compact-synth.pt: configs/train-mask-compact.yaml engines/embedded/faster-compact-synth.pt
+# The mask model in two stages: a plain compact Mask R-CNN, then its pixel-reading mask branch.
+runs/mask-compact/model.pt: configs/train-mask-compact.yaml engines/embedded/faster-compact-synth.pt
 	$(BIN)/detstream train configs/train-mask-compact.yaml $(call resume,mask-compact)
-	cp runs/mask-compact/model.pt $@
+
+engines/embedded/mask-compact-synth.pt: configs/train-mask-compact-px.yaml runs/mask-compact/model.pt
+	$(BIN)/detstream train configs/train-mask-compact-px.yaml $(call resume,mask-compact-px)
+	cp runs/mask-compact-px/model.pt $@
 
 models: engines/embedded/faster-compact-synth.pt engines/embedded/mask-compact-synth.pt $(SYNTH_TEST)
 	$(BIN)/detstream eval --model engines/embedded/faster-compact-synth.pt --data $(SYNTH_TEST) --out runs/eval-faster.json

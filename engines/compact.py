@@ -28,6 +28,8 @@ from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredic
 from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
+from engines.pixel_masks import PixelMaskHead, PixelMaskPredictor, PixelMaskRCNN, PixelRoIPool
+
 WIDTH_MULT = 0.75
 FPN_CHANNELS = 64
 BOX_REPRESENTATION = 256
@@ -92,5 +94,23 @@ def maskrcnn_compact(*, num_classes: int, weights: None = None, weights_backbone
         mask_roi_pool=MultiScaleRoIAlign(levels, output_size=14, sampling_ratio=2),
         mask_head=MaskRCNNHeads(FPN_CHANNELS, (MASK_CHANNELS,) * 4, 1),
         mask_predictor=MaskRCNNPredictor(MASK_CHANNELS, MASK_CHANNELS, num_classes),
+        **kwargs,
+    )
+
+
+def maskrcnn_compact_px(*, num_classes: int, weights: None = None, weights_backbone: None = None, **kwargs) -> MaskRCNN:
+    """Compact Mask R-CNN whose mask branch also sees the image pixels (engines.pixel_masks).
+
+    Same module names and shapes as `maskrcnn_compact` except the mask head's input and
+    the predictor's `refine` block, so a `maskrcnn_compact` model initialises it.
+    """
+    levels = [str(i) for i in range(len(FEATURE_STRIDES))]
+    pool = PixelRoIPool(levels, FPN_CHANNELS)
+    return PixelMaskRCNN(
+        _backbone(),
+        **_common(num_classes),
+        mask_roi_pool=pool,
+        mask_head=PixelMaskHead(FPN_CHANNELS, (MASK_CHANNELS,) * 4, 1),
+        mask_predictor=PixelMaskPredictor(MASK_CHANNELS, MASK_CHANNELS, num_classes),
         **kwargs,
     )

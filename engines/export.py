@@ -92,8 +92,9 @@ def export_package(model_spec: str, out: Path, max_batch: int = 8) -> Package:
             ["class_logits", "box_regression"], "rois")
     files = {"dense": "dense.onnx", "box_head": "box_head.onnx"}
     if info.has_masks:
-        mask_size = model.roi_heads.mask_roi_pool.output_size
-        _export(MaskHead(model), torch.zeros(4, channels, *mask_size), out / "mask_head.onnx", "roi_features",
+        mask_pool = model.roi_heads.mask_roi_pool
+        mask_channels = getattr(mask_pool, "out_channels", channels)  # pixel-reading pools add channels
+        _export(MaskHead(model), torch.zeros(4, mask_channels, *mask_pool.output_size), out / "mask_head.onnx", "roi_features",
                 ["mask_logits"], "rois")
         files["mask_head"] = "mask_head.onnx"
     save_model(out / "model.pt", model, info)  # the PyTorch reference travels with the package

@@ -40,6 +40,7 @@ ARCHITECTURES: dict[str, Architecture] = {
     "maskrcnn_resnet50_fpn_v2": Architecture(detection.maskrcnn_resnet50_fpn_v2, True, (512, 896)),
     "fasterrcnn_compact": Architecture(compact.fasterrcnn_compact, False, (320, 576), pretrained=False),
     "maskrcnn_compact": Architecture(compact.maskrcnn_compact, True, (320, 576), pretrained=False),
+    "maskrcnn_compact_px": Architecture(compact.maskrcnn_compact_px, True, (384, 672), pretrained=False),
 }
 
 

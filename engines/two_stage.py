@@ -21,6 +21,7 @@ from torchvision.models.detection.rpn import concat_box_prediction_layers
 from torchvision.ops import boxes as box_ops
 
 from engines.base import ModelInfo
+from engines.pixel_masks import IMAGE_KEY
 from pipeline.types import RawOutput
 
 # Candidates per image handed to postprocess (and to the mask head). torchvision keeps
@@ -62,7 +63,7 @@ class TwoStageEngine:
         class_logits, box_regression = self.parts.box_head(box_features)
         outputs = self._candidates(class_logits, box_regression, proposals, image_sizes)
         if self.info.has_masks:
-            self._add_masks(features, outputs, image_sizes)
+            self._add_masks(features, images, outputs, image_sizes)
         return outputs
 
     def _proposals(
@@ -113,6 +114,7 @@ class TwoStageEngine:
     def _add_masks(
         self,
         features: OrderedDict[str, torch.Tensor],
+        images: torch.Tensor,
         outputs: list[RawOutput],
         image_sizes: list[tuple[int, int]],
     ) -> None:
@@ -123,7 +125,9 @@ class TwoStageEngine:
             for output in outputs:
                 output.mask_logits = output.boxes.new_zeros((0, 28, 28))
             return
-        pooled = self.skeleton.roi_heads.mask_roi_pool(features, boxes, image_sizes)
+        # the image too, for mask branches that read pixels (engines.pixel_masks);
+        # poolers of plain FPN levels take only the levels they are named for
+        pooled = self.skeleton.roi_heads.mask_roi_pool({**features, IMAGE_KEY: images}, boxes, image_sizes)
         logits = self.parts.mask_head(pooled)
         labels = torch.cat([o.labels for o in outputs])
         logits = logits[torch.arange(len(labels), device=labels.device), labels]

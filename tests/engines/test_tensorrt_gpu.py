@@ -42,7 +42,7 @@ def _tensorrt_missing() -> str | None:
 needs_tensorrt = pytest.mark.skipif(_tensorrt_missing() is not None, reason=_tensorrt_missing() or "")
 
 
-@pytest.fixture(scope="module", params=["fasterrcnn_compact", "maskrcnn_compact"])
+@pytest.fixture(scope="module", params=["fasterrcnn_compact", "maskrcnn_compact", "maskrcnn_compact_px"])
 def package(request, tmp_path_factory) -> Path:
     return export_package(f"arch:{request.param}", tmp_path_factory.mktemp(request.param) / "package").root
 

@@ -22,11 +22,16 @@ def canonical(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> np.n
     return np.lexsort((boxes[:, 1].round(2), boxes[:, 0].round(2), labels, -scores.round(4)))
 
 
-@pytest.mark.parametrize("architecture, masks", [("fasterrcnn_compact", False), ("maskrcnn_compact", True)])
+@pytest.mark.parametrize(
+    "architecture, masks", [("fasterrcnn_compact", False), ("maskrcnn_compact", True), ("maskrcnn_compact_px", True)]
+)
 def test_same_detections_as_torchvision_forward(architecture, masks):
     # an image exactly the input size: torchvision's transform then does not resize
     _, image, _ = next(iter_frames(seed=3, width=SIZE[1], height=SIZE[0], seconds=0.04))
     model = build_model(architecture, 5, seed=1, min_size=SIZE[0], max_size=SIZE[1])
+    refine = getattr(model.roi_heads.mask_predictor, "refine", None)
+    if refine is not None:  # the pixel refinement starts at zero: make it count
+        torch.nn.init.normal_(refine.logits.weight, 0, 0.5, generator=torch.Generator().manual_seed(2))
     info = ModelInfo("t", architecture, ("__background__", "a", "b", "c", "d"), SIZE, has_masks=masks)
     with torch.inference_mode():
         expected = model([torch.from_numpy(image).permute(2, 0, 1).float() / 255])[0]
