@@ -35,11 +35,26 @@ END = EndOfStream()
 
 
 class Channel:
-    """Bounded FIFO between two stages; put blocks when full (lossless)."""
+    """Bounded FIFO between two stages; put blocks when full (lossless).
 
-    def __init__(self, maxsize: int, abort: threading.Event) -> None:
+    An `on_demand` channel also tells its producer when the consumer asks for the next
+    item (`wait_for_demand`), so the producer can build that item just in time: for a
+    live camera a batch prepared ahead of the detector only ages while it waits.
+    """
+
+    def __init__(self, maxsize: int, abort: threading.Event, on_demand: bool = False) -> None:
         self._queue: queue.Queue[Any] = queue.Queue(maxsize)
         self._abort = abort
+        # one token per `get`: the consumer's requests not yet answered by the producer
+        self._requests = threading.Semaphore(0) if on_demand else None
+
+    def wait_for_demand(self) -> None:
+        """Block until the consumer asks for an item; returns at once if not on demand."""
+        if self._requests is None:
+            return
+        while not self._requests.acquire(timeout=POLL_S):
+            if self._abort.is_set():
+                raise Aborted
 
     def put(self, item: Any) -> None:
         while True:
@@ -52,6 +67,8 @@ class Channel:
                 continue
 
     def get(self) -> Any:
+        if self._requests is not None:
+            self._requests.release()
         while True:
             if self._abort.is_set():
                 raise Aborted

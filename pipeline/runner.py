@@ -126,9 +126,10 @@ def build_stages(config: RunConfig, engine: Engine, ctx: RunContext) -> tuple[li
         drop_oldest=frozenset(name for name, s in sources.items() if s.drops_oldest),
     )
     any_live = any(s.is_live for s in config.sources)
-    # with live sources every batch waiting for the detector is latency: hold just one
+    # with live sources every batch waiting for the detector is latency: preprocess takes
+    # the newest frames only when the detector asks for its next batch
     batch_capacity = 1 if any_live else config.queue_size
-    batches = Channel(batch_capacity, ctx.abort)
+    batches = Channel(batch_capacity, ctx.abort, on_demand=any_live)
     results = Channel(config.queue_size, ctx.abort)
     sinks = [make_sink(uri, ctx, config.queue_size, engine.info.name, names) for uri in config.sinks]
     for name, source in sources.items():
@@ -163,20 +164,19 @@ def run(config: RunConfig, engine: Engine | None = None, ctx: RunContext | None 
     """
     if not config.sources:
         raise ConfigError("no sources: give --source URI or a config file with sources")
+    if engine is None:
+        model = config.model
+        engine = load_engine(model.path, model.device, model.score_threshold, model.threads, model.engine)
     ctx = ctx or RunContext(metrics_enabled=config.metrics.enabled)
-    # serving starts before the model loads, so a port in use fails the run at once
-    with live_metrics(config.metrics, ctx.metrics):
-        if engine is None:
-            model = config.model
-            engine = load_engine(model.path, model.device, model.score_threshold, model.threads, model.engine)
-        stages, detect = build_stages(config, engine, ctx)
-        signals = _Signals(ctx)
-        started = time.monotonic()
-        with signals.installed():
-            for stage in stages:
-                stage.start()
-            stuck = _wait(stages, ctx, config.shutdown_timeout_s)
-        ctx.metrics.stop()
+    # built first: a caller watching ctx.health from another thread finds every source in it
+    stages, detect = build_stages(config, engine, ctx)
+    signals = _Signals(ctx)
+    started = time.monotonic()
+    with live_metrics(config.metrics, ctx.metrics), signals.installed():
+        for stage in stages:
+            stage.start()
+        stuck = _wait(stages, ctx, config.shutdown_timeout_s)
+    ctx.metrics.stop()
     return RunSummary(
         counts=dict(ctx.counts),
         source_errors=dict(ctx.source_errors),

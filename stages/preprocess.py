@@ -70,7 +70,10 @@ class Preprocess(Stage):
 
     def work(self) -> None:
         max_wait_s = self.batching.max_wait_ms / 1000.0
-        while (frames := self.mux.get_batch(self.batching.max_batch, max_wait_s)) is not None:
+        while True:
+            self.output.wait_for_demand()  # live runs: frames are taken when the detector is free
+            if (frames := self.mux.get_batch(self.batching.max_batch, max_wait_s)) is None:
+                break
             started = self.metrics.arrived(frames)
             batch = self.prepare(frames)
             self.metrics.served(frames, started)

@@ -152,6 +152,14 @@ class BackgroundRun:
             self.error = exc
 
     def health(self, source: str) -> dict:
+        # the run fills ctx.health when it builds its stages, a moment after the thread starts
+        deadline = time.monotonic() + 10
+        while source not in self.ctx.health:
+            if self.error:
+                raise self.error
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the run never registered source {source!r}")
+            time.sleep(0.01)
         return self.ctx.health[source].snapshot()
 
     def wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> float:

@@ -18,7 +18,7 @@ from pipeline.context import RunContext
 from pipeline.errors import ConfigError
 from pipeline.health import QUEUE_FULL, TOO_OLD, SourceHealth
 from pipeline.messages import to_message, validate_message
-from pipeline.queues import END, Channel, SourceMux
+from pipeline.queues import END, Aborted, Channel, SourceMux
 from pipeline.types import Batch, Detections, Frame, Geometry
 from pipeline.urls import is_live_uri, mask_url, redact
 from stages.detect import Detect
@@ -100,6 +100,33 @@ def test_live_queue_keeps_the_newest_frames_without_blocking():
     assert mux.get_batch(4, 0.0) == [3, 4]
     mux.close("cam")
     assert mux.put("cam", 9) == 9  # closed: not queued, handed back to be counted
+
+
+def test_on_demand_channel_lets_the_producer_wait_for_each_request():
+    abort = threading.Event()
+    channel = Channel(1, abort, on_demand=True)
+    requested = threading.Event()
+
+    def producer() -> None:
+        for item in range(2):
+            channel.wait_for_demand()
+            requested.set()
+            channel.put(item)
+
+    thread = threading.Thread(target=producer, daemon=True)
+    thread.start()
+    assert not requested.wait(0.3)  # nobody asked: nothing is produced ahead
+    assert channel.get() == 0  # the request wakes the producer, which answers it
+    requested.clear()
+    assert not requested.wait(0.3) and channel.qsize() == 0  # item 1 waits for the next request
+    assert channel.get() == 1
+    thread.join(1)
+    assert not thread.is_alive()
+    waiting = Channel(1, abort, on_demand=True)
+    abort.set()
+    with pytest.raises(Aborted):
+        waiting.wait_for_demand()
+    Channel(1, threading.Event()).wait_for_demand()  # not on demand: returns at once
 
 
 def _frame(source: str, age_s: float) -> Frame:
