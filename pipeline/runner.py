@@ -126,9 +126,10 @@ def build_stages(config: RunConfig, engine: Engine, ctx: RunContext) -> tuple[li
         drop_oldest=frozenset(name for name, s in sources.items() if s.drops_oldest),
     )
     any_live = any(s.is_live for s in config.sources)
-    # with live sources every batch waiting for the detector is latency: hold just one
+    # with live sources every batch waiting for the detector is latency: preprocess takes
+    # the newest frames only when the detector asks for its next batch
     batch_capacity = 1 if any_live else config.queue_size
-    batches = Channel(batch_capacity, ctx.abort)
+    batches = Channel(batch_capacity, ctx.abort, on_demand=any_live)
     results = Channel(config.queue_size, ctx.abort)
     sinks = [make_sink(uri, ctx, config.queue_size, engine.info.name, names) for uri in config.sinks]
     for name, source in sources.items():
