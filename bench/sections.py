@@ -32,16 +32,16 @@ class Budget:
     """How much each section measures: the full run fits 15 minutes on 2 quiet cores."""
 
     rounds: int = 3  # alternating repeats, for the median
-    engine_calls: int = 3
+    engine_calls: int = 5
     engine_batches: tuple[int, ...] = engine_latency.BATCHES
     engine_models: tuple[str, ...] = engine_latency.DEFAULT_MODELS
-    efficiency_frames: int = 64
+    efficiency_frames: int = 160
     live_sources: tuple[int, ...] = (1, 2)
     live_seconds: float = 20.0
-    scaling_frames: int = 24  # per run, split over the sources
-    scaling_rounds: int = 2
-    batch_clips: int = 4
-    batch_clip_seconds: float = 1.0
+    scaling_frames: int = 48  # per run, split over the sources
+    scaling_rounds: int = 3
+    batch_clips: int = 8
+    batch_clip_seconds: float = 2.0
     redis_messages: int = 20_000
     video_1080p_seconds: float = 4.0
 
