@@ -16,19 +16,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-from demo_fps import REPO, as_package, detector_alone, ensure_video, machine, pipeline_fps, report
-from pipeline.config import DEFAULT_MODEL
+from demo_fps import as_package, demo_arguments, detector_alone, ensure_video, machine, pipeline_fps, report
 
 BACKENDS = ("torch", "onnxruntime")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="model to export (or an engine package to use)")
-    parser.add_argument("--video", type=Path, default=REPO / "data/demo.mp4")
+    demo_arguments(parser)
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     ensure_video(args.video)
     with tempfile.TemporaryDirectory() as tmp:

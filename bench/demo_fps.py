@@ -61,6 +61,20 @@ def as_package(model: str, workdir: Path) -> str:
     return str(export_package(model, folder).root)
 
 
+def demo_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every demo-video benchmark takes: --model, --video, --json."""
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="model to export (or an engine package)")
+    parser.add_argument("--video", type=Path, default=REPO / "data/demo.mp4")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+
+
+def run_fps(summary: RunSummary) -> float:
+    """Frames/s of a finished run; a failed run is an error, not a number."""
+    if summary.exit_code:
+        raise SystemExit(f"detstream run failed: {summary.source_errors or summary.stage_errors}")
+    return summary.counts["postprocess"] / summary.elapsed_s
+
+
 def report(result: dict, path: Path | None) -> None:
     """Print the result as JSON, and write it to `path` too when given."""
     text = json.dumps(result, indent=2)
@@ -118,18 +132,15 @@ def pipeline_run(
 def pipeline_fps(model: str, video: Path, batch: int, backend: str = "auto", sinks: tuple[str, ...] = (),
                  max_frames: int | None = None) -> tuple[float, int]:
     summary = pipeline_run(model, [video], batch, backend, sinks, max_frames)
-    frames = summary.counts["postprocess"]
-    return frames / summary.elapsed_s, frames
+    return run_fps(summary), summary.counts["postprocess"]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", default=DEFAULT_MODEL)
-    parser.add_argument("--video", type=Path, default=REPO / "data/demo.mp4")
+    demo_arguments(parser)
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--target", type=float, default=5.0, help="frames/s the pipeline must reach")
-    parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     ensure_video(args.video)
     runs = [pipeline_fps(args.model, args.video, args.batch) for _ in range(args.repeats)]

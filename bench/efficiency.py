@@ -22,10 +22,11 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from demo_fps import REPO, as_package, detector_and_engine_alone, ensure_video, machine, pipeline_run, report
+from demo_fps import (
+    as_package, demo_arguments, detector_and_engine_alone, ensure_video, machine, pipeline_run, report, run_fps,
+)
 from engines.loading import load_engine
 from naive_loop import naive_fps
-from pipeline.config import DEFAULT_MODEL
 from pipeline.messages import STAGES
 
 TARGET_EFFICIENCY = 0.90  # of the detector alone
@@ -46,7 +47,7 @@ def measure(package: str, video: Path, batch: int, frames: int, rounds: int, wor
     out = workdir / "pipeline.jsonl"
     for _ in range(rounds):
         summary = pipeline_run(package, [video], batch, sinks=(f"jsonl:{out}",), max_frames=frames)
-        pipeline.append(summary.counts["postprocess"] / summary.elapsed_s)
+        pipeline.append(run_fps(summary))
         latency.append(stage_latency_ms(out))
         batch_sizes.update(summary.batch_sizes)
         with_preprocess, engine_only = detector_and_engine_alone(package, video, frames, batch)
@@ -75,12 +76,10 @@ def measure(package: str, video: Path, batch: int, frames: int, rounds: int, wor
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="model to export (or an engine package)")
-    parser.add_argument("--video", type=Path, default=REPO / "data/demo.mp4")
+    demo_arguments(parser)
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--frames", type=int, default=100, help="first N frames of the video")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     ensure_video(args.video)
     with tempfile.TemporaryDirectory() as tmp:

@@ -17,39 +17,31 @@ import sys
 import tempfile
 from pathlib import Path
 
-from demo_fps import REPO, ensure_video, machine, report
+from demo_fps import demo_arguments, ensure_video, machine, report, run_fps
 from engines.base import Engine
 from engines.loading import load_engine
-from pipeline.config import DEFAULT_MODEL, RunConfig, load_config
+from pipeline.config import RunConfig, load_config
 from pipeline.profile import profile
-from pipeline.runner import RunSummary, run
+from pipeline.runner import run
 
 TARGET_OVERHEAD = 0.03
 
 
-def fps(summary: RunSummary) -> float:
-    if summary.exit_code:
-        raise SystemExit(f"detstream run failed: {summary.source_errors or summary.stage_errors}")
-    return summary.counts["postprocess"] / summary.elapsed_s
-
-
 def run_off(config: RunConfig, engine: Engine) -> float:
-    return fps(run(config.model_copy(update={"metrics": config.metrics.model_copy(update={"enabled": False})}), engine))
+    return run_fps(run(config.model_copy(update={"metrics": config.metrics.model_copy(update={"enabled": False})}), engine))
 
 
 def run_on(config: RunConfig, engine: Engine, out: Path) -> float:
     # elapsed_s covers the run only, not writing the report, chart and trace afterwards
-    return fps(profile(config, out, engine=engine).summary)
+    return run_fps(profile(config, out, engine=engine).summary)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", default=DEFAULT_MODEL)
-    parser.add_argument("--video", type=Path, default=REPO / "data/demo.mp4")
+    demo_arguments(parser)
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--frames", type=int, help="frames per run (default: the whole video)")
-    parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     ensure_video(args.video)
     config = load_config(None, {

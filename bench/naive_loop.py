@@ -20,10 +20,9 @@ from typing import TextIO
 import cv2
 import numpy as np
 
-from demo_fps import REPO, as_package, ensure_video, machine, pipeline_fps, report
+from demo_fps import as_package, demo_arguments, ensure_video, machine, pipeline_fps, report
 from engines.base import Engine
 from engines.loading import load_engine
-from pipeline.config import DEFAULT_MODEL
 from pipeline.messages import to_message
 from pipeline.types import Frame
 from stages.postprocess import Selection, finish_frame
@@ -70,11 +69,9 @@ def naive_fps(package: str, video: Path, out: Path, max_frames: int | None = Non
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="model to export (or an engine package)")
-    parser.add_argument("--video", type=Path, default=REPO / "data/demo.mp4")
+    demo_arguments(parser)
     parser.add_argument("--batch", type=int, default=2, help="detstream's max_batch")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     ensure_video(args.video)
     with tempfile.TemporaryDirectory() as tmp:

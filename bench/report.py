@@ -139,7 +139,7 @@ def render_live(r: dict) -> list[str]:
         stages = ours.get("stage_latency_ms_median", {})
         if ours["age_ms"]["p99"] > bound and stages:
             waiting = stages.get("detect", 0) - ours["batch_ms_median"]
-            out.append(f"  Where detstream's frames wait (median ms per stage, queue waits included): "
+            out.append("  Where detstream's frames wait (median ms per stage, queue waits included): "
                        + ", ".join(f"{s} {v:g}" for s, v in stages.items())
                        + f"; about {waiting:.0f} ms of the detect stage's share is waiting for the detector, "
                        f"{waiting / ours['batch_ms_median']:.1f} batch times. Dropped by cause: "

@@ -62,7 +62,8 @@ def main() -> int:
 def measure(args: argparse.Namespace, names: list[str]) -> dict:
     # imported here, not at the top: rendering needs none of torch, PyAV or ONNX Runtime,
     # which take from seconds to a minute to import on a busy machine
-    from sections import QUICK, SECTIONS, Budget, Context, ensure_video, machine, now, run_section
+    from demo_fps import ensure_video, machine
+    from sections import QUICK, SECTIONS, Budget, Context, now, run_section
 
     started = time.monotonic()
     ensure_video(args.video)

@@ -19,9 +19,8 @@ import tempfile
 from pathlib import Path
 
 from batch_decoders import collection, throughput
-from demo_fps import REPO, as_package, ensure_video, machine, pipeline_run, report
+from demo_fps import REPO, as_package, demo_arguments, ensure_video, machine, pipeline_run, report, run_fps
 from engines.loading import load_engine
-from pipeline.config import DEFAULT_MODEL
 
 SOURCES = (1, 2, 4)
 BATCHES = (1, 2, 4, 8)
@@ -34,7 +33,7 @@ def grid(package: str, video: Path, frames: int, rounds: int) -> dict:
     for _ in range(rounds):
         for sources, batch in fps:
             summary = pipeline_run(package, [video] * sources, batch, max_frames=frames // sources, engine=engine)
-            fps[(sources, batch)].append(summary.counts["postprocess"] / summary.elapsed_s)
+            fps[(sources, batch)].append(run_fps(summary))
     return {
         "engine": type(engine).__name__,
         "frames_per_run": frames,
@@ -65,13 +64,11 @@ def measure(package: str, video: Path, frames: int, rounds: int, clips: int, cli
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=DEFAULT_MODEL)
-    parser.add_argument("--video", type=Path, default=REPO / "data/demo.mp4")
+    demo_arguments(parser)
     parser.add_argument("--frames", type=int, default=24, help="frames per run, split over the sources")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--clips", type=int, default=4, help="files in the batch collection")
     parser.add_argument("--clip-seconds", type=float, default=1.0)
-    parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     ensure_video(args.video)
     with tempfile.TemporaryDirectory() as tmp:

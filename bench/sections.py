@@ -19,7 +19,7 @@ import engine_latency
 import live_overload
 import redis_publish
 import scaling
-from demo_fps import REPO, as_package, ensure_video, machine
+from demo_fps import REPO, as_package, machine
 from pipeline.config import DEFAULT_MODEL
 from report import SECTION_TITLES
 from synth.video import write_video
