@@ -22,9 +22,9 @@ from pathlib import Path
 import torch
 
 from engines.base import ModelInfo
-from pipeline.batch_config import load_batch_settings
-from pipeline.batch_job import BatchJob
-from pipeline.types import RawOutput
+from pipeline.batch.config import load_batch_settings
+from pipeline.batch.job import BatchJob
+from pipeline.core.types import RawOutput
 from synth.video import write_video
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,7 +53,7 @@ def collection(folder: Path, files: int, seconds: float) -> Path:
 
 def throughput(videos: Path, decoders: int, model: str | None, out: Path) -> float:
     from engines.loading import load_engine
-    from pipeline.manifest import model_checksum
+    from pipeline.batch.manifest import model_checksum
 
     settings = load_batch_settings(None, {"decoders": decoders, **({"model.path": model} if model else {})})
     factory = (lambda: load_engine(model)) if model else NullEngine

@@ -25,8 +25,8 @@ from typing import Any, Callable
 import av
 
 from demo_fps import REPO, machine, report
-from pipeline.config import SourceConfig
-from pipeline.context import RunContext
+from pipeline.core.config import SourceConfig
+from pipeline.core.context import RunContext
 from stages.decode import Decoder, open_source
 
 

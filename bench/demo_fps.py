@@ -24,9 +24,9 @@ import torch
 from engines.base import Engine
 from engines.export import export_package
 from engines.loading import load_engine
-from pipeline.config import DEFAULT_MODEL, load_config
-from pipeline.runner import RunSummary, run
-from stages.preprocess import Normalizer
+from pipeline.core.config import DEFAULT_MODEL, load_config
+from pipeline.run.runner import RunSummary, run
+from engines.inputs import Normalizer
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -27,7 +27,7 @@ from demo_fps import (
 )
 from engines.loading import load_engine
 from naive_loop import naive_fps
-from pipeline.messages import STAGES
+from pipeline.core.messages import STAGES
 
 TARGET_EFFICIENCY = 0.90  # of the detector alone
 TARGET_SPEEDUP = 1.3  # over the naive loop

@@ -22,7 +22,7 @@ import torch
 from demo_fps import REPO, as_package, ensure_video, machine, report
 from engines.base import Engine
 from engines.loading import load_engine
-from stages.preprocess import Normalizer
+from engines.inputs import Normalizer
 
 DEFAULT_MODELS = ("embedded:faster-compact-synth", "embedded:mask-compact-synth")
 BATCHES = (1, 2, 4, 8)

@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the test server and the fake detector
 
-from pipeline.config import load_config  # noqa: E402
+from pipeline.core.config import load_config  # noqa: E402
 from rtsp_support import BackgroundRun, RtspServer, write_live_clip  # noqa: E402
 from support import BlobEngine  # noqa: E402
 

@@ -37,9 +37,9 @@ import torch
 from demo_fps import REPO, machine, report
 from live_latency import percentile
 from naive_loop import NaiveDetector, read_rgb
-from pipeline.config import load_config
-from pipeline.messages import STAGES
-from pipeline.types import Frame, RawOutput
+from pipeline.core.config import load_config
+from pipeline.core.messages import STAGES
+from pipeline.core.types import Frame, RawOutput
 
 sys.path.insert(0, str(REPO / "tests"))  # the RTSP test server and the fake detector
 from rtsp_support import BackgroundRun, RtspServer, write_live_clip  # noqa: E402

@@ -20,9 +20,9 @@ from pathlib import Path
 from demo_fps import demo_arguments, ensure_video, machine, report, run_fps
 from engines.base import Engine
 from engines.loading import load_engine
-from pipeline.config import RunConfig, load_config
-from pipeline.profile import profile
-from pipeline.runner import run
+from pipeline.core.config import RunConfig, load_config
+from pipeline.profile.profile import profile
+from pipeline.run.runner import run
 
 TARGET_OVERHEAD = 0.03
 

@@ -23,10 +23,10 @@ import numpy as np
 from demo_fps import as_package, demo_arguments, ensure_video, machine, pipeline_fps, report
 from engines.base import Engine
 from engines.loading import load_engine
-from pipeline.messages import to_message
-from pipeline.types import Frame
-from stages.postprocess import Selection, finish_frame
-from stages.preprocess import Normalizer
+from pipeline.core.messages import to_message
+from pipeline.core.types import Frame
+from engines.outputs import Selection, finish_frame
+from engines.inputs import Normalizer
 
 
 class NaiveDetector:

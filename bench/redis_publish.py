@@ -30,11 +30,11 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from demo_fps import cpu_name  # noqa: E402
-from pipeline.messages import SCHEMA, event_id  # noqa: E402
-from pipeline.outbox import Outbox  # noqa: E402
-from pipeline.redis_url import parse_redis_url  # noqa: E402
-from pipeline.spool import Spool  # noqa: E402
-from stages.redis_sink import SINK_OPTIONS, Publisher, RedisSinkSettings  # noqa: E402
+from pipeline.core.messages import SCHEMA, event_id  # noqa: E402
+from stages.sinks.outbox import Outbox  # noqa: E402
+from pipeline.core.redis_url import parse_redis_url  # noqa: E402
+from stages.sinks.spool import Spool  # noqa: E402
+from stages.sinks.redis_streams import SINK_OPTIONS, Publisher, RedisSinkSettings  # noqa: E402
 
 PIPELINE_BATCH = 64
 

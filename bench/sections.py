@@ -20,7 +20,7 @@ import live_overload
 import redis_publish
 import scaling
 from demo_fps import REPO, as_package, machine
-from pipeline.config import DEFAULT_MODEL
+from pipeline.core.config import DEFAULT_MODEL
 from report import SECTION_TITLES
 from synth.video import write_video
 

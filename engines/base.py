@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 import torch
 
-from pipeline.types import RawOutput
+from pipeline.core.types import RawOutput
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -17,7 +17,7 @@ import torch
 import torchvision
 from torch import nn
 
-from engines.loading import load_model, save_model
+from engines.model_file import load_model, save_model
 from engines.package import Package, write_package
 
 OPSET = 17

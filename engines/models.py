@@ -12,7 +12,7 @@ from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
 
 from engines import compact
 from engines.base import ModelInfo
-from pipeline.errors import ModelError
+from pipeline.core.errors import ModelError
 
 # Classes of the synthetic scenes (`detstream synth`), background first.
 SYNTH_CLASSES = ("__background__", "person", "car", "bicycle", "dog")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from engines.base import ModelInfo
-from pipeline.errors import ModelError
+from pipeline.core.errors import ModelError
 
 PACKAGE_FORMAT = "detstream.package/v1"
 METADATA = "package.json"

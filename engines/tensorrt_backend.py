@@ -22,8 +22,8 @@ from engines.models import build_model
 from engines.package import Package, sha256
 from engines.tensorrt_build import gpu_record, import_tensorrt
 from engines.two_stage import TwoStageEngine
-from pipeline.errors import ModelError
-from pipeline.types import RawOutput
+from pipeline.core.errors import ModelError
+from pipeline.core.types import RawOutput
 
 if TYPE_CHECKING:
     import tensorrt as trt

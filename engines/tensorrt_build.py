@@ -25,7 +25,7 @@ from onnx import AttributeProto, TensorProto, helper, numpy_helper
 
 from engines.onnx_lint import lint
 from engines.package import METADATA, Package, sha256
-from pipeline.errors import ModelError
+from pipeline.core.errors import ModelError
 
 if TYPE_CHECKING:
     import tensorrt as trt

@@ -22,7 +22,7 @@ from torchvision.ops import boxes as box_ops
 
 from engines.base import ModelInfo
 from engines.pixel_masks import IMAGE_KEY
-from pipeline.types import RawOutput
+from pipeline.core.types import RawOutput
 
 # Candidates per image handed to postprocess (and to the mask head). torchvision keeps
 # 100 after NMS; before NMS a few times that is enough to keep every survivor.

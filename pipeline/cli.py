@@ -17,13 +17,13 @@ from engines.build_engine_cli import add_parser as add_build_engine_parser
 from engines.export_cli import add_parser as add_export_parser
 from engines.training.eval_cli import add_parser as add_eval_parser
 from engines.training.train_cli import add_parser as add_train_parser
-from pipeline.batch_cli import add_parser as add_batch_parser
-from pipeline.config import load_config
-from pipeline.consume_cli import add_parser as add_consume_parser
-from pipeline.errors import ConfigError, DetstreamError
-from pipeline.runner import RunSummary, run
-from pipeline.trace import DEFAULT_LIMIT as DEFAULT_TRACE_LIMIT
-from pipeline.urls import RedactingFilter
+from pipeline.batch.cli import add_parser as add_batch_parser
+from pipeline.core.config import load_config
+from pipeline.redis.cli import add_parser as add_consume_parser
+from pipeline.core.errors import ConfigError, DetstreamError
+from pipeline.run.runner import RunSummary, run
+from pipeline.core.trace import DEFAULT_LIMIT as DEFAULT_TRACE_LIMIT
+from pipeline.core.urls import RedactingFilter
 from synth.cli import add_parser as add_synth_parser
 
 log = logging.getLogger("detstream")
@@ -94,8 +94,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_profile(args: argparse.Namespace) -> int:
     # imported here: matplotlib is only needed by this command
-    from pipeline.profile import profile
-    from pipeline.profile_report import print_profile
+    from pipeline.profile.profile import profile
+    from pipeline.profile.report import print_profile
 
     if args.trace_limit < 1:
         raise ConfigError(f"--trace-limit {args.trace_limit}: must be at least 1")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from pipeline.context import RunContext
-from pipeline.queues import Aborted
+from pipeline.core.context import RunContext
+from pipeline.core.queues import Aborted
 
 
 class Stage(threading.Thread):

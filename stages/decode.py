@@ -14,12 +14,12 @@ from pathlib import Path
 import av
 import numpy as np
 
-from pipeline.config import SourceConfig
-from pipeline.context import RunContext
-from pipeline.errors import SourceError
-from pipeline.health import QUEUE_FULL, SHUTDOWN, SourceHealth
-from pipeline.queues import SourceMux
-from pipeline.types import Frame
+from pipeline.core.config import SourceConfig
+from pipeline.core.context import RunContext
+from pipeline.core.errors import SourceError
+from pipeline.core.health import QUEUE_FULL, SHUTDOWN, SourceHealth
+from pipeline.core.queues import SourceMux
+from pipeline.core.types import Frame
 from stages.base import Stage
 
 log = logging.getLogger("detstream")

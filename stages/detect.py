@@ -11,11 +11,11 @@ import time
 from collections import Counter
 
 from engines.base import Engine
-from pipeline.context import RunContext
-from pipeline.errors import StageError
-from pipeline.health import TOO_OLD
-from pipeline.queues import END, Channel
-from pipeline.types import Batch
+from pipeline.core.context import RunContext
+from pipeline.core.errors import StageError
+from pipeline.core.health import TOO_OLD
+from pipeline.core.queues import END, Channel
+from pipeline.core.types import Batch
 from stages.base import Stage
 
 

@@ -21,13 +21,13 @@ from urllib.parse import urlsplit
 
 import av
 
-from pipeline.backoff import Backoff
-from pipeline.config import SourceConfig
-from pipeline.context import RunContext
-from pipeline.errors import SourceError
-from pipeline.health import State
-from pipeline.queues import SourceMux
-from pipeline.urls import input_format, mask_url, redact
+from pipeline.core.backoff import Backoff
+from pipeline.core.config import SourceConfig
+from pipeline.core.context import RunContext
+from pipeline.core.errors import SourceError
+from pipeline.core.health import State
+from pipeline.core.queues import SourceMux
+from pipeline.core.urls import input_format, mask_url, redact
 from stages.decode import Decoder, FrameFilter
 
 WATCH_S = 0.05  # watchdog tick: stall detection is late by at most this much

@@ -19,9 +19,9 @@ from typing import Callable
 
 import av
 
-from pipeline.config import RunConfig
-from pipeline.context import RunContext
-from pipeline.runner import RunSummary, run
+from pipeline.core.config import RunConfig
+from pipeline.core.context import RunContext
+from pipeline.run.runner import RunSummary, run
 from support import render_blobs
 
 SYSTEM_PYTHON = "/usr/bin/python3"

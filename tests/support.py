@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from engines.base import ModelInfo
-from pipeline.types import RawOutput
+from pipeline.core.types import RawOutput
 
 BLOB_CLASSES = ("__background__", "red", "green", "blue")
 BLOB_COLORS = {1: (230, 20, 20), 2: (20, 230, 20), 3: (20, 20, 230)}

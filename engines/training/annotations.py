@@ -2,7 +2,7 @@
 
 Every check here is cheap (no image is decoded), so a broken dataset fails in seconds
 with a message naming the file and the records at fault, instead of hours into a run.
-Up to `MAX_REPORTED` problems are collected into one error so a user fixes them in one
+Up to `MAX_REPORTED` (pipeline/core/errors.py) problems are collected into one error so a user fixes them in one
 pass.
 """
 
@@ -18,23 +18,9 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from pipeline.errors import DetstreamError
+from pipeline.core.errors import DatasetError
 
-MAX_REPORTED = 5
 BOX_TOLERANCE = 1.0  # pixels a box may reach beyond the image (rounding in annotation tools)
-
-
-class DatasetError(DetstreamError):
-    """A dataset file is missing, malformed or inconsistent with its images."""
-
-    def __init__(self, path: Path, problems: list[str]) -> None:
-        shown = "; ".join(problems[:MAX_REPORTED])
-        if len(problems) > MAX_REPORTED:
-            shown += f"; and {len(problems) - MAX_REPORTED} more"
-        prefix = f"{len(problems)} problems: " if len(problems) > 1 else ""
-        super().__init__(f"{path}: {prefix}{shown}")
-        self.path = path
-        self.problems = problems
 
 
 @dataclass(frozen=True)

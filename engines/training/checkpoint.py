@@ -14,7 +14,8 @@ from typing import Any
 
 import torch
 
-CHECKPOINT_FORMAT = "detstream.checkpoint/v1"
+from engines.model_file import CHECKPOINT_FORMAT
+
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -25,7 +26,7 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    from pipeline.errors import ModelError
+    from pipeline.core.errors import ModelError
 
     if not path.is_file():
         raise ModelError(f"no checkpoint to resume from: {path} does not exist")

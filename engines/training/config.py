@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from pipeline.config import Settings
+from pipeline.core.config import Settings
 
 
 class DataConfig(Settings):

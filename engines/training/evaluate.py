@@ -22,10 +22,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from engines.base import Engine
-from engines.training.data import CocoDataset, DatasetError
-from pipeline.types import Detections, Frame
-from stages.postprocess import Selection, finish_frame
-from stages.preprocess import Normalizer
+from engines.training.data import CocoDataset
+from pipeline.core.errors import DatasetError
+from pipeline.core.types import Detections, Frame
+from engines.outputs import Selection, finish_frame
+from engines.inputs import Normalizer
 
 # the first nine of COCOeval.stats, in its order
 METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100")

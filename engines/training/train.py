@@ -22,7 +22,7 @@ from rich.console import Console
 from torch.utils.data import DataLoader, Sampler
 
 from engines.base import ModelInfo
-from engines.loading import load_model, save_model
+from engines.model_file import load_model, save_model
 from engines.models import architecture, build_model
 from engines.torch_backend import TorchEngine
 from engines.training.checkpoint import load_checkpoint, save_checkpoint
@@ -31,13 +31,9 @@ from engines.training.curves import plot_curves
 from engines.training.data import Augment, CocoDataset, collate
 from engines.training.evaluate import evaluate
 from engines.training.progress import TrainProgress
-from pipeline.errors import DetstreamError, ModelError
+from pipeline.core.errors import ModelError, TrainingError
 
 log = logging.getLogger("detstream")
-
-
-class TrainingError(DetstreamError):
-    """Training cannot go on (diverged, incompatible resume, ...)."""
 
 
 class EpochSampler(Sampler[int]):

@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 
 from engines.training.config import TrainConfig
-from pipeline.config import load_settings
+from pipeline.core.config import load_settings
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:

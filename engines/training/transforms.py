@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import torch
 
-from stages.preprocess import letterbox_size
+from engines.inputs import letterbox_size
 
 # per-instance arrays of a target; all are filtered together when a box is dropped
 PER_INSTANCE = ("boxes", "labels", "masks", "iscrowd", "area")

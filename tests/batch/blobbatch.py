@@ -14,8 +14,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for supp
 
 from support import BlobEngine, write_video  # noqa: E402
 
-from pipeline.batch_config import load_batch_settings  # noqa: E402
-from pipeline.batch_job import BatchJob  # noqa: E402
+from pipeline.batch.config import load_batch_settings  # noqa: E402
+from pipeline.batch.job import BatchJob  # noqa: E402
 
 GOOD = 18
 BAD = ("broken/garbage.mp4", "broken/truncated.mp4")

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from blobbatch import BAD, GOOD, job, results
-from pipeline.config import load_config
-from pipeline.messages import validate_message
-from pipeline.runner import run
+from pipeline.core.config import load_config
+from pipeline.core.messages import validate_message
+from pipeline.run.runner import run
 from support import BlobEngine
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.collection import expand
-from pipeline.errors import ConfigError
+from pipeline.batch.collection import expand
+from pipeline.core.errors import ConfigError
 
 
 def touch(path: Path) -> Path:

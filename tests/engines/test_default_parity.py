@@ -16,9 +16,9 @@ from engines.base import Engine
 from engines.export import export_package
 from engines.loading import load_engine
 from engines.training.evaluate import evaluate
-from pipeline.types import Detections, Frame
-from stages.postprocess import Selection, finish_frame
-from stages.preprocess import Normalizer
+from pipeline.core.types import Detections, Frame
+from engines.outputs import Selection, finish_frame
+from engines.inputs import Normalizer
 from synth.dataset import write_dataset
 from synth.video import iter_frames
 

@@ -9,9 +9,9 @@ import numpy as np
 import torch
 from torchvision.ops import box_iou
 
-from engines.loading import embedded_models, load_model
-from pipeline.config import DEFAULT_MODEL, load_config
-from pipeline.runner import run
+from engines.model_file import embedded_models, load_model
+from pipeline.core.config import DEFAULT_MODEL, load_config
+from pipeline.run.runner import run
 from synth.video import write_video
 
 MAX_BYTES = 25 * 1024 * 1024

@@ -10,13 +10,14 @@ import pytest
 import torch
 
 from engines.export import export_package
-from engines.loading import load_engine, save_model
+from engines.loading import load_engine
+from engines.model_file import save_model
 from engines.models import untrained
 from engines.onnxruntime_backend import OnnxRuntimeEngine
 from engines.package import read_package
 from engines.torch_backend import TorchEngine
-from pipeline.errors import ModelError
-from stages.preprocess import Normalizer
+from pipeline.core.errors import ModelError
+from engines.inputs import Normalizer
 from synth.video import iter_frames
 
 

@@ -13,10 +13,11 @@ import torch.nn.functional as F
 from torchvision.ops import roi_align
 
 from engines.export import export_package
-from engines.loading import load_engine, save_model
+from engines.loading import load_engine
+from engines.model_file import save_model
 from engines.models import untrained
 from engines.pixel_masks import IMAGE_KEY, PIXEL_CHANNELS
-from stages.preprocess import Normalizer
+from engines.inputs import Normalizer
 from synth.video import iter_frames
 
 BOXES = [torch.tensor([[10.0, 20, 90, 70], [100, 40, 160, 200]]), torch.tensor([[0.0, 0, 300, 120]])]

@@ -23,7 +23,7 @@ from engines.export import export_package
 from engines.package import read_package, sha256
 from engines.tensorrt_backend import check_record, tensorrt_engine
 from engines.tensorrt_build import build_plans, convert_fp16, record_build
-from pipeline.errors import ModelError
+from pipeline.core.errors import ModelError
 from trt_stubs import fake_tensorrt
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -184,7 +184,7 @@ def test_backend_runs_the_plans_like_onnxruntime(fake_gpu, package, tmp_path):
     from engines.onnxruntime_backend import OnnxRuntimeEngine
     from engines.tensorrt_backend import TensorRTParts
     from engines.two_stage import TwoStageEngine
-    from stages.preprocess import Normalizer
+    from engines.inputs import Normalizer
 
     root = tmp_path / "package"
     shutil.copytree(package, root)
@@ -262,7 +262,7 @@ def _assert_same_candidates(ours, reference) -> None:
 @needs_tensorrt
 def test_plans_match_onnxruntime(built):
     from engines.onnxruntime_backend import OnnxRuntimeEngine
-    from stages.preprocess import Normalizer
+    from engines.inputs import Normalizer
 
     ours = tensorrt_engine(read_package(built), "cuda", 0.05, None)
     reference = OnnxRuntimeEngine(read_package(built), 0.05)
@@ -286,7 +286,7 @@ def test_plans_match_onnxruntime(built):
 @pytest.mark.gpu
 @needs_tensorrt
 def test_batches_beyond_the_profile_run_in_chunks(built):
-    from stages.preprocess import Normalizer
+    from engines.inputs import Normalizer
 
     engine = tensorrt_engine(read_package(built), "cuda", 0.05, None)
     batch, geometry = Normalizer(engine.info)((_images(4) * 3)[:10])  # profile max is 8
@@ -296,7 +296,7 @@ def test_batches_beyond_the_profile_run_in_chunks(built):
 @pytest.mark.gpu
 @needs_tensorrt
 def test_fp16_build_runs(package, tmp_path):
-    from stages.preprocess import Normalizer
+    from engines.inputs import Normalizer
 
     root = tmp_path / "package"
     shutil.copytree(package, root)

@@ -10,9 +10,9 @@ import torch
 from engines.models import build_model
 from engines.base import ModelInfo
 from engines.torch_backend import TorchEngine
-from pipeline.types import Frame
-from stages.postprocess import Selection, finish_frame
-from stages.preprocess import Normalizer
+from pipeline.core.types import Frame
+from engines.outputs import Selection, finish_frame
+from engines.inputs import Normalizer
 from synth.video import iter_frames
 
 SIZE = (320, 576)

@@ -9,8 +9,8 @@ from pathlib import Path
 import av
 import pytest
 
-from pipeline.config import load_config
-from pipeline.runner import run
+from pipeline.core.config import load_config
+from pipeline.run.runner import run
 from support import BlobEngine, render_blobs, write_video
 
 

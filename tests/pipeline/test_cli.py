@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from support import DETSTREAM, run_cli
-from pipeline.messages import validate_message
+from pipeline.core.messages import validate_message
 from support import write_video
 
 MODEL = "arch:fasterrcnn_mobilenet_v3_large_320_fpn"  # a real torchvision model, untrained

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import load_config
-from pipeline.errors import ConfigError
+from pipeline.core.config import load_config
+from pipeline.core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -24,8 +24,8 @@ def error_of(path: Path | None, overrides: dict | None = None) -> str:
 
 def test_shipped_configs_are_valid():
     from engines.training.config import TrainConfig
-    from pipeline.batch_config import load_batch_settings
-    from pipeline.config import load_settings
+    from pipeline.batch.config import load_batch_settings
+    from pipeline.core.config import load_settings
 
     paths = sorted((REPO / "configs").glob("*.yaml"))
     assert REPO / "configs" / "demo.yaml" in paths
@@ -91,7 +91,7 @@ def _keys(model: type, prefix: str = "") -> list[str]:
 
 
 def test_readme_documents_every_setting():
-    from pipeline.config import RunConfig
+    from pipeline.core.config import RunConfig
 
     readme = (REPO / "README.md").read_text()
     missing = [key for key in _keys(RunConfig) if f"| `{key}` |" not in readme]

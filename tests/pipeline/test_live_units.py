@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.backoff import Backoff
-from pipeline.config import load_config
-from pipeline.context import RunContext
-from pipeline.errors import ConfigError
-from pipeline.health import QUEUE_FULL, TOO_OLD, SourceHealth
-from pipeline.messages import to_message, validate_message
-from pipeline.queues import END, Aborted, Channel, SourceMux
-from pipeline.types import Batch, Detections, Frame, Geometry
-from pipeline.urls import is_live_uri, mask_url, redact
+from pipeline.core.backoff import Backoff
+from pipeline.core.config import load_config
+from pipeline.core.context import RunContext
+from pipeline.core.errors import ConfigError
+from pipeline.core.health import QUEUE_FULL, TOO_OLD, SourceHealth
+from pipeline.core.messages import to_message, validate_message
+from pipeline.core.queues import END, Aborted, Channel, SourceMux
+from pipeline.core.types import Batch, Detections, Frame, Geometry
+from pipeline.core.urls import is_live_uri, mask_url, redact
 from stages.detect import Detect
 from support import BlobEngine
 

@@ -9,9 +9,9 @@ import av
 import numpy as np
 import pytest
 
-from pipeline.config import load_config
-from pipeline.messages import validate_message
-from pipeline.runner import run
+from pipeline.core.config import load_config
+from pipeline.core.messages import validate_message
+from pipeline.run.runner import run
 from support import BlobEngine, blob_scene
 from pycocotools import mask as mask_utils
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.messages import event_id, to_message, validate_message
-from pipeline.queues import Aborted, Channel, SourceMux
-from pipeline.types import Detections, Frame, Geometry
-from stages.preprocess import letterbox_size
-from stages.video_sink import output_paths
+from pipeline.core.messages import event_id, to_message, validate_message
+from pipeline.core.queues import Aborted, Channel, SourceMux
+from pipeline.core.types import Detections, Frame, Geometry
+from engines.inputs import letterbox_size
+from stages.sinks.video import output_paths
 
 
 def frame(source: str = "cam", seq: int = 0) -> Frame:

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from pipeline.histogram import BUCKETS, LogHistogram, bucket_of, lower_edge, upper_edge
+from pipeline.core.histogram import BUCKETS, LogHistogram, bucket_of, lower_edge, upper_edge
 
 BUCKET_WIDTH = 10 ** (1 / 20) - 1  # relative width of one bucket, about 12 %
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.config import load_config
-from pipeline.context import RunContext
-from pipeline.metrics import Metrics
-from pipeline.runner import run
-from pipeline.trace import Trace
-from pipeline.types import Frame
+from pipeline.core.config import load_config
+from pipeline.core.context import RunContext
+from pipeline.core.metrics import Metrics
+from pipeline.run.runner import run
+from pipeline.core.trace import Trace
+from pipeline.core.types import Frame
 from support import BlobEngine
 
 

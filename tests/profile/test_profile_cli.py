@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import load_config
-from pipeline.profile import profile
+from pipeline.core.config import load_config
+from pipeline.profile.profile import profile
 from support import BlobEngine, run_cli
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -12,12 +12,12 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.config import load_config
-from pipeline.errors import ConfigError
-from pipeline.health import SourceHealth
-from pipeline.live_metrics import MetricsCollector
-from pipeline.metrics import Metrics
-from pipeline.runner import RunSummary, run
+from pipeline.core.config import load_config
+from pipeline.core.errors import ConfigError
+from pipeline.core.health import SourceHealth
+from pipeline.run.metrics_server import MetricsCollector
+from pipeline.core.metrics import Metrics
+from pipeline.run.runner import RunSummary, run
 from support import BlobEngine, write_video
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import redis
 
-from pipeline.consumer import Consumer, ConsumerSettings
-from pipeline.messages import SCHEMA, event_id
+from pipeline.redis.consumer import Consumer, ConsumerSettings
+from pipeline.core.messages import SCHEMA, event_id
 
 START_TIMEOUT_S = 15.0
 

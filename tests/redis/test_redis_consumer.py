@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipeline.consumer import Consumer, ConsumerSettings
-from pipeline.messages import event_id
+from pipeline.redis.consumer import Consumer, ConsumerSettings
+from pipeline.core.messages import event_id
 from redis_support import RedisServer, xadd_messages
 from pipeline.cli import main
 
@@ -21,7 +21,7 @@ def consume_process(*args: str, timeout: float = 240) -> subprocess.CompletedPro
     """The consume command in its own process (`python -m`: the same code as `detstream
     consume` without importing the model stack, which can take minutes on a loaded box)."""
     env = {**os.environ, "PYTHONPATH": str(HERE), "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "pipeline.consume_cli", *args]
+    command = [sys.executable, "-m", "pipeline.redis.cli", *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
 
 

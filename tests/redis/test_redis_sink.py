@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from pipeline.config import load_config
-from pipeline.errors import RedisSetupError
-from pipeline.messages import event_id, validate_message
-from pipeline.runner import RunSummary, run
+from pipeline.core.config import load_config
+from pipeline.core.errors import RedisSetupError
+from pipeline.core.messages import event_id, validate_message
+from pipeline.run.runner import RunSummary, run
 from redis_support import RedisServer, consume_all, make_tls_files
 from support import BlobEngine, write_video
 

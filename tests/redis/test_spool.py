@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.errors import SinkError
-from pipeline.spool import Spool
+from pipeline.core.errors import SinkError
+from stages.sinks.spool import Spool
 
 
 def drain(spool: Spool, limit: int = 7) -> list[str]:

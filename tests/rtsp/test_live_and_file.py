@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from pipeline.config import load_config
+from pipeline.core.config import load_config
 from rtsp_support import BackgroundRun
 from support import BlobEngine, write_video
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from pipeline.config import load_config
-from pipeline.messages import validate_message
+from pipeline.core.config import load_config
+from pipeline.core.messages import validate_message
 from rtsp_support import BackgroundRun
 from support import BlobEngine
 

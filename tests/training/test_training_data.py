@@ -10,7 +10,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from cocofiles import blob_dataset, edit, rect_mask, uncompressed_counts
-from engines.training.data import CocoDataset, DatasetError, collate, fingerprint
+from engines.training.data import CocoDataset, collate, fingerprint
+from pipeline.core.errors import DatasetError
 from support import blob_scene, render_blobs
 
 W, H = 240, 160

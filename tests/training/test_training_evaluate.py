@@ -13,9 +13,10 @@ from rich.console import Console
 
 from cocofiles import blob_dataset, edit
 from engines.training import eval_cli
-from engines.training.data import CocoDataset, DatasetError
+from engines.training.data import CocoDataset
+from pipeline.core.errors import DatasetError
 from engines.training.evaluate import METRICS, evaluate, print_report, write_report
-from pipeline.types import RawOutput
+from pipeline.core.types import RawOutput
 from support import BlobEngine
 
 

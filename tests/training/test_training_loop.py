@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from engines.loading import load_engine, load_model
+from engines.loading import load_engine
+from engines.model_file import load_model
 from engines.training.config import TrainConfig
-from engines.training.train import Trainer, TrainingError, lr_factor
+from engines.training.train import Trainer, lr_factor
+from pipeline.core.errors import TrainingError
 from synth.dataset import write_dataset
 
 
@@ -96,7 +98,7 @@ def test_resume_continues_from_the_same_step_with_the_same_state(tiny, tmp_path,
 
 
 def test_resume_without_a_checkpoint_is_a_clear_error(tiny, tmp_path):
-    from pipeline.errors import ModelError
+    from pipeline.core.errors import ModelError
 
     with pytest.raises(ModelError, match="no checkpoint to resume from"):
         Trainer(config(tiny, tmp_path / "empty")).run(resume=True)

@@ -1,0 +1,68 @@
+"""Model files: the one on-disk format of trained weights, and the models shipped inside.
+
+A model spec is either `arch:NAME` (an untrained torchvision architecture, for plumbing),
+`embedded:NAME` (shipped in engines/embedded/) or the path of a model file saved by
+`save_model` (or a training checkpoint): the weights plus the `ModelInfo` record, which is
+all the pipeline needs to run it. This module does not import the training package:
+training imports it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from engines.base import ModelInfo
+from engines.models import build_model, untrained
+from pipeline.core.errors import ModelError
+
+CHECKPOINT_FORMAT = "detstream.checkpoint/v1"
+MODEL_FORMAT = "detstream.model/v1"
+EMBEDDED_DIR = Path(__file__).parent / "embedded"
+
+
+def save_model(path: Path, model: torch.nn.Module, info: ModelInfo) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"format": MODEL_FORMAT, "info": info.to_dict(), "state_dict": model.state_dict()}, path)
+
+
+def embedded_models() -> dict[str, Path]:
+    """The models shipped inside the package, by name (`embedded:NAME`)."""
+    return {p.stem: p for p in sorted(EMBEDDED_DIR.glob("*.pt"))}
+
+
+def resolve(spec: str) -> Path:
+    """The file behind a model spec: a path, or `embedded:NAME`."""
+    if spec.startswith("embedded:"):
+        name = spec.removeprefix("embedded:")
+        shipped = embedded_models()
+        if name not in shipped:
+            raise ModelError(f"no embedded model {name!r} (shipped: {', '.join(shipped) or 'none'})")
+        return shipped[name]
+    path = Path(spec)
+    if not path.is_file():
+        raise ModelError(f"model file not found: {spec} (or use embedded:NAME, arch:NAME)")
+    return path
+
+
+def load_model(spec: str) -> tuple[torch.nn.Module, ModelInfo]:
+    """Weights and metadata of `spec`: a model file, a training checkpoint,
+    `embedded:NAME` (shipped with detstream) or `arch:NAME` (untrained)."""
+    if spec.startswith("arch:"):
+        return untrained(spec.removeprefix("arch:"))
+    path = resolve(spec)
+    try:
+        record = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad file
+        raise ModelError(f"{spec}: not a readable model file: {exc}") from exc
+    # training checkpoints carry the same info + weights, so they load as models too
+    if not isinstance(record, dict) or record.get("format") not in (MODEL_FORMAT, CHECKPOINT_FORMAT):
+        raise ModelError(f"{spec}: not a detstream model file or training checkpoint")
+    info = ModelInfo.from_dict(record["info"])
+    model = build_model(info.architecture, len(info.class_names))
+    try:
+        model.load_state_dict(record["state_dict"])
+    except RuntimeError as exc:
+        raise ModelError(f"{spec}: weights do not match architecture {info.architecture}: {exc}") from exc
+    return model, info

@@ -1,0 +1,72 @@
+"""Settings of `detstream batch`: the run's model and batching, plus what batch adds.
+
+Same rules as the run config: YAML holds values only, flags override the file, every
+key has a default. `fingerprint` is what, besides the model, decides a file's results:
+a file finished under another fingerprint is processed again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from pipeline.batch.collection import VIDEO_EXTENSIONS
+from pipeline.core.config import BatchConfig, ModelConfig, Settings, load_settings
+
+
+class RaySettings(Settings):
+    address: str | None = Field(None, description="cluster to join; none: RAY_ADDRESS, else a local one")
+    cpus_per_worker: float = Field(1.0, gt=0, description="CPUs each pipeline instance reserves")
+    gpus_per_worker: float | None = Field(None, ge=0, description="GPUs each reserves; default 1 on cuda, else 0")
+    workers: int | None = Field(None, ge=1, description="pipeline instances; default: as many as the cluster's resources hold")
+    max_attempts: int = Field(3, ge=1, description="tries per file when workers die under it")
+
+
+class BatchSettings(Settings):
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    # frames per engine call; default: the number of decoders (one frame of each open file)
+    batch: BatchConfig | None = None
+    decoders: int = Field(2, ge=1, le=64, description="files decoded at once, feeding the one detector")
+    format: Literal["jsonl", "coco"] = Field("jsonl", description="per-file results: detection messages or COCO results")
+    video: bool = Field(False, description="also write an annotated MP4 per file")
+    extensions: list[str] = Field(default_factory=lambda: list(VIDEO_EXTENSIONS), description="directory scan filter")
+    stride: int = Field(1, ge=1, description="keep every Nth decoded frame")
+    max_fps: float | None = Field(None, gt=0, description="keep at most this many frames per stream second")
+    max_frames: int | None = Field(None, ge=1, description="stop each file after N frames")
+    queue_size: int = Field(8, ge=1, description="capacity of every queue between stages")
+    shutdown_timeout_s: float = Field(3.0, gt=0, description="grace period to drain on Ctrl-C")
+    ray: RaySettings = Field(default_factory=RaySettings)
+
+    @property
+    def batching(self) -> BatchConfig:
+        return self.batch or BatchConfig(max_batch=self.decoders)
+
+    @property
+    def gpus_per_worker(self) -> float:
+        if self.ray.gpus_per_worker is not None:
+            return self.ray.gpus_per_worker
+        return 1.0 if self.model.device.startswith("cuda") else 0.0
+
+    def fingerprint(self) -> str:
+        """Hash of the settings that change a file's results (not of speed settings)."""
+        decisive: dict[str, Any] = {
+            "engine": self.model.engine,
+            "score_threshold": self.model.score_threshold,
+            "nms_iou": self.model.nms_iou,
+            "top_k": self.model.top_k,
+            "format": self.format,
+            "video": self.video,
+            "stride": self.stride,
+            "max_fps": self.max_fps,
+            "max_frames": self.max_frames,
+        }
+        text = json.dumps(decisive, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def load_batch_settings(path: Path | None = None, overrides: dict[str, Any] | None = None) -> BatchSettings:
+    return load_settings(BatchSettings, path, overrides)

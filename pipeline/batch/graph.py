@@ -1,0 +1,209 @@
+"""One batch pipeline instance: N decoder slots feeding one detector, per-file outputs.
+
+    slot[0..N-1] --SourceMux (one queue per slot)--> preprocess --> detect --> postprocess --> batch-sink
+       ^ next file from the feed when the current one is done
+
+A slot is a thread that takes the next file from the feed and decodes it with the run's
+own `Decoder` (called in the slot's thread, so there is never a thread per file), then
+the next one. The mux is keyed by slot while frames keep their file's id, so preprocess
+round-robins over the N open files and batches stay full as files come and go. The
+local `detstream batch` runs one instance; on Ray each worker runs one.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from engines.base import Engine
+from pipeline.batch.config import BatchSettings
+from pipeline.batch.collection import FileTask
+from pipeline.core.config import SourceConfig
+from pipeline.core.context import RunContext
+from pipeline.core.queues import POLL_S, Aborted, Channel, SourceMux
+from stages.base import Stage
+from stages.sinks.per_file import BatchSink, FileDone, FileResult
+from stages.decode import Decoder
+from stages.detect import Detect
+from engines.outputs import Selection
+from stages.postprocess import Postprocess
+from stages.preprocess import Preprocess
+
+log = logging.getLogger("detstream")
+JOIN_AFTER_ABORT_S = 0.5
+
+
+class ListFeed:
+    """Hands out the files of a list, each once, to whichever slot asks first."""
+
+    def __init__(self, tasks: Iterable[FileTask]) -> None:
+        self._tasks = iter(list(tasks))
+        self._lock = threading.Lock()
+
+    def next(self, ctx: RunContext) -> FileTask | None:
+        if ctx.stop_reading.is_set():
+            return None
+        with self._lock:
+            return next(self._tasks, None)
+
+
+class QueueFeed:
+    """Files that keep arriving (a Ray worker's); `close` ends the feed."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[FileTask | None] = queue.Queue()
+
+    def put(self, task: FileTask) -> None:
+        self._queue.put(task)
+
+    def close(self) -> None:
+        self._queue.put(None)
+
+    def next(self, ctx: RunContext) -> FileTask | None:
+        while not ctx.stop_reading.is_set():
+            try:
+                task = self._queue.get(timeout=POLL_S)
+            except queue.Empty:
+                continue
+            if task is None:
+                self._queue.put(None)  # the other slots must see the end too
+            return task
+        return None
+
+
+class _SlotQueue:
+    """What a Decoder sees of the mux: its slot's queue, whichever file it reads."""
+
+    def __init__(self, mux: SourceMux, slot: str) -> None:
+        self.mux = mux
+        self.slot = slot
+
+    def put(self, source: str, item: Any) -> Any:
+        return self.mux.put(self.slot, item)
+
+    def close(self, source: str) -> None:
+        pass  # the slot stays open for its next file
+
+
+class DecodeSlot(Stage):
+    def __init__(
+        self,
+        slot: str,
+        feed: ListFeed | QueueFeed,
+        mux: SourceMux,
+        sink: Channel,
+        settings: BatchSettings,
+        ctx: RunContext,
+        on_start: Callable[[FileTask], None] | None = None,
+    ) -> None:
+        super().__init__(f"decode[{slot}]", ctx)
+        self.slot = slot
+        self.feed = feed
+        self.mux = mux
+        self.sink = sink
+        self.settings = settings
+        self.on_start = on_start
+
+    def work(self) -> None:
+        while (task := self.feed.next(self.ctx)) is not None:
+            if self.on_start:
+                self.on_start(task)
+            self.sink.put(self._decode(task))
+
+    def _decode(self, task: FileTask) -> FileDone:
+        source = SourceConfig(uri=task.uri, name=task.rel, stride=self.settings.stride, max_fps=self.settings.max_fps)
+        decoder = Decoder(source, task.rel, _SlotQueue(self.mux, self.slot), self.ctx, self.settings.max_frames)  # type: ignore[arg-type]
+        try:
+            decoder.work()  # a SourceError is reported into ctx.source_errors
+        except Aborted:
+            raise
+        except Exception as exc:  # noqa: BLE001 - an unforeseen error of one file fails that file only
+            reason = f"{type(exc).__name__}: {exc}"
+            self.ctx.source_failed(task.rel, reason)
+        error = self.ctx.source_errors.get(task.rel)
+        # stopped before the end: the file is incomplete (conservatively, even if it just ended)
+        interrupted = error is None and self.ctx.stop_reading.is_set()
+        return FileDone(task.rel, decoder.frames, error, interrupted)
+
+    def finish(self) -> None:
+        self.mux.close(self.slot)
+
+
+class BatchPipeline:
+    """Build, start and join one pipeline instance over the files of a feed."""
+
+    def __init__(self, engine: Engine, settings: BatchSettings, staging: Path) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.staging = staging
+        self.kinds = [settings.format] + (["video"] if settings.video else [])
+
+    def run(
+        self,
+        feed: ListFeed | QueueFeed,
+        on_result: Callable[[FileResult], None],
+        ctx: RunContext,
+        on_start: Callable[[FileTask], None] | None = None,
+        tick: Callable[[], None] | None = None,
+    ) -> dict[str, str]:
+        """Process every file of `feed`; returns the stage errors (empty when all went well).
+
+        `tick` is called about ten times a second from this thread (progress display).
+        """
+        stages = self._build(feed, on_result, ctx, on_start)
+        for stage in stages:
+            stage.start()
+        self._wait(stages, ctx, tick)
+        return dict(ctx.stage_errors)
+
+    def _build(
+        self,
+        feed: ListFeed | QueueFeed,
+        on_result: Callable[[FileResult], None],
+        ctx: RunContext,
+        on_start: Callable[[FileTask], None] | None,
+    ) -> list[Stage]:
+        settings, info = self.settings, self.engine.info
+        slots = [f"slot{i}" for i in range(settings.decoders)]
+        mux = SourceMux(slots, settings.queue_size, ctx.abort)
+        batches = Channel(settings.queue_size, ctx.abort)
+        results = Channel(settings.queue_size, ctx.abort)
+        sink = BatchSink(self.staging, self.kinds, info.name, on_result, ctx, settings.queue_size)
+        selection = Selection(
+            score_threshold=settings.model.score_threshold if settings.model.score_threshold is not None else info.score_threshold,
+            nms_iou=settings.model.nms_iou,
+            top_k=settings.model.top_k,
+        )
+        return [
+            *(DecodeSlot(slot, feed, mux, sink.input, settings, ctx, on_start) for slot in slots),
+            Preprocess(mux, batches, info, settings.batching, ctx),
+            Detect(self.engine, batches, results, ctx),
+            Postprocess(results, [sink.input], selection, info.class_names, ctx),
+            sink,
+        ]
+
+    def _wait(self, stages: list[Stage], ctx: RunContext, tick: Callable[[], None] | None) -> None:
+        """Join all stages; past the grace period after a stop request, abort."""
+        stop_deadline: float | None = None
+        abort_deadline: float | None = None
+        while any(stage.is_alive() for stage in stages):
+            now = time.monotonic()
+            if ctx.stop_reading.is_set() and stop_deadline is None:
+                stop_deadline = now + self.settings.shutdown_timeout_s
+            if stop_deadline is not None and now > stop_deadline and not ctx.abort.is_set():
+                log.warning("frames in flight did not drain within %.1f s: aborting", self.settings.shutdown_timeout_s)
+                ctx.abort.set()
+            if ctx.abort.is_set():
+                abort_deadline = abort_deadline or now + JOIN_AFTER_ABORT_S
+                if now > abort_deadline:
+                    log.error("stages still running after abort: %s", ", ".join(s.name for s in stages if s.is_alive()))
+                    return
+            if tick:
+                tick()
+            time.sleep(0.1)
+        if tick:
+            tick()

@@ -1,0 +1,199 @@
+"""Typed run settings, loaded from YAML and overridden by CLI flags.
+
+YAML holds values only. Every setting has a default, so `detstream run --source X`
+works with no file. Validation errors name the key, the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipeline.core.errors import ConfigError
+from pipeline.core.redis_url import mask_password
+from pipeline.core.urls import is_live_uri, redact
+
+# The compact Faster R-CNN trained by `make models` on synthetic scenes, shipped in engines/embedded/.
+DEFAULT_MODEL = "embedded:faster-compact-synth"
+SINK_KINDS = ("jsonl", "video", "redis", "rediss")
+SINK_FORMS = "jsonl:PATH, video:PATH.mp4, redis://HOST:PORT/DB?stream=KEY, rediss://... (TLS)"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+S = TypeVar("S", bound=Settings)
+
+
+class ReconnectConfig(Settings):
+    initial_s: float = Field(0.5, ge=0, description="delay before the first retry")
+    max_s: float = Field(30.0, gt=0, description="cap of the doubling delay")
+    jitter: float = Field(0.2, ge=0, le=1, description="random +- fraction of each delay")
+    max_attempts: int | None = Field(None, ge=1, description="consecutive failed attempts before giving up; none: forever")
+
+
+# A live queue only needs to absorb jitter: every frame waiting in it is latency.
+LIVE_QUEUE_SIZE = 2
+
+
+class SourceConfig(Settings):
+    uri: str = Field(description="file path or URL FFmpeg can open")
+    name: str | None = Field(None, description="source id in messages; default: derived from uri")
+    stride: int = Field(1, ge=1, description="keep every Nth decoded frame")
+    max_fps: float | None = Field(None, gt=0, description="keep at most this many frames per second of stream time")
+    live: Literal["auto"] | bool = Field("auto", description="auto: streams and devices are live, files are not")
+    queue: Literal["auto", "drop_oldest", "block"] = Field(
+        "auto", description="full queue: drop the oldest frame (live default) or block the reader (file default)"
+    )
+    queue_size: int | None = Field(None, ge=1, description="frames queued for this source; default 2 live, run queue_size for files")
+    max_age_ms: float | None = Field(1000.0, gt=0, description="live only: drop frames older than this at the detector")
+    open_timeout_s: float = Field(10.0, gt=0, description="live only: give up opening after this long")
+    read_timeout_s: float = Field(5.0, gt=0, description="live only: no packet for this long = stalled")
+    rtsp_transport: Literal["tcp", "udp"] = Field("tcp", description="RTSP over TCP (interleaved) or UDP")
+    reconnect: ReconnectConfig = Field(default_factory=ReconnectConfig)
+
+    @property
+    def is_live(self) -> bool:
+        return is_live_uri(self.uri) if self.live == "auto" else self.live
+
+    @property
+    def drops_oldest(self) -> bool:
+        return self.is_live if self.queue == "auto" else self.queue == "drop_oldest"
+
+    def queue_capacity(self, run_default: int) -> int:
+        if self.queue_size is not None:
+            return self.queue_size
+        return LIVE_QUEUE_SIZE if self.is_live else run_default
+
+    @property
+    def max_age_s(self) -> float | None:
+        """Age bound at the detector; files are lossless, so never for them."""
+        return self.max_age_ms / 1000.0 if self.is_live and self.max_age_ms is not None else None
+
+
+class ModelConfig(Settings):
+    path: str = Field(DEFAULT_MODEL, description="model file, checkpoint, engine package, embedded:NAME or arch:NAME")
+    device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?)$", description="cpu, cuda or cuda:N")
+    engine: Literal["auto", "torch", "onnxruntime", "tensorrt"] = Field(
+        "auto", description="backend; auto: TensorRT/ONNX Runtime for engine packages, PyTorch for model files"
+    )
+    score_threshold: float | None = Field(None, ge=0, le=1, description="default: the model's own")
+    nms_iou: float = Field(0.5, gt=0, le=1, description="IoU for class-wise NMS")
+    top_k: int = Field(100, ge=1, description="at most this many detections per frame")
+    threads: int | None = Field(None, ge=1, description="torch intra-op threads; default: torch's")
+
+
+class BatchConfig(Settings):
+    max_batch: int = Field(1, ge=1, le=64, description="frames per engine call")
+    max_wait_ms: float = Field(10.0, ge=0, description="how long to wait to fill a batch")
+
+
+class MetricsConfig(Settings):
+    enabled: bool = Field(True, description="record per-stage metrics; off only to measure what they cost")
+    port: int | None = Field(None, ge=0, le=65535, description="serve Prometheus metrics on this port; none: off")
+    address: str = Field("0.0.0.0", description="address the metrics server listens on")
+    log_every_s: float | None = Field(10.0, gt=0, description="log each stage's frames/s this often; none: off")
+
+    @model_validator(mode="after")
+    def _port_needs_metrics(self) -> MetricsConfig:
+        if self.port is not None and not self.enabled:
+            raise ValueError("port needs enabled: true (there is nothing to serve with metrics off)")
+        return self
+
+
+class RunConfig(Settings):
+    sources: list[SourceConfig] = Field(default_factory=list)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    batch: BatchConfig = Field(default_factory=BatchConfig)
+    sinks: list[str] = Field(default_factory=list, description="jsonl:PATH (- for stdout), video:PATH.mp4, redis://...")
+    queue_size: int = Field(8, ge=1, description="capacity of every queue between stages")
+    max_frames: int | None = Field(None, ge=1, description="stop each source after N frames")
+    shutdown_timeout_s: float = Field(3.0, gt=0, description="grace period to drain on Ctrl-C")
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _uri_shorthand(cls, value: Any) -> Any:
+        # A bare string in the sources list means {uri: that string}.
+        if isinstance(value, list):
+            return [{"uri": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @field_validator("sinks")
+    @classmethod
+    def _sink_kind(cls, value: list[str]) -> list[str]:
+        for uri in value:
+            kind, sep, target = uri.partition(":")
+            if not sep or kind not in SINK_KINDS or not target:
+                raise ValueError(f"sink {mask_password(uri)!r} is not one of {SINK_FORMS}")
+        return value
+
+
+def _settings_class_at(root: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The settings class that owns the field at `loc` (for listing allowed keys)."""
+    cls = root
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = cls.model_fields.get(str(part))
+        if field is None:
+            return None
+        annotation = field.annotation
+        inner = getattr(annotation, "__args__", (annotation,))
+        nested = [a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not nested:
+            return None
+        cls = nested[0]
+    return cls
+
+
+def _describe(root: type[BaseModel], error: ValidationError, origin: str) -> str:
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(p) for p in item["loc"])
+        if item["type"] == "extra_forbidden":
+            owner = _settings_class_at(root, item["loc"])
+            allowed = ", ".join(owner.model_fields) if owner else "?"
+            lines.append(f"{origin}: unknown key {key!r} (allowed here: {allowed})")
+        else:
+            msg = item["msg"].removeprefix("Value error, ")
+            lines.append(f"{origin}: {key} = {item['input']!r}: {msg}")
+    # an error on a whole source entry shows its uri, which may carry credentials
+    return redact("\n".join(lines))
+
+
+def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Run settings: read YAML (if given), apply CLI overrides (dotted keys), validate."""
+    return load_settings(RunConfig, path, overrides)
+
+
+def load_settings(root: type[S], path: Path | None = None, overrides: dict[str, Any] | None = None) -> S:
+    """Settings of class `root` from YAML (if given) and CLI overrides (dotted keys)."""
+    data: dict[str, Any] = {}
+    origin = str(path) if path else "flags"
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text())
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file not found: {path}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping of settings, got {type(loaded).__name__}")
+        data = loaded or {}
+    for dotted, value in (overrides or {}).items():
+        target = data
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"{origin}: {part} must be a mapping to set {dotted}")
+        target[leaf] = value
+    try:
+        return root.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(root, exc, origin)) from exc

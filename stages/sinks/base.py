@@ -1,0 +1,33 @@
+"""The sink base class: a stage that reads Detections from its own bounded queue."""
+
+from __future__ import annotations
+
+from pipeline.core.context import RunContext
+from pipeline.core.queues import END, Channel
+from pipeline.core.types import Detections
+from stages.base import Stage
+
+
+class Sink(Stage):
+    """Reads Detections from its own queue and hands each to `write`."""
+
+    def __init__(self, uri: str, ctx: RunContext, queue_size: int) -> None:
+        super().__init__(f"sink[{uri}]", ctx)
+        self.uri = uri
+        self.input = Channel(queue_size, ctx.abort)
+
+    def work(self) -> None:
+        while (detections := self.input.get()) is not END:
+            frame = detections.frame
+            started = self.metrics.arrived((frame,))
+            self.write(detections)
+            self.metrics.served((frame,), started)
+            self.metrics.delivered(frame)
+            self.ctx.count(self.name)
+
+    def write(self, detections: Detections) -> None:
+        raise NotImplementedError
+
+    def stats(self) -> dict[str, int]:
+        """Counters for the run summary beyond frames written (e.g. published, spooled)."""
+        return {}

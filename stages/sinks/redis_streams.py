@@ -1,0 +1,220 @@
+"""`redis://` and `rediss://` sink: one XADD per frame message to Redis Streams.
+
+The detector never waits on Redis. `write` only hands the message to an Outbox (a bounded
+buffer in memory, else the spool on disk); a publisher thread sends batches of XADDs in
+one pipelined round trip each. While Redis is down or too slow, messages go to the spool;
+once it answers again the spool is published first, in order, then deleted. A spool left
+by an earlier run is published before anything new. Delivery is at-least-once: a batch
+cut off mid-way is sent again, and consumers drop the repeats by `event_id`.
+
+Stream entry fields: `event_id`, `source`, `seq` and `message` (the JSON of schema
+detstream.detections/v1, the same line the JSONL sink writes).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+from pipeline.core.context import RunContext
+from pipeline.core.messages import to_message
+from stages.sinks.outbox import Batch, Outbox
+from pipeline.core.redis_url import DEFAULT_STREAM, RedisTarget, check_server, mask_password, parse_redis_url
+from stages.sinks.spool import Spool
+from pipeline.core.types import Detections
+from stages.sinks.base import Sink
+
+log = logging.getLogger("detstream")
+SINK_OPTIONS = {
+    "stream": f"stream key; {{source}} is replaced by the source id (default {DEFAULT_STREAM})",
+    "maxlen": "trim each stream to about N entries (XADD MAXLEN ~ N); 0 never trims (default 100000)",
+    "batch": "XADDs per pipelined round trip (default 64)",
+    "buffer": "messages held in memory while Redis is slow, before the spool takes over (default 1000)",
+    "spool": "spool directory (default ~/.cache/detstream/spool/HOST-PORT-DB)",
+    "spool_mb": "spool size bound in MB; beyond it the oldest messages are dropped and counted (default 256)",
+    "channel": "also PUBLISH each live message on this Pub/Sub channel, {source} allowed (lossy; default none)",
+}
+MIN_BACKOFF_S = 0.05
+MAX_BACKOFF_S = 2.0
+
+
+@dataclass(frozen=True)
+class RedisSinkSettings:
+    stream: str
+    maxlen: int | None
+    batch: int
+    buffer: int
+    spool: Path
+    spool_bytes: int
+    channel: str | None
+
+    @classmethod
+    def from_target(cls, target: RedisTarget) -> RedisSinkSettings:
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        default_spool = cache / "detstream" / "spool" / f"{target.host}-{target.port}-{target.db}"
+        maxlen = int(target.number("maxlen", 100_000, minimum=0))
+        return cls(
+            stream=target.key_template("stream", DEFAULT_STREAM) or DEFAULT_STREAM,
+            maxlen=maxlen or None,
+            batch=int(target.number("batch", 64, minimum=1)),
+            buffer=int(target.number("buffer", 1000, minimum=1)),
+            spool=Path(target.options.get("spool") or default_spool).expanduser(),
+            spool_bytes=int(target.number("spool_mb", 256, minimum=0.001, integer=False) * 1e6),
+            channel=target.key_template("channel", None),
+        )
+
+
+class Publisher(threading.Thread):
+    """Takes batches from the outbox and XADDs them, retrying with backoff on failure."""
+
+    def __init__(self, client: redis.Redis, outbox: Outbox, settings: RedisSinkSettings, display: str) -> None:
+        super().__init__(name=f"publisher[{display}]", daemon=True)
+        self.client = client
+        self.outbox = outbox
+        self.settings = settings
+        self.display = display
+        self.published = 0
+        self.replayed = 0
+        self.unreadable = 0  # spooled lines that are not messages (e.g. edited by hand)
+        self.down = threading.Event()  # the last attempt failed
+        self.gave_up = threading.Event()  # finishing, and Redis still fails
+        self.finishing = threading.Event()
+        self._halt = threading.Event()
+        self._wake = threading.Event()
+        self._publish_warned = False
+
+    def run(self) -> None:
+        backoff = MIN_BACKOFF_S
+        while not self._halt.is_set():
+            batch = self.outbox.take(self.settings.batch, timeout_s=0.1)
+            if batch is None:
+                continue
+            try:
+                unreadable = self._send(batch)
+            except redis.RedisError as exc:
+                self._failed(exc)
+                self._wake.wait(backoff)
+                self._wake.clear()
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+                continue
+            if self.down.is_set():
+                log.info("%s answers again: publishing the spool first", self.display)
+                self.down.clear()
+            backoff = MIN_BACKOFF_S
+            self.outbox.done(batch)
+            self.unreadable += unreadable
+            sent = len(batch.lines) - unreadable
+            self.published += sent
+            if batch.from_spool:
+                self.replayed += sent
+
+    def finish(self) -> None:
+        """Last call: publish what is left; one more failure means give up (it stays spooled)."""
+        self.finishing.set()
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._halt.set()
+        self._wake.set()
+
+    def _failed(self, exc: redis.RedisError) -> None:
+        if not self.down.is_set():
+            log.warning(
+                "%s: cannot publish (%s): keeping messages in %s until it answers",
+                self.display, mask_password(str(exc)) or type(exc).__name__, self.settings.spool,
+            )
+            self.down.set()
+        if self.finishing.is_set():
+            self.gave_up.set()
+
+    def _check(self, results: list[object], commands: list[str]) -> None:
+        """Raise the first XADD error; PUBLISH errors only warn (the channel is lossy anyway)."""
+        errors = [r for r in results if isinstance(r, redis.RedisError)]
+        xadd_errors = [r for r, command in zip(results, commands) if isinstance(r, redis.RedisError) and command == "XADD"]
+        if xadd_errors:
+            raise xadd_errors[0]
+        if errors and not self._publish_warned:
+            log.warning("%s: PUBLISH failed (%s); the stream entries were written", self.display, errors[0])
+            self._publish_warned = True
+
+    def _send(self, batch: Batch) -> int:
+        """XADD the batch in one round trip; returns how many lines were not messages."""
+        settings = self.settings
+        pipe = self.client.pipeline(transaction=False)
+        commands: list[str] = []
+        unreadable = 0
+        for line in batch.lines:
+            try:
+                message = json.loads(line)
+                source, event_id, seq = str(message["source"]), str(message["event_id"]), int(message["seq"])
+            except (ValueError, KeyError, TypeError):
+                unreadable += 1
+                continue
+            fields = {"event_id": event_id, "source": source, "seq": seq, "message": line}
+            pipe.xadd(settings.stream.format(source=source), fields, maxlen=settings.maxlen, approximate=True)
+            commands.append("XADD")
+            # live dashboards want now, not the backlog: replayed messages are not announced
+            if settings.channel and not batch.from_spool:
+                pipe.publish(settings.channel.format(source=source), line)
+                commands.append("PUBLISH")
+        if len(pipe):
+            self._check(pipe.execute(raise_on_error=False), commands)
+        if unreadable:
+            log.warning("spool %s: skipped %d lines that are not messages", settings.spool, unreadable)
+        return unreadable
+
+
+class RedisSink(Sink):
+    def __init__(self, uri: str, ctx: RunContext, queue_size: int, model: str) -> None:
+        target = parse_redis_url(uri, SINK_OPTIONS)
+        super().__init__(target.display, ctx, queue_size)  # the stage name never holds the password
+        self.model = model
+        self.settings = RedisSinkSettings.from_target(target)
+        client = target.client()
+        unreachable = check_server(client, target)  # bad credentials stop the run here
+        if unreachable:
+            log.warning("%s unreachable at start-up (%s): spooling until it answers", target.display, unreachable)
+        spool = Spool(self.settings.spool, self.settings.spool_bytes)
+        if len(spool):
+            log.info("spool %s holds %d messages from an earlier run: publishing them first", spool.directory, len(spool))
+        self.outbox = Outbox(spool, self.settings.buffer)
+        self.publisher = Publisher(client, self.outbox, self.settings, target.display)
+        self.left_in_spool = 0
+
+    def work(self) -> None:
+        self.publisher.start()
+        super().work()
+
+    def write(self, detections: Detections) -> None:
+        self.outbox.offer(json.dumps(to_message(detections, self.model), separators=(",", ":")))
+
+    def finish(self) -> None:
+        # Drain while Redis takes messages; on abort, or if Redis still fails, what is
+        # left moves to the spool for the next run.
+        self.publisher.finish()
+        while not self.ctx.abort.is_set() and not self.publisher.gave_up.is_set() and self.publisher.is_alive():
+            if self.outbox.wait_empty(0.1):
+                break
+        self.publisher.stop()
+        self.left_in_spool = self.outbox.close()
+        self.publisher.join(timeout=0.2)
+        if self.left_in_spool:
+            log.warning(
+                "%s: %d messages left in spool %s; the next run with this spool publishes them first",
+                self.name, self.left_in_spool, self.settings.spool,
+            )
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "published": self.publisher.published,
+            "spooled": self.outbox.spooled,
+            "replayed": self.publisher.replayed,
+            "dropped": self.outbox.spool.dropped + self.publisher.unreadable,
+            "left in spool": self.left_in_spool,
+        }
