@@ -185,7 +185,6 @@ class Decoder(Stage):
         self.metrics.served((item,), started)
         self.health.count_received()
         self.frames += 1
-        self.ctx.count(self.name)
         evicted = self.mux.put(self.source, item)
         if evicted is not None:  # itself: the run stopped taking this source's frames
             self._dropped(SHUTDOWN if evicted is item else QUEUE_FULL)

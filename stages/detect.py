@@ -12,10 +12,9 @@ from collections import Counter
 
 from engines.base import Engine
 from pipeline.core.context import RunContext
-from pipeline.core.errors import StageError
 from pipeline.core.health import TOO_OLD
 from pipeline.core.queues import END, Channel
-from pipeline.core.types import Batch
+from pipeline.core.types import FrameBatch, Inference
 from stages.base import Stage
 
 
@@ -23,14 +22,14 @@ class Detect(Stage):
     def __init__(
         self,
         engine: Engine,
-        source: Channel,
+        upstream: Channel,
         output: Channel,
         ctx: RunContext,
         max_age_s: dict[str, float] | None = None,
     ) -> None:
         super().__init__("detect", ctx)
         self.engine = engine
-        self.input = source
+        self.input = upstream
         self.output = output
         self.max_age_s = max_age_s or {}  # per source; absent: never dropped (files)
         self.batch_sizes: Counter[int] = Counter()  # engine calls per batch size
@@ -42,26 +41,24 @@ class Detect(Stage):
             batch = self._drop_stale(batch, ages)
             if batch is None:
                 continue
-            outputs = self.engine.infer(batch.images, [g.resized_size for g in batch.geometry])
-            if len(outputs) != len(batch):
-                raise StageError(f"engine returned {len(outputs)} outputs for a batch of {len(batch)}")
+            # checked on construction: one output per frame
+            inference = Inference(batch, self.engine.infer(batch.images, [g.resized_size for g in batch.geometry]))
             for frame in batch.frames:
                 frame.stamp(self.name)
                 if frame.source in self.ctx.health:
                     self.ctx.health[frame.source].count_processed(ages[id(frame)])
             self.metrics.served(batch.frames, started)
             self.batch_sizes[len(batch)] += 1
-            self.ctx.count(self.name, len(batch))
-            self.output.put((batch, outputs))
+            self.output.put(inference)
         self.output.put(END)
 
     @staticmethod
-    def _ages_ms(batch: Batch) -> dict[int, float]:
+    def _ages_ms(batch: FrameBatch) -> dict[int, float]:
         """Age of each frame on arrival here: time since it was decoded."""
         now = time.monotonic()
         return {id(f): (now - f.stamps.get("decode", now)) * 1000.0 for f in batch.frames}
 
-    def _drop_stale(self, batch: Batch, ages: dict[int, float]) -> Batch | None:
+    def _drop_stale(self, batch: FrameBatch, ages: dict[int, float]) -> FrameBatch | None:
         """The batch without frames past their source's max age; None if none is left."""
         keep = []
         for i, frame in enumerate(batch.frames):
@@ -76,4 +73,4 @@ class Detect(Stage):
             return batch
         if not keep:
             return None
-        return Batch([batch.frames[i] for i in keep], batch.images[keep], [batch.geometry[i] for i in keep])
+        return FrameBatch([batch.frames[i] for i in keep], batch.images[keep], [batch.geometry[i] for i in keep])

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import time
 
+from engines.base import ModelInfo
 from engines.outputs import Selection, finish_frame
 from pipeline.core.context import RunContext
+from pipeline.core.messages import Message
 from pipeline.core.queues import END, Channel
 from stages.base import Stage
 
@@ -17,29 +19,29 @@ from stages.base import Stage
 class Postprocess(Stage):
     def __init__(
         self,
-        source: Channel,
+        upstream: Channel,
         outputs: list[Channel],
         selection: Selection,
-        class_names: tuple[str, ...],
+        info: ModelInfo,
         ctx: RunContext,
     ) -> None:
         super().__init__("postprocess", ctx)
-        self.input = source
+        self.input = upstream
         self.outputs = outputs
         self.selection = selection
-        self.class_names = class_names
+        self.info = info
 
     def work(self) -> None:
-        while (item := self.input.get()) is not END:
-            batch, raw_outputs = item
+        while (inference := self.input.get()) is not END:
+            batch = inference.batch
             self.metrics.arrived(batch.frames)
-            for frame, geometry, raw in zip(batch.frames, batch.geometry, raw_outputs):
+            for frame, geometry, raw in zip(batch.frames, batch.geometry, inference.outputs):
                 started = time.monotonic()  # the unit of work here is one frame
-                detections = finish_frame(frame, geometry, raw, self.selection, self.class_names)
+                detections = finish_frame(frame, geometry, raw, self.selection, self.info.class_names)
                 frame.stamp(self.name)
+                message = Message.of(detections, self.info.name)  # once, for every sink
                 self.metrics.served((frame,), started)
                 for output in self.outputs:
-                    output.put(detections)
-                self.ctx.count(self.name)
+                    output.put(message)
         for output in self.outputs:
             output.put(END)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from engines.base import ModelInfo
 from engines.inputs import Normalizer
-from pipeline.core.config import BatchConfig
+from pipeline.core.config import EngineBatchConfig
 from pipeline.core.context import RunContext
 from pipeline.core.queues import END, Channel, SourceMux
-from pipeline.core.types import Batch, Frame
+from pipeline.core.types import FrameBatch, Frame
 from stages.base import Stage
 
 
@@ -21,30 +21,29 @@ class Preprocess(Stage):
         mux: SourceMux,
         output: Channel,
         info: ModelInfo,
-        batching: BatchConfig,
+        engine_batch: EngineBatchConfig,
         ctx: RunContext,
     ) -> None:
         super().__init__("preprocess", ctx)
         self.mux = mux
         self.output = output
         self.normalize = Normalizer(info)
-        self.batching = batching
+        self.engine_batch = engine_batch
 
     def work(self) -> None:
-        max_wait_s = self.batching.max_wait_ms / 1000.0
+        max_wait_s = self.engine_batch.max_wait_ms / 1000.0
         while True:
             self.output.wait_for_demand()  # live runs: frames are taken when the detector is free
-            if (frames := self.mux.get_batch(self.batching.max_batch, max_wait_s)) is None:
+            if (frames := self.mux.get_batch(self.engine_batch.max_batch, max_wait_s)) is None:
                 break
             started = self.metrics.arrived(frames)
             batch = self.prepare(frames)
             self.metrics.served(frames, started)
             self.output.put(batch)
-            self.ctx.count(self.name, len(frames))
         self.output.put(END)
 
-    def prepare(self, frames: list[Frame]) -> Batch:
+    def prepare(self, frames: list[Frame]) -> FrameBatch:
         images, geometry = self.normalize([f.image for f in frames])
         for frame in frames:
             frame.stamp(self.name)
-        return Batch(frames, images, geometry)
+        return FrameBatch(frames, images, geometry)

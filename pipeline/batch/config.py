@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from pipeline.batch.collection import VIDEO_EXTENSIONS
-from pipeline.core.config import BatchConfig, ModelConfig, Settings, load_settings
+from pipeline.core.config import EngineBatchConfig, ModelConfig, Settings, load_settings
 
 
 class RaySettings(Settings):
@@ -29,7 +29,7 @@ class RaySettings(Settings):
 class BatchSettings(Settings):
     model: ModelConfig = Field(default_factory=ModelConfig)
     # frames per engine call; default: the number of decoders (one frame of each open file)
-    batch: BatchConfig | None = None
+    batch: EngineBatchConfig | None = None
     decoders: int = Field(2, ge=1, le=64, description="files decoded at once, feeding the one detector")
     format: Literal["jsonl", "coco"] = Field("jsonl", description="per-file results: detection messages or COCO results")
     video: bool = Field(False, description="also write an annotated MP4 per file")
@@ -42,8 +42,9 @@ class BatchSettings(Settings):
     ray: RaySettings = Field(default_factory=RaySettings)
 
     @property
-    def batching(self) -> BatchConfig:
-        return self.batch or BatchConfig(max_batch=self.decoders)
+    def engine_batch(self) -> EngineBatchConfig:
+        """The `batch` setting (frames per engine call), else one frame of each open file."""
+        return self.batch or EngineBatchConfig(max_batch=self.decoders)
 
     @property
     def gpus_per_worker(self) -> float:

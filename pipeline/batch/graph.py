@@ -1,6 +1,6 @@
 """One batch pipeline instance: N decoder slots feeding one detector, per-file outputs.
 
-    slot[0..N-1] --SourceMux (one queue per slot)--> preprocess --> detect --> postprocess --> batch-sink
+    slot[0..N-1] --SourceMux (one queue per slot)--> preprocess --> detect --> postprocess --> per-file-writer
        ^ next file from the feed when the current one is done
 
 A slot is a thread that takes the next file from the feed and decodes it with the run's
@@ -26,7 +26,7 @@ from pipeline.core.config import SourceConfig
 from pipeline.core.context import RunContext
 from pipeline.core.queues import POLL_S, Aborted, Channel, SourceMux
 from stages.base import Stage
-from stages.sinks.per_file import BatchSink, FileDone, FileResult
+from stages.sinks.per_file import FileDone, FileResult, PerFileWriter
 from stages.decode import Decoder
 from stages.detect import Detect
 from engines.outputs import Selection
@@ -172,7 +172,7 @@ class BatchPipeline:
         mux = SourceMux(slots, settings.queue_size, ctx.abort)
         batches = Channel(settings.queue_size, ctx.abort)
         results = Channel(settings.queue_size, ctx.abort)
-        sink = BatchSink(self.staging, self.kinds, info.name, on_result, ctx, settings.queue_size)
+        sink = PerFileWriter(self.staging, self.kinds, on_result, ctx, settings.queue_size)
         selection = Selection(
             score_threshold=settings.model.score_threshold if settings.model.score_threshold is not None else info.score_threshold,
             nms_iou=settings.model.nms_iou,
@@ -180,9 +180,9 @@ class BatchPipeline:
         )
         return [
             *(DecodeSlot(slot, feed, mux, sink.input, settings, ctx, on_start) for slot in slots),
-            Preprocess(mux, batches, info, settings.batching, ctx),
+            Preprocess(mux, batches, info, settings.engine_batch, ctx),
             Detect(self.engine, batches, results, ctx),
-            Postprocess(results, [sink.input], selection, info.class_names, ctx),
+            Postprocess(results, [sink.input], selection, info, ctx),
             sink,
         ]
 

@@ -169,7 +169,7 @@ class BatchJob:
                         )
                     elif todo:
                         pipeline = BatchPipeline(self.engine_factory(), self.settings, staging)
-                        tick = lambda: progress.frames(ctx.counts["batch-sink"])  # noqa: E731
+                        tick = lambda: progress.frames(ctx.metrics.frames_out().get("per-file-writer", 0))  # noqa: E731
                         self.report.errors = pipeline.run(ListFeed(todo), on_result, ctx, progress.file_started, tick)
             finally:
                 progress.end()

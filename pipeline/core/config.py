@@ -87,7 +87,9 @@ class ModelConfig(Settings):
     threads: int | None = Field(None, ge=1, description="torch intra-op threads; default: torch's")
 
 
-class BatchConfig(Settings):
+class EngineBatchConfig(Settings):
+    """The `batch` key: frames stacked into one engine call (not the `batch` command)."""
+
     max_batch: int = Field(1, ge=1, le=64, description="frames per engine call")
     max_wait_ms: float = Field(10.0, ge=0, description="how long to wait to fill a batch")
 
@@ -108,7 +110,7 @@ class MetricsConfig(Settings):
 class RunConfig(Settings):
     sources: list[SourceConfig] = Field(default_factory=list)
     model: ModelConfig = Field(default_factory=ModelConfig)
-    batch: BatchConfig = Field(default_factory=BatchConfig)
+    batch: EngineBatchConfig = Field(default_factory=EngineBatchConfig)
     sinks: list[str] = Field(default_factory=list, description="jsonl:PATH (- for stdout), video:PATH.mp4, redis://...")
     queue_size: int = Field(8, ge=1, description="capacity of every queue between stages")
     max_frames: int | None = Field(None, ge=1, description="stop each source after N frames")

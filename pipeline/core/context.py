@@ -1,10 +1,9 @@
-"""Shared run state: the two shutdown flags, failures, per-stage frame counts and metrics."""
+"""Shared run state: the two shutdown flags, failures, per-source health and metrics."""
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections import Counter
 
 from pipeline.core.errors import DetstreamError
 from pipeline.core.health import SourceHealth
@@ -22,23 +21,18 @@ class RunContext:
     (Ctrl-C, SIGTERM, max frames). `abort` stops every stage at once (a stage failed,
     or draining took longer than the shutdown grace period).
 
-    `metrics` holds every stage's figures; `metrics.snapshot()` reads them at any time
-    (pipeline/metrics.py). `trace` records per-frame spans (`detstream profile`).
+    `metrics` holds every stage's figures, frame counts included; `metrics.snapshot()`
+    reads them at any time (pipeline/core/metrics.py). `trace` records per-frame spans (`detstream profile`).
     """
 
     def __init__(self, metrics_enabled: bool = True, trace: Trace | None = None) -> None:
         self.stop_reading = threading.Event()
         self.abort = threading.Event()
-        self.counts: Counter[str] = Counter()  # frames handled per stage
         self.source_errors: dict[str, str] = {}
         self.stage_errors: dict[str, str] = {}
         self.health: dict[str, SourceHealth] = {}  # per source, filled by the runner
         self.metrics = Metrics(self.health, metrics_enabled, trace)
         self._lock = threading.Lock()
-
-    def count(self, stage: str, n: int = 1) -> None:
-        with self._lock:
-            self.counts[stage] += n
 
     def source_failed(self, source: str, reason: str) -> None:
         """One source is unusable; the others carry on."""

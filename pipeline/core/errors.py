@@ -40,10 +40,6 @@ class RedisSetupError(DetstreamError):
     """A Redis URL is malformed, or the server refuses our credentials or TLS settings."""
 
 
-class StageError(DetstreamError):
-    """A stage failed while the pipeline was running."""
-
-
 class TrainingError(DetstreamError):
     """Training cannot go on (diverged, incompatible resume, ...)."""
 

@@ -2,11 +2,14 @@
 
 The schema is documented in docs/message-schema.md; `validate_message` is the executable
 form of that document and is what the tests (and consumers, if they like) check against.
+Postprocess builds each frame's `Message` once; every sink writes the same line.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from pipeline.core.types import Detections
@@ -62,6 +65,20 @@ def to_message(detections: Detections, model: str) -> dict[str, Any]:
         "detections": items,
         "latency_ms": latency_ms(frame.stamps),
     }
+
+
+@dataclass(frozen=True)
+class Message:
+    """What sinks receive: one frame's detections and its message, serialised once."""
+
+    detections: Detections
+    body: dict[str, Any]
+    line: str  # `body` as compact JSON, without a newline
+
+    @classmethod
+    def of(cls, detections: Detections, model: str) -> Message:
+        body = to_message(detections, model)
+        return cls(detections, body, json.dumps(body, separators=(",", ":")))
 
 
 _TOP_LEVEL: dict[str, type | tuple[type, ...]] = {

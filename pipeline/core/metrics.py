@@ -40,7 +40,9 @@ if TYPE_CHECKING:
 class StageMetrics:
     """The figures of one stage, recorded by the stage's thread.
 
-    With `enabled` False every call returns at once (to measure what metrics cost).
+    Frames out and units of work are always counted: they are the run summary's frame
+    counts (the one count of frames per stage). With `enabled` False everything else
+    returns at once (to measure what metrics cost).
     """
 
     def __init__(self, name: str, enabled: bool = True, trace: Trace | None = None) -> None:
@@ -83,12 +85,14 @@ class StageMetrics:
 
     def served(self, frames: Sequence[Frame], started: float) -> None:
         """One unit of work on `frames`, begun at `started` (monotonic), is done."""
-        if not self.enabled or not frames:
+        if not frames:
             return
-        took = time.monotonic() - started
         n = len(frames)
         self.frames_out += n
         self.batches += 1
+        if not self.enabled:
+            return
+        took = time.monotonic() - started
         self.busy_s += took
         self.batch_service.observe(took)
         self.service.observe(took / n, n)
@@ -165,6 +169,10 @@ class Metrics:
     def queues(self) -> list[QueueGauge]:
         with self._lock:
             return list(self._queues)
+
+    def frames_out(self) -> dict[str, int]:
+        """Frames each running stage has handed on, in pipeline order (always counted)."""
+        return {stage.name: stage.frames_out for stage in self.stages()}
 
     def snapshot(self) -> dict[str, Any]:
         """Every figure as plain values (times in ms, fractions 0..1). Keys:

@@ -1,8 +1,11 @@
-"""Payloads that flow between stages: Frame -> Batch -> RawOutput -> Detections.
+"""Payloads that flow between stages:
 
-Each payload is a plain dataclass. `Detections` checks its shapes on construction so a
-backend that returns the wrong layout fails where the mistake is made, with a message
-that says what was expected.
+    Frame -> (preprocess) FrameBatch -> (detect) Inference -> (postprocess) Detections
+
+Each payload is a plain dataclass. `Inference` and `Detections` check their shapes on
+construction so a backend that returns the wrong layout fails where the mistake is
+made, with a message that says what was expected. What sinks receive is
+`pipeline.core.messages.Message`: the Detections with their message, serialised once.
 """
 
 from __future__ import annotations
@@ -72,8 +75,9 @@ class Geometry:
 
 
 @dataclass
-class Batch:
-    """Frames stacked for the engine: images is N x 3 x H x W float32, normalized."""
+class FrameBatch:
+    """Frames (of one or more sources) stacked for the engine: images is N x 3 x H x W
+    float32, normalized; `geometry[i]` says how frame i was scaled and padded."""
 
     frames: list[Frame]
     images: torch.Tensor
@@ -95,6 +99,18 @@ class RawOutput:
     scores: torch.Tensor  # K
     labels: torch.Tensor  # K, int64 class ids (index into class_names)
     mask_logits: torch.Tensor | None = None
+
+
+@dataclass
+class Inference:
+    """The engine's candidates for each frame of a batch (detect -> postprocess)."""
+
+    batch: FrameBatch
+    outputs: list[RawOutput]  # one per frame, in the batch's order
+
+    def __post_init__(self) -> None:
+        if len(self.outputs) != len(self.batch):
+            raise ValueError(f"Inference.outputs: expected {len(self.batch)} outputs (one per frame), got {len(self.outputs)}")
 
 
 def _check_shape(name: str, array: np.ndarray, expected: tuple[int | None, ...]) -> None:

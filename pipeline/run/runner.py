@@ -133,7 +133,7 @@ def build_stages(config: RunConfig, engine: Engine, ctx: RunContext) -> tuple[li
     batch_capacity = 1 if any_live else config.queue_size
     batches = Channel(batch_capacity, ctx.abort, on_demand=any_live)
     results = Channel(config.queue_size, ctx.abort)
-    sinks = [make_sink(uri, ctx, config.queue_size, engine.info.name, names) for uri in config.sinks]
+    sinks = [make_sink(uri, ctx, config.queue_size, names) for uri in config.sinks]
     for name, source in sources.items():
         ctx.metrics.add_queue(f"source[{name}]", "preprocess", partial(mux.depth, name), source.queue_capacity(config.queue_size))
     ctx.metrics.add_queue("batches", "detect", batches.qsize, batch_capacity)
@@ -152,7 +152,7 @@ def build_stages(config: RunConfig, engine: Engine, ctx: RunContext) -> tuple[li
         *((LiveDecoder if s.is_live else Decoder)(s, n, mux, ctx, config.max_frames) for n, s in sources.items()),
         Preprocess(mux, batches, info, config.batch, ctx),
         detect,
-        Postprocess(results, [s.input for s in sinks], selection, info.class_names, ctx),
+        Postprocess(results, [s.input for s in sinks], selection, info, ctx),
         *sinks,
     ]
     return stages, detect
@@ -180,7 +180,7 @@ def run(config: RunConfig, engine: Engine | None = None, ctx: RunContext | None 
         stuck = _wait(stages, ctx, config.shutdown_timeout_s)
     ctx.metrics.stop()
     return RunSummary(
-        counts=dict(ctx.counts),
+        counts=ctx.metrics.frames_out(),
         source_errors=dict(ctx.source_errors),
         stage_errors=dict(ctx.stage_errors),
         batch_sizes=dict(sorted(detect.batch_sizes.items())),

@@ -1,15 +1,15 @@
-"""The sink base class: a stage that reads Detections from its own bounded queue."""
+"""The sink base class: a stage that reads Messages from its own bounded queue."""
 
 from __future__ import annotations
 
 from pipeline.core.context import RunContext
 from pipeline.core.queues import END, Channel
-from pipeline.core.types import Detections
+from pipeline.core.messages import Message
 from stages.base import Stage
 
 
 class Sink(Stage):
-    """Reads Detections from its own queue and hands each to `write`."""
+    """Reads each frame's Message from its own queue and hands it to `write`."""
 
     def __init__(self, uri: str, ctx: RunContext, queue_size: int) -> None:
         super().__init__(f"sink[{uri}]", ctx)
@@ -17,15 +17,14 @@ class Sink(Stage):
         self.input = Channel(queue_size, ctx.abort)
 
     def work(self) -> None:
-        while (detections := self.input.get()) is not END:
-            frame = detections.frame
+        while (message := self.input.get()) is not END:
+            frame = message.detections.frame
             started = self.metrics.arrived((frame,))
-            self.write(detections)
+            self.write(message)
             self.metrics.served((frame,), started)
             self.metrics.delivered(frame)
-            self.ctx.count(self.name)
 
-    def write(self, detections: Detections) -> None:
+    def write(self, message: Message) -> None:
         raise NotImplementedError
 
     def stats(self) -> dict[str, int]:

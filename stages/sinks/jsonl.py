@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import TextIO
 
 from pipeline.core.context import RunContext
 from pipeline.core.errors import SinkError
-from pipeline.core.messages import to_message
-from pipeline.core.types import Detections
+from pipeline.core.messages import Message
 from stages.sinks.base import Sink
 
 
@@ -18,9 +16,8 @@ class JsonlSink(Sink):
     """One JSON message per line. Each line is written and flushed whole, so a run that
     is killed leaves only complete lines behind."""
 
-    def __init__(self, uri: str, ctx: RunContext, queue_size: int, model: str, path: str) -> None:
+    def __init__(self, uri: str, ctx: RunContext, queue_size: int, path: str) -> None:
         super().__init__(uri, ctx, queue_size)
-        self.model = model
         self.file: TextIO
         if path == "-":
             self.file = sys.stdout
@@ -31,9 +28,8 @@ class JsonlSink(Sink):
             except OSError as exc:
                 raise SinkError(f"sink {uri!r}: cannot open {path}: {exc.strerror}") from exc
 
-    def write(self, detections: Detections) -> None:
-        line = json.dumps(to_message(detections, self.model), separators=(",", ":"))
-        self.file.write(line + "\n")
+    def write(self, message: Message) -> None:
+        self.file.write(message.line + "\n")
         self.file.flush()
 
     def finish(self) -> None:

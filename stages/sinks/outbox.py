@@ -1,10 +1,10 @@
 """Hand-over between a producer that must never wait and a publisher that may stall.
 
-Records are kept in one order: the batch the publisher holds, then a bounded in-memory
+Records are kept in one order: the chunk the publisher holds, then a bounded in-memory
 buffer, then the spool on disk. `offer` never blocks: it appends to the buffer, or once
 the buffer is full to the spool, and keeps appending to the spool until the publisher has
 read the spool to its end (otherwise newer records could overtake spooled ones). The
-publisher `take`s the oldest batch and calls `done` once it is delivered; a batch that
+publisher `take`s the oldest chunk and calls `done` once it is delivered; a chunk that
 was not `done` is handed out again. `close` moves what is still in memory to the front
 of the spool, so nothing is lost when the process ends with the publisher stalled.
 """
@@ -19,7 +19,7 @@ from stages.sinks.spool import Cursor, Spool
 
 
 @dataclass(frozen=True)
-class Batch:
+class Chunk:
     lines: list[str]
     cursor: Cursor | None = None  # set when the lines come from the spool
 
@@ -35,7 +35,7 @@ class Outbox:
         self.spooled = 0  # records this process wrote to the spool
         self._buffer: deque[str] = deque()
         self._spooling = len(spool) > 0  # a previous run's spool goes out first
-        self._in_flight: Batch | None = None
+        self._in_flight: Chunk | None = None
         self._closed = False
         self._left = 0  # records in the spool at close()
         self._cond = threading.Condition()
@@ -50,8 +50,8 @@ class Outbox:
                 self._buffer.append(line)
             self._cond.notify_all()
 
-    def take(self, limit: int, timeout_s: float) -> Batch | None:
-        """The oldest batch not delivered yet (the same one again until `done`)."""
+    def take(self, limit: int, timeout_s: float) -> Chunk | None:
+        """The oldest chunk not delivered yet (the same one again until `done`)."""
         with self._cond:
             if self._in_flight is None and not self._closed:
                 self._in_flight = self._next(limit)
@@ -60,12 +60,12 @@ class Outbox:
                     self._in_flight = self._next(limit)
             return self._in_flight
 
-    def done(self, batch: Batch) -> None:
+    def done(self, chunk: Chunk) -> None:
         with self._cond:
-            if self._closed or batch is not self._in_flight:
+            if self._closed or chunk is not self._in_flight:
                 return  # close() already put it back into the spool
-            if batch.cursor is not None:
-                self.spool.commit(batch.cursor)
+            if chunk.cursor is not None:
+                self.spool.commit(chunk.cursor)
             self._in_flight = None
             self._cond.notify_all()
 
@@ -92,14 +92,14 @@ class Outbox:
                 self._left = left
             return self._left
 
-    def _next(self, limit: int) -> Batch | None:
+    def _next(self, limit: int) -> Chunk | None:
         if self._buffer:
             count = min(limit, len(self._buffer))
-            return Batch([self._buffer.popleft() for _ in range(count)])
+            return Chunk([self._buffer.popleft() for _ in range(count)])
         if self._spooling:
             peeked = self.spool.peek(limit)
             if peeked is not None:
-                return Batch(*peeked)
+                return Chunk(*peeked)
             self._spooling = False  # read to the end: newer records may use the buffer again
         return None
 

@@ -1,4 +1,4 @@
-"""Batch sink: per-file outputs for `detstream batch`, staged until the file is complete.
+"""Per-file outputs for `detstream batch`, staged until the file is complete.
 
 Frames of many files arrive interleaved. Each file's outputs are written under the
 staging folder; a decoder slot sends `FileDone` once it has put the file's last frame in
@@ -18,12 +18,11 @@ from typing import Any, Callable, TextIO
 
 from stages.sinks.file_outputs import output_names
 from pipeline.core.context import RunContext
-from pipeline.core.messages import to_message
+from pipeline.core.messages import Message
 from pipeline.core.queues import END, Channel
-from pipeline.core.types import Detections
 from stages.base import Stage
 from stages.sinks.draw import annotate
-from stages.sinks.video import VideoWriter
+from stages.sinks.mp4 import VideoWriter
 
 OK, FAILED, INTERRUPTED = "ok", "failed", "interrupted"
 
@@ -87,12 +86,12 @@ class FileOutputs:
     def _path(self, kind: str) -> Path:
         return self.staged[self.names[kind]]
 
-    def add(self, detections: Detections, model: str) -> None:
-        message = to_message(detections, model)
+    def add(self, message: Message) -> None:
+        detections = message.detections
         if self.jsonl is not None:
-            self.jsonl.write(json.dumps(message, separators=(",", ":")) + "\n")
+            self.jsonl.write(message.line + "\n")
         if self.coco is not None:
-            self.coco.extend(coco_results(message))
+            self.coco.extend(coco_results(message.body))
         if self.video is not None:
             self.video.write(annotate(detections), detections.frame.pts)
         self.written += 1
@@ -121,21 +120,22 @@ class FileOutputs:
             path.unlink(missing_ok=True)
 
 
-class BatchSink(Stage):
+class PerFileWriter(Stage):
+    """The last stage of `detstream batch`. Not a `Sink` (those take sink URIs from a run
+    config): its queue carries Messages and the decoder slots' `FileDone` markers."""
+
     def __init__(
         self,
         staging: Path,
         kinds: list[str],
-        model: str,
         on_result: Callable[[FileResult], None],
         ctx: RunContext,
         queue_size: int,
     ) -> None:
-        super().__init__("batch-sink", ctx)
+        super().__init__("per-file-writer", ctx)
         self.input = Channel(queue_size, ctx.abort)
         self.staging = staging
         self.kinds = kinds
-        self.model = model
         self.on_result = on_result
         self.files: dict[str, FileOutputs] = {}
 
@@ -150,9 +150,11 @@ class BatchSink(Stage):
                 outputs = self._file(item.rel)
                 outputs.expected = item
             else:
-                outputs = self._file(item.frame.source)
-                outputs.add(item, self.model)
-                self.ctx.count(self.name)
+                frame = item.detections.frame
+                started = self.metrics.arrived((frame,))
+                outputs = self._file(frame.source)
+                outputs.add(item)
+                self.metrics.served((frame,), started)
             if outputs.complete:
                 self._finish_file(outputs)
 

@@ -23,11 +23,10 @@ from pathlib import Path
 import redis
 
 from pipeline.core.context import RunContext
-from pipeline.core.messages import to_message
-from stages.sinks.outbox import Batch, Outbox
+from pipeline.core.messages import Message
+from stages.sinks.outbox import Chunk, Outbox
 from pipeline.core.redis_url import DEFAULT_STREAM, RedisTarget, check_server, mask_password, parse_redis_url
 from stages.sinks.spool import Spool
-from pipeline.core.types import Detections
 from stages.sinks.base import Sink
 
 log = logging.getLogger("detstream")
@@ -143,13 +142,13 @@ class Publisher(threading.Thread):
             log.warning("%s: PUBLISH failed (%s); the stream entries were written", self.display, errors[0])
             self._publish_warned = True
 
-    def _send(self, batch: Batch) -> int:
-        """XADD the batch in one round trip; returns how many lines were not messages."""
+    def _send(self, chunk: Chunk) -> int:
+        """XADD the chunk in one round trip; returns how many lines were not messages."""
         settings = self.settings
         pipe = self.client.pipeline(transaction=False)
         commands: list[str] = []
         unreadable = 0
-        for line in batch.lines:
+        for line in chunk.lines:
             try:
                 message = json.loads(line)
                 source, event_id, seq = str(message["source"]), str(message["event_id"]), int(message["seq"])
@@ -160,7 +159,7 @@ class Publisher(threading.Thread):
             pipe.xadd(settings.stream.format(source=source), fields, maxlen=settings.maxlen, approximate=True)
             commands.append("XADD")
             # live dashboards want now, not the backlog: replayed messages are not announced
-            if settings.channel and not batch.from_spool:
+            if settings.channel and not chunk.from_spool:
                 pipe.publish(settings.channel.format(source=source), line)
                 commands.append("PUBLISH")
         if len(pipe):
@@ -171,10 +170,9 @@ class Publisher(threading.Thread):
 
 
 class RedisSink(Sink):
-    def __init__(self, uri: str, ctx: RunContext, queue_size: int, model: str) -> None:
+    def __init__(self, uri: str, ctx: RunContext, queue_size: int) -> None:
         target = parse_redis_url(uri, SINK_OPTIONS)
         super().__init__(target.display, ctx, queue_size)  # the stage name never holds the password
-        self.model = model
         self.settings = RedisSinkSettings.from_target(target)
         client = target.client()
         unreachable = check_server(client, target)  # bad credentials stop the run here
@@ -191,8 +189,8 @@ class RedisSink(Sink):
         self.publisher.start()
         super().work()
 
-    def write(self, detections: Detections) -> None:
-        self.outbox.offer(json.dumps(to_message(detections, self.model), separators=(",", ":")))
+    def write(self, message: Message) -> None:
+        self.outbox.offer(message.line)
 
     def finish(self) -> None:
         # Drain while Redis takes messages; on abort, or if Redis still fails, what is

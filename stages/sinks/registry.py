@@ -15,14 +15,14 @@ from stages.sinks.redis_streams import RedisSink
 from stages.sinks.video import VideoSink
 
 
-def make_sink(uri: str, ctx: RunContext, queue_size: int, model: str, sources: list[str]) -> Sink:
+def make_sink(uri: str, ctx: RunContext, queue_size: int, sources: list[str]) -> Sink:
     kind, _, target = uri.partition(":")
     if kind == "jsonl":
-        return JsonlSink(uri, ctx, queue_size, model, target)
+        return JsonlSink(uri, ctx, queue_size, target)
     if kind == "video":
         return VideoSink(uri, ctx, queue_size, target, sources)
     if kind in ("redis", "rediss"):
-        return RedisSink(uri, ctx, queue_size, model)
+        return RedisSink(uri, ctx, queue_size)
     raise SinkError(
         f"unknown sink kind {kind!r} in {mask_password(uri)!r} (allowed: jsonl:PATH, video:PATH.mp4, redis://HOST:PORT/DB)"
     )

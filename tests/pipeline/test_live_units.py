@@ -19,7 +19,7 @@ from pipeline.core.errors import ConfigError
 from pipeline.core.health import QUEUE_FULL, TOO_OLD, SourceHealth
 from pipeline.core.messages import to_message, validate_message
 from pipeline.core.queues import END, Aborted, Channel, SourceMux
-from pipeline.core.types import Batch, Detections, Frame, Geometry
+from pipeline.core.types import FrameBatch, Detections, Frame, Geometry
 from pipeline.core.urls import is_live_uri, mask_url, redact
 from stages.detect import Detect
 from support import BlobEngine
@@ -142,12 +142,13 @@ def test_detector_drops_frames_past_their_max_age_and_counts_them():
     detect = Detect(BlobEngine(), batches, results, ctx, max_age_s={"cam": 0.5})
     frames = [_frame("cam", 2.0), _frame("cam", 0.0), _frame("file", 60.0)]
     geometry = [Geometry((180, 320), (180, 320))] * 3
-    batches.put(Batch(frames, torch.zeros(3, 3, 256, 320), geometry))
-    batches.put(Batch(frames[:1], torch.zeros(1, 3, 256, 320), geometry[:1]))  # all stale: no engine call
+    batches.put(FrameBatch(frames, torch.zeros(3, 3, 256, 320), geometry))
+    batches.put(FrameBatch(frames[:1], torch.zeros(1, 3, 256, 320), geometry[:1]))  # all stale: no engine call
     batches.put(END)
     detect.work()
-    batch, outputs = results.get()
-    assert batch.frames == frames[1:] and len(outputs) == 2 and tuple(batch.images.shape) == (2, 3, 256, 320)
+    inference = results.get()
+    batch = inference.batch
+    assert batch.frames == frames[1:] and len(inference.outputs) == 2 and tuple(batch.images.shape) == (2, 3, 256, 320)
     assert results.get() is END
     assert dict(detect.batch_sizes) == {2: 1}
     cam, file = ctx.health["cam"].snapshot(), ctx.health["file"].snapshot()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -9,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.core.messages import event_id, to_message, validate_message
+from pipeline.core.messages import Message, event_id, to_message, validate_message
 from pipeline.core.queues import Aborted, Channel, SourceMux
-from pipeline.core.types import Detections, Frame, Geometry
+from pipeline.core.types import Detections, Frame, FrameBatch, Geometry, Inference, RawOutput
 from engines.inputs import letterbox_size
 from stages.sinks.video import output_paths
 
@@ -104,3 +105,20 @@ def test_video_output_names():
     paths = output_paths("out/{source}.mp4", ["cam 1", "a.mkv"])
     assert [p.name for p in paths.values()] == ["cam_1.mp4", "a.mp4"]
     assert [p.name for p in output_paths("v.mp4", ["a.mp4", "a.mkv"]).values()] == ["v-a.mp4.mp4", "v-a.mkv.mp4"]
+
+
+def test_inference_needs_one_output_per_frame():
+    frames = [Frame("cam", i, 0.0, 0.0, np.zeros((4, 4, 3), np.uint8)) for i in range(2)]
+    batch = FrameBatch(frames, torch.zeros(2, 3, 4, 4), [Geometry((4, 4), (4, 4))] * 2)
+    empty = RawOutput(torch.zeros(0, 4), torch.zeros(0), torch.zeros(0, dtype=torch.int64))
+    assert len(Inference(batch, [empty, empty]).outputs) == 2
+    with pytest.raises(ValueError, match="expected 2 outputs"):
+        Inference(batch, [empty])
+
+
+def test_a_message_is_serialised_once_and_every_sink_gets_that_line():
+    frame = Frame("cam", 3, 0.12, 1.7e9, np.zeros((90, 160, 3), np.uint8))
+    det = Detections(frame, np.array([[1, 2, 30, 40]], np.float32), np.array([0.9], np.float32), np.array([1]), ["person"])
+    message = Message.of(det, "m")
+    assert json.loads(message.line) == message.body == to_message(det, "m")
+    assert "\n" not in message.line and validate_message(message.body) == []

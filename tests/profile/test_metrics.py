@@ -43,8 +43,10 @@ def test_every_stage_counts_every_frame_and_times_it(tmp_path, videos):
     for name in ("preprocess", "detect", "postprocess", *sinks):
         assert stages[name]["frames_in"] == stages[name]["frames_out"] == 65, name
         assert stages[name]["queue_wait_ms"]["count"] == 65, name
+    assert summary.counts == {name: stage["frames_out"] for name, stage in stages.items()}
+    for i in range(2):  # what the sinks counted is what they wrote
+        assert len((tmp_path / f"out{i}.jsonl").read_text().splitlines()) == 65
     for name, stage in stages.items():
-        assert stage["frames_out"] == summary.counts[name]
         assert stage["service_ms"]["count"] == stage["frames_out"]
         assert stage["batch_service_ms"]["count"] == stage["batches"]
         assert 0 < stage["busy"] <= 1 and stage["fps"] > 0
@@ -66,11 +68,13 @@ def test_every_stage_counts_every_frame_and_times_it(tmp_path, videos):
     assert stages["preprocess"]["queue_depth"] == 0 and stages["decode[a.mp4]"]["queue_depth"] is None
 
 
-def test_metrics_off_records_nothing_but_the_run_is_the_same(tmp_path, videos):
+def test_metrics_off_times_nothing_but_still_counts_frames(tmp_path, videos):
     summary = run(config(tmp_path, [videos["b"]], **{"metrics.enabled": False}), BlobEngine())
     assert summary.exit_code == 0 and summary.counts["postprocess"] == 25
     assert summary.metrics["enabled"] is False
-    assert all(stage["frames_out"] == 0 for stage in summary.metrics["stages"].values())
+    for stage in summary.metrics["stages"].values():
+        assert stage["frames_out"] == 25  # frame counts are the run summary's: always on
+        assert stage["service_ms"]["count"] == stage["queue_wait_ms"]["count"] == 0 and stage["busy_s"] == 0
     assert summary.metrics["bottleneck"] is None
 
 
