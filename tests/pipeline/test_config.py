@@ -72,27 +72,3 @@ def test_flags_override_the_file(tmp_path):
     config = load_config(path, {"sources": ["b.mp4", "c.mp4"], "max_frames": 9})
     assert [s.uri for s in config.sources] == ["b.mp4", "c.mp4"]
     assert config.max_frames == 9 and config.model.nms_iou == 0.3
-
-
-def _keys(model: type, prefix: str = "") -> list[str]:
-    from pydantic import BaseModel
-
-    keys = []
-    for name, field in model.model_fields.items():
-        args = getattr(field.annotation, "__args__", (field.annotation,))
-        nested = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
-        if nested:
-            suffix = "[]" if "list" in str(field.annotation) else ""
-            keys += [f"{prefix}{name}"] if suffix else []
-            keys += _keys(nested[0], f"{prefix}{name}{suffix}.")
-        else:
-            keys.append(f"{prefix}{name}")
-    return keys
-
-
-def test_readme_documents_every_setting():
-    from pipeline.core.config import RunConfig
-
-    readme = (REPO / "README.md").read_text()
-    missing = [key for key in _keys(RunConfig) if f"| `{key}` |" not in readme]
-    assert missing == []
