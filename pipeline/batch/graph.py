@@ -7,15 +7,14 @@ A slot is a thread that takes the next file from the feed and decodes it with th
 own `Decoder` (called in the slot's thread, so there is never a thread per file), then
 the next one. The mux is keyed by slot while frames keep their file's id, so preprocess
 round-robins over the N open files and batches stay full as files come and go. The
-local `detstream batch` runs one instance; on Ray each worker runs one.
+local `detstream batch` runs one instance; on Ray each worker runs one. Stopping and the
+grace period follow the run's supervisor (pipeline/run/supervisor.py).
 """
 
 from __future__ import annotations
 
-import logging
 import queue
 import threading
-import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -25,6 +24,7 @@ from pipeline.batch.collection import FileTask
 from pipeline.core.config import SourceConfig
 from pipeline.core.context import RunContext
 from pipeline.core.queues import POLL_S, Aborted, Channel, SourceMux
+from pipeline.run.supervisor import join
 from stages.base import Stage
 from stages.sinks.per_file import BatchSink, FileDone, FileResult
 from stages.decode import Decoder
@@ -32,9 +32,6 @@ from stages.detect import Detect
 from engines.outputs import Selection
 from stages.postprocess import Postprocess
 from stages.preprocess import Preprocess
-
-log = logging.getLogger("detstream")
-JOIN_AFTER_ABORT_S = 0.5
 
 
 class ListFeed:
@@ -152,12 +149,12 @@ class BatchPipeline:
     ) -> dict[str, str]:
         """Process every file of `feed`; returns the stage errors (empty when all went well).
 
-        `tick` is called about ten times a second from this thread (progress display).
+        `tick` is called about twenty times a second from this thread (progress display).
         """
         stages = self._build(feed, on_result, ctx, on_start)
         for stage in stages:
             stage.start()
-        self._wait(stages, ctx, tick)
+        join(stages, ctx, self.settings.shutdown_timeout_s, tick)
         return dict(ctx.stage_errors)
 
     def _build(
@@ -185,25 +182,3 @@ class BatchPipeline:
             Postprocess(results, [sink.input], selection, info.class_names, ctx),
             sink,
         ]
-
-    def _wait(self, stages: list[Stage], ctx: RunContext, tick: Callable[[], None] | None) -> None:
-        """Join all stages; past the grace period after a stop request, abort."""
-        stop_deadline: float | None = None
-        abort_deadline: float | None = None
-        while any(stage.is_alive() for stage in stages):
-            now = time.monotonic()
-            if ctx.stop_reading.is_set() and stop_deadline is None:
-                stop_deadline = now + self.settings.shutdown_timeout_s
-            if stop_deadline is not None and now > stop_deadline and not ctx.abort.is_set():
-                log.warning("frames in flight did not drain within %.1f s: aborting", self.settings.shutdown_timeout_s)
-                ctx.abort.set()
-            if ctx.abort.is_set():
-                abort_deadline = abort_deadline or now + JOIN_AFTER_ABORT_S
-                if now > abort_deadline:
-                    log.error("stages still running after abort: %s", ", ".join(s.name for s in stages if s.is_alive()))
-                    return
-            if tick:
-                tick()
-            time.sleep(0.1)
-        if tick:
-            tick()
