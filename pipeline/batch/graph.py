@@ -170,11 +170,7 @@ class BatchPipeline:
         batches = Channel(settings.queue_size, ctx.abort)
         results = Channel(settings.queue_size, ctx.abort)
         sink = BatchSink(self.staging, self.kinds, info.name, on_result, ctx, settings.queue_size)
-        selection = Selection(
-            score_threshold=settings.model.score_threshold if settings.model.score_threshold is not None else info.score_threshold,
-            nms_iou=settings.model.nms_iou,
-            top_k=settings.model.top_k,
-        )
+        selection = Selection.for_model(settings.model, info)
         return [
             *(DecodeSlot(slot, feed, mux, sink.input, settings, ctx, on_start) for slot in slots),
             Preprocess(mux, batches, info, settings.batching, ctx),

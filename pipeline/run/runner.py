@@ -100,11 +100,7 @@ def build_stages(config: RunConfig, engine: Engine, ctx: RunContext) -> tuple[li
     for sink in sinks:
         ctx.metrics.add_queue(f"input of {sink.name}", sink.name, sink.input.qsize, config.queue_size)
     info = engine.info
-    selection = Selection(
-        score_threshold=config.model.score_threshold if config.model.score_threshold is not None else info.score_threshold,
-        nms_iou=config.model.nms_iou,
-        top_k=config.model.top_k,
-    )
+    selection = Selection.for_model(config.model, info)
     max_age_s = {name: s.max_age_s for name, s in sources.items() if s.max_age_s is not None}
     detect = Detect(engine, batches, results, ctx, max_age_s)
     stages: list[Stage] = [
