@@ -3,20 +3,21 @@
     slot[0..N-1] --SourceMux (one queue per slot)--> preprocess --> detect --> postprocess --> batch-sink
        ^ next file from the feed when the current one is done
 
-A slot is a thread that takes the next file from the feed and decodes it with the run's
-own `Decoder` (called in the slot's thread, so there is never a thread per file), then
-the next one. The mux is keyed by slot while frames keep their file's id, so preprocess
-round-robins over the N open files and batches stay full as files come and go. The
-local `detstream batch` runs one instance; on Ray each worker runs one. Stopping and the
-grace period follow the run's supervisor (pipeline/run/supervisor.py).
+A slot is a thread that takes the next file from the feed and reads it with the run's
+own frame reader (stages/reader.py, in the slot's thread, so there is never a thread per
+file), then the next one. The mux is keyed by slot while frames keep their file's id, so
+preprocess round-robins over the N open files and batches stay full as files come and
+go. The local `detstream batch` runs one instance; on Ray each worker runs one. Stopping
+and the grace period follow the run's supervisor (pipeline/run/supervisor.py).
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
 from engines.base import Engine
 from pipeline.batch.config import BatchSettings
@@ -27,11 +28,11 @@ from pipeline.core.queues import POLL_S, Aborted, Channel, SourceMux
 from pipeline.run.supervisor import join
 from stages.base import Stage
 from stages.sinks.per_file import BatchSink, FileDone, FileResult
-from stages.decode import Decoder
 from stages.detect import Detect
 from engines.outputs import Selection
 from stages.postprocess import Postprocess
 from stages.preprocess import Preprocess
+from stages.reader import FrameReader
 
 
 class ListFeed:
@@ -72,20 +73,6 @@ class QueueFeed:
         return None
 
 
-class _SlotQueue:
-    """What a Decoder sees of the mux: its slot's queue, whichever file it reads."""
-
-    def __init__(self, mux: SourceMux, slot: str) -> None:
-        self.mux = mux
-        self.slot = slot
-
-    def put(self, source: str, item: Any) -> Any:
-        return self.mux.put(self.slot, item)
-
-    def close(self, source: str) -> None:
-        pass  # the slot stays open for its next file
-
-
 class DecodeSlot(Stage):
     def __init__(
         self,
@@ -113,9 +100,10 @@ class DecodeSlot(Stage):
 
     def _decode(self, task: FileTask) -> FileDone:
         source = SourceConfig(uri=task.uri, name=task.rel, stride=self.settings.stride, max_fps=self.settings.max_fps)
-        decoder = Decoder(source, task.rel, _SlotQueue(self.mux, self.slot), self.ctx, self.settings.max_frames)  # type: ignore[arg-type]
+        # frames keep their file's id and go to this slot's queue, which stays open for the next file
+        reader = FrameReader(self, source, task.rel, partial(self.mux.put, self.slot), self.settings.max_frames)
         try:
-            decoder.work()  # a SourceError is reported into ctx.source_errors
+            reader.read_file()  # a SourceError is reported into ctx.source_errors
         except Aborted:
             raise
         except Exception as exc:  # noqa: BLE001 - an unforeseen error of one file fails that file only
@@ -124,7 +112,7 @@ class DecodeSlot(Stage):
         error = self.ctx.source_errors.get(task.rel)
         # stopped before the end: the file is incomplete (conservatively, even if it just ended)
         interrupted = error is None and self.ctx.stop_reading.is_set()
-        return FileDone(task.rel, decoder.frames, error, interrupted)
+        return FileDone(task.rel, reader.frames, error, interrupted)
 
     def finish(self) -> None:
         self.mux.close(self.slot)
