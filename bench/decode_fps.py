@@ -1,7 +1,7 @@
 """Decode frames/s: detstream's decode stage against `ffmpeg -benchmark` decoding the same
 file to null (the practical limit on this machine), with and without RGB conversion.
 
-The stage always converts to RGB (`frame.to_ndarray(format="rgb24")` in stages/decode.py),
+The stage always converts to RGB (`frame.to_ndarray(format="rgb24")` in stages/reader.py),
 so "without conversion" times the stage's own PyAV path (`open_source`, the same thread
 settings, demux + decode) without that call; "with conversion" runs the real `Decoder`
 stage in this thread, its frames thrown away instead of queued. Both sides use FFmpeg's
@@ -27,7 +27,8 @@ import av
 from demo_fps import REPO, machine, report
 from pipeline.core.config import SourceConfig
 from pipeline.core.context import RunContext
-from stages.decode import Decoder, open_source
+from stages.decode import Decoder
+from stages.reader import open_source
 
 
 class _DiscardMux:
@@ -55,7 +56,7 @@ def pyav_fps(video: Path) -> float:
     frames = 0
     try:
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"  # as stages/decode.py
+        stream.thread_type = "AUTO"  # as stages/reader.py for files
         for packet in container.demux(stream):
             frames += len(packet.decode())
     finally:

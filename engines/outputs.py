@@ -16,6 +16,8 @@ from pycocotools import mask as mask_utils
 from torchvision.models.detection.roi_heads import paste_masks_in_image
 from torchvision.ops import batched_nms
 
+from engines.base import ModelInfo
+from pipeline.core.config import ModelConfig
 from pipeline.core.types import Detections, Frame, Geometry, RawOutput
 
 
@@ -24,6 +26,12 @@ class Selection:
     score_threshold: float
     nms_iou: float
     top_k: int
+
+    @classmethod
+    def for_model(cls, config: ModelConfig, info: ModelInfo) -> Selection:
+        """The run's selection: the configured settings, the model's own score threshold unless set."""
+        threshold = config.score_threshold if config.score_threshold is not None else info.score_threshold
+        return cls(score_threshold=threshold, nms_iou=config.nms_iou, top_k=config.top_k)
 
     def keep(self, raw: RawOutput) -> torch.Tensor:
         """Indices of the candidates that survive, best first."""

@@ -28,7 +28,7 @@ from pipeline.core.errors import SourceError
 from pipeline.core.health import State
 from pipeline.core.queues import SourceMux
 from pipeline.core.urls import input_format, mask_url, redact
-from stages.decode import Decoder, FrameFilter
+from stages.decode import Decoder
 
 WATCH_S = 0.05  # watchdog tick: stall detection is late by at most this much
 
@@ -117,7 +117,7 @@ class LiveDecoder(Decoder):
                 continue
             failed = 0
             self.health.streaming()
-            self.session = self.health.session
+            self.reader.session = self.health.session
             try:
                 lost = self._read_live(container)
             finally:
@@ -131,52 +131,22 @@ class LiveDecoder(Decoder):
 
     def _read_live(self, container: av.container.InputContainer) -> str | None:
         """Read until the stream is lost (returns why) or the run stops (None)."""
-        stream = container.streams.video[0]
-        # slice threads only: frame threads hold back a frame per thread, which is latency
-        stream.thread_type = "SLICE"
-        keep = FrameFilter(self.config.stride, self.config.max_fps)  # pts restart per session
-        time_base = stream.time_base
-        step = 1.0 / float(stream.average_rate or 25)  # for frames without a pts
-        pts = -step
-        packets = container.demux(stream)
-        # a read that lasts this long was ended by FFmpeg's timeout, not by new data
-        interrupted_after = 0.9 * self.config.read_timeout_s
         self._last_alive = time.monotonic()
         self._reading = True
-        while not self.ctx.stop_reading.is_set():
-            asked = time.monotonic()
-            try:
-                packet = next(packets)
-            except StopIteration:
-                return "end of stream (the server closed it)"
-            except av.FFmpegError as exc:
-                if self.health.state is State.STALLED:
-                    return f"no packet for {self.config.read_timeout_s:g} s (read timeout)"
-                return f"read error: {redact(exc.strerror or type(exc).__name__)}"
-            arrived = time.monotonic()
-            if arrived - asked < interrupted_after:
-                self._last_alive = arrived
-                if self.health.state is State.STALLED:
-                    self.health.streaming()  # packets flow again: recovered without reconnecting
-            try:
-                decoded = packet.decode()
-            except av.FFmpegError:
-                self.decode_error()
-                continue
-            for frame in decoded:
-                self.decoded += 1
-                self.metrics.count_in()
-                if frame.is_corrupt:
-                    self.decode_error()
-                    continue
-                pts = float(frame.pts * time_base) if frame.pts is not None else pts + step
-                if not keep.keep(pts):
-                    continue
-                # latency starts when the packet arrived: waiting for the camera is not ours
-                self._emit(frame, pts, arrived)
-                if self.max_frames is not None and self.frames >= self.max_frames:
-                    return None
-        return None
+        try:
+            ended = self.reader.read(container, live=True, on_packet=self._packet_read)
+        except SourceError as exc:
+            if self.health.state is State.STALLED:
+                return f"no packet for {self.config.read_timeout_s:g} s (read timeout)"
+            return exc.reason
+        return "end of stream (the server closed it)" if ended else None  # else: asked to stop, or max_frames
+
+    def _packet_read(self, asked: float, arrived: float) -> None:
+        # a read that lasts this long was ended by FFmpeg's timeout, not by new data
+        if arrived - asked < 0.9 * self.config.read_timeout_s:
+            self._last_alive = arrived
+            if self.health.state is State.STALLED:
+                self.health.streaming()  # packets flow again: recovered without reconnecting
 
     def _watch(self) -> None:
         """Mark the source stalled once no live packet came for `read_timeout_s`."""

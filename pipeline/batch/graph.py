@@ -3,21 +3,21 @@
     slot[0..N-1] --SourceMux (one queue per slot)--> preprocess --> detect --> postprocess --> per-file-writer
        ^ next file from the feed when the current one is done
 
-A slot is a thread that takes the next file from the feed and decodes it with the run's
-own `Decoder` (called in the slot's thread, so there is never a thread per file), then
-the next one. The mux is keyed by slot while frames keep their file's id, so preprocess
-round-robins over the N open files and batches stay full as files come and go. The
-local `detstream batch` runs one instance; on Ray each worker runs one.
+A slot is a thread that takes the next file from the feed and reads it with the run's
+own frame reader (stages/reader.py, in the slot's thread, so there is never a thread per
+file), then the next one. The mux is keyed by slot while frames keep their file's id, so
+preprocess round-robins over the N open files and batches stay full as files come and
+go. The local `detstream batch` runs one instance; on Ray each worker runs one. Stopping
+and the grace period follow the run's supervisor (pipeline/run/supervisor.py).
 """
 
 from __future__ import annotations
 
-import logging
 import queue
 import threading
-import time
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
 from engines.base import Engine
 from pipeline.batch.config import BatchSettings
@@ -25,16 +25,14 @@ from pipeline.batch.collection import FileTask
 from pipeline.core.config import SourceConfig
 from pipeline.core.context import RunContext
 from pipeline.core.queues import POLL_S, Aborted, Channel, SourceMux
+from pipeline.run.supervisor import join
 from stages.base import Stage
 from stages.sinks.per_file import FileDone, FileResult, PerFileWriter
-from stages.decode import Decoder
 from stages.detect import Detect
 from engines.outputs import Selection
 from stages.postprocess import Postprocess
 from stages.preprocess import Preprocess
-
-log = logging.getLogger("detstream")
-JOIN_AFTER_ABORT_S = 0.5
+from stages.reader import FrameReader
 
 
 class ListFeed:
@@ -75,20 +73,6 @@ class QueueFeed:
         return None
 
 
-class _SlotQueue:
-    """What a Decoder sees of the mux: its slot's queue, whichever file it reads."""
-
-    def __init__(self, mux: SourceMux, slot: str) -> None:
-        self.mux = mux
-        self.slot = slot
-
-    def put(self, source: str, item: Any) -> Any:
-        return self.mux.put(self.slot, item)
-
-    def close(self, source: str) -> None:
-        pass  # the slot stays open for its next file
-
-
 class DecodeSlot(Stage):
     def __init__(
         self,
@@ -116,9 +100,10 @@ class DecodeSlot(Stage):
 
     def _decode(self, task: FileTask) -> FileDone:
         source = SourceConfig(uri=task.uri, name=task.rel, stride=self.settings.stride, max_fps=self.settings.max_fps)
-        decoder = Decoder(source, task.rel, _SlotQueue(self.mux, self.slot), self.ctx, self.settings.max_frames)  # type: ignore[arg-type]
+        # frames keep their file's id and go to this slot's queue, which stays open for the next file
+        reader = FrameReader(self, source, task.rel, partial(self.mux.put, self.slot), self.settings.max_frames)
         try:
-            decoder.work()  # a SourceError is reported into ctx.source_errors
+            reader.read_file()  # a SourceError is reported into ctx.source_errors
         except Aborted:
             raise
         except Exception as exc:  # noqa: BLE001 - an unforeseen error of one file fails that file only
@@ -127,7 +112,7 @@ class DecodeSlot(Stage):
         error = self.ctx.source_errors.get(task.rel)
         # stopped before the end: the file is incomplete (conservatively, even if it just ended)
         interrupted = error is None and self.ctx.stop_reading.is_set()
-        return FileDone(task.rel, decoder.frames, error, interrupted)
+        return FileDone(task.rel, reader.frames, error, interrupted)
 
     def finish(self) -> None:
         self.mux.close(self.slot)
@@ -152,12 +137,12 @@ class BatchPipeline:
     ) -> dict[str, str]:
         """Process every file of `feed`; returns the stage errors (empty when all went well).
 
-        `tick` is called about ten times a second from this thread (progress display).
+        `tick` is called about twenty times a second from this thread (progress display).
         """
         stages = self._build(feed, on_result, ctx, on_start)
         for stage in stages:
             stage.start()
-        self._wait(stages, ctx, tick)
+        join(stages, ctx, self.settings.shutdown_timeout_s, tick)
         return dict(ctx.stage_errors)
 
     def _build(
@@ -173,11 +158,7 @@ class BatchPipeline:
         batches = Channel(settings.queue_size, ctx.abort)
         results = Channel(settings.queue_size, ctx.abort)
         sink = PerFileWriter(self.staging, self.kinds, on_result, ctx, settings.queue_size)
-        selection = Selection(
-            score_threshold=settings.model.score_threshold if settings.model.score_threshold is not None else info.score_threshold,
-            nms_iou=settings.model.nms_iou,
-            top_k=settings.model.top_k,
-        )
+        selection = Selection.for_model(settings.model, info)
         return [
             *(DecodeSlot(slot, feed, mux, sink.input, settings, ctx, on_start) for slot in slots),
             Preprocess(mux, batches, info, settings.engine_batch, ctx),
@@ -185,25 +166,3 @@ class BatchPipeline:
             Postprocess(results, [sink.input], selection, info, ctx),
             sink,
         ]
-
-    def _wait(self, stages: list[Stage], ctx: RunContext, tick: Callable[[], None] | None) -> None:
-        """Join all stages; past the grace period after a stop request, abort."""
-        stop_deadline: float | None = None
-        abort_deadline: float | None = None
-        while any(stage.is_alive() for stage in stages):
-            now = time.monotonic()
-            if ctx.stop_reading.is_set() and stop_deadline is None:
-                stop_deadline = now + self.settings.shutdown_timeout_s
-            if stop_deadline is not None and now > stop_deadline and not ctx.abort.is_set():
-                log.warning("frames in flight did not drain within %.1f s: aborting", self.settings.shutdown_timeout_s)
-                ctx.abort.set()
-            if ctx.abort.is_set():
-                abort_deadline = abort_deadline or now + JOIN_AFTER_ABORT_S
-                if now > abort_deadline:
-                    log.error("stages still running after abort: %s", ", ".join(s.name for s in stages if s.is_alive()))
-                    return
-            if tick:
-                tick()
-            time.sleep(0.1)
-        if tick:
-            tick()

@@ -28,7 +28,7 @@ from pipeline.batch.collection import FileStat, FileTask, expand, stat_of
 from pipeline.core.context import RunContext
 from pipeline.core.errors import ConfigError
 from pipeline.batch.manifest import Manifest, ManifestEntry
-from pipeline.run.runner import _Signals
+from pipeline.run.supervisor import Signals, exit_code
 from stages.sinks.per_file import FAILED, INTERRUPTED, OK, FileResult
 
 log = logging.getLogger("detstream")
@@ -69,11 +69,7 @@ class BatchReport:
 
     @property
     def exit_code(self) -> int:
-        if self.count(FAILED) or self.errors:
-            return 1
-        if self.signal:
-            return {"SIGINT": 130, "SIGTERM": 143}.get(self.signal, 1)
-        return 1 if self.count(INTERRUPTED) else 0
+        return exit_code(bool(self.count(FAILED) or self.errors), self.signal, incomplete=bool(self.count(INTERRUPTED)))
 
     def to_json(self, model: str, settings: str) -> dict:
         return {
@@ -156,7 +152,7 @@ class BatchJob:
             todo = self.plan()
             progress.begin(todo, len(self.tasks) - len(todo))
             ctx = RunContext()
-            signals = _Signals(ctx)
+            signals = Signals.of(ctx)
             started = time.monotonic()
             on_result = self._recorder(progress)
             try:

@@ -14,17 +14,16 @@ import argparse
 import importlib
 import json
 import logging
-import signal
 import sys
 import threading
 from contextlib import ExitStack
 from pathlib import Path
-from types import FrameType
 from typing import Any, Sequence, TextIO
 
 from pipeline.redis.consumer import Consumer, ConsumerSettings, Handler
 from pipeline.core.errors import ConfigError, DetstreamError
 from pipeline.core.redis_url import DEFAULT_STREAM, check_server, parse_redis_url
+from pipeline.run.supervisor import Signals, exit_code
 
 log = logging.getLogger("detstream")
 CONSUMER_OPTIONS = {"stream": f"stream key; {{source}} matches every source (default {DEFAULT_STREAM})"}
@@ -71,11 +70,8 @@ def cmd_consume(args: argparse.Namespace) -> int:
     )
     user = load_handler(args.handler) if args.handler else None
     stop = threading.Event()
-    received: list[str] = []
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        received.append(signal.Signals(signum).name)
-        stop.set()  # finish the batch in hand (handled entries get acknowledged), then exit
+    # a signal lets the batch in hand finish (handled entries get acknowledged), then exit
+    signals = Signals(stop)
 
     with ExitStack() as stack:
         handlers: list[Handler] = [user] if user else []
@@ -93,14 +89,11 @@ def cmd_consume(args: argparse.Namespace) -> int:
             for handler in handlers:
                 handler(message)
 
-        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        stack.callback(lambda: [signal.signal(s, h) for s, h in previous.items()])
+        stack.enter_context(signals.installed())
         log.info("consuming %s from %s as %s/%s", stream, target.display, args.group, args.consumer)
         stats = Consumer(client, stream, settings).run(handle, stop, idle_exit_s=args.until_idle)
     log.info("consumer %s: %s", args.consumer, stats.line())
-    if received:
-        return {"SIGINT": 130, "SIGTERM": 143}[received[0]]
-    return 0
+    return exit_code(False, signals.received)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

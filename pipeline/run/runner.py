@@ -6,21 +6,16 @@
 Shutdown: end of input flows down as END sentinels. Ctrl-C / SIGTERM set `stop_reading`:
 sources stop and the frames in flight drain through to the sinks. If draining takes
 longer than the grace period (or a stage fails, or a second signal comes) `abort` stops
-every stage at once; sinks still close their files.
+every stage at once; sinks still close their files. Signals, the grace period and the
+exit code are the supervisor's (pipeline/run/supervisor.py).
 """
 
 from __future__ import annotations
 
-import logging
-import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import PurePosixPath
-from contextlib import contextmanager
-from types import FrameType
-from typing import Iterator
 from urllib.parse import urlsplit
 
 from engines.base import Engine
@@ -30,6 +25,7 @@ from pipeline.core.context import RunContext
 from pipeline.core.errors import ConfigError
 from pipeline.core.health import SourceHealth
 from pipeline.run.metrics_server import live_metrics
+from pipeline.run.supervisor import Signals, exit_code, join
 from pipeline.core.queues import Channel, SourceMux
 from stages.base import Stage
 from stages.decode import Decoder
@@ -40,9 +36,6 @@ from stages.postprocess import Postprocess
 from stages.preprocess import Preprocess
 from stages.sinks.base import Sink
 from stages.sinks.registry import make_sink
-
-log = logging.getLogger("detstream")
-JOIN_AFTER_ABORT_S = 0.5  # sinks need a moment to close files once aborted
 
 
 @dataclass
@@ -62,11 +55,7 @@ class RunSummary:
 
     @property
     def exit_code(self) -> int:
-        if self.stage_errors or self.source_errors:
-            return 1
-        if self.signal:  # stopped on request, drained or (past the grace period) aborted
-            return {"SIGINT": 130, "SIGTERM": 143}[self.signal]
-        return 1 if self.aborted else 0
+        return exit_code(bool(self.stage_errors or self.source_errors), self.signal, incomplete=self.aborted)
 
 
 def source_names(sources: list[SourceConfig]) -> list[str]:
@@ -84,36 +73,6 @@ def source_names(sources: list[SourceConfig]) -> list[str]:
             name = f"{base}#{n}"
         names.append(name)
     return names
-
-
-class _Signals:
-    """First SIGINT/SIGTERM: stop reading and drain. Second: abort."""
-
-    def __init__(self, ctx: RunContext) -> None:
-        self.ctx = ctx
-        self.received: str | None = None
-
-    def __call__(self, signum: int, _frame: FrameType | None) -> None:
-        name = signal.Signals(signum).name
-        if self.received is None:
-            self.received = name
-            log.warning("%s: stopping, finishing frames in flight (again to abort)", name)
-            self.ctx.stop_reading.set()
-        else:
-            log.warning("%s again: aborting", name)
-            self.ctx.abort.set()
-
-    @contextmanager
-    def installed(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield  # signal handlers can only be set from the main thread
-            return
-        previous = {s: signal.signal(s, self) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
 
 
 def build_stages(config: RunConfig, engine: Engine, ctx: RunContext) -> tuple[list[Stage], Detect]:
@@ -141,11 +100,7 @@ def build_stages(config: RunConfig, engine: Engine, ctx: RunContext) -> tuple[li
     for sink in sinks:
         ctx.metrics.add_queue(f"input of {sink.name}", sink.name, sink.input.qsize, config.queue_size)
     info = engine.info
-    selection = Selection(
-        score_threshold=config.model.score_threshold if config.model.score_threshold is not None else info.score_threshold,
-        nms_iou=config.model.nms_iou,
-        top_k=config.model.top_k,
-    )
+    selection = Selection.for_model(config.model, info)
     max_age_s = {name: s.max_age_s for name, s in sources.items() if s.max_age_s is not None}
     detect = Detect(engine, batches, results, ctx, max_age_s)
     stages: list[Stage] = [
@@ -172,12 +127,12 @@ def run(config: RunConfig, engine: Engine | None = None, ctx: RunContext | None 
     ctx = ctx or RunContext(metrics_enabled=config.metrics.enabled)
     # built first: a caller watching ctx.health from another thread finds every source in it
     stages, detect = build_stages(config, engine, ctx)
-    signals = _Signals(ctx)
+    signals = Signals.of(ctx)
     started = time.monotonic()
     with live_metrics(config.metrics, ctx.metrics), signals.installed():
         for stage in stages:
             stage.start()
-        stuck = _wait(stages, ctx, config.shutdown_timeout_s)
+        stuck = join(stages, ctx, config.shutdown_timeout_s)
     ctx.metrics.stop()
     return RunSummary(
         counts=ctx.metrics.frames_out(),
@@ -193,34 +148,3 @@ def run(config: RunConfig, engine: Engine | None = None, ctx: RunContext | None 
         sink_stats={s.name: s.stats() for s in stages if isinstance(s, Sink) and s.stats()},
         metrics=ctx.metrics.snapshot(),
     )
-
-
-def _wait(stages: list[Stage], ctx: RunContext, grace_s: float) -> list[str]:
-    """Join all stages; enforce the grace period once a stop was asked for.
-
-    Returns the names of stages that did not stop after the abort (stuck in a foreign call).
-    """
-    stop_deadline: float | None = None
-    abort_deadline: float | None = None
-    while any(stage.is_alive() for stage in stages if not (stop_deadline and stage.detached_on_stop)):
-        now = time.monotonic()
-        if ctx.stop_reading.is_set() and stop_deadline is None:
-            stop_deadline = now + grace_s
-            for stage in stages:
-                stage.on_stop()
-        if stop_deadline is not None and now > stop_deadline and not ctx.abort.is_set():
-            log.warning("frames in flight did not drain within %.1f s: aborting", grace_s)
-            ctx.abort.set()
-        if ctx.abort.is_set():
-            abort_deadline = abort_deadline or now + JOIN_AFTER_ABORT_S
-            if now > abort_deadline:
-                stuck = [s.name for s in stages if s.is_alive()]
-                log.error("stages still running after abort, leaving them: %s", ", ".join(stuck))
-                return stuck
-        # short sleeps keep the main thread responsive to signals
-        time.sleep(0.05)
-    # live readers still blocked in an open or a read (they time out on their own)
-    left = [s.name for s in stages if s.is_alive()]
-    if left:
-        log.info("leaving live readers blocked in a network call: %s", ", ".join(left))
-    return left

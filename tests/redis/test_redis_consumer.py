@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from pipeline.redis.consumer import Consumer, ConsumerSettings
@@ -20,9 +22,14 @@ HERE = Path(__file__).parent
 def consume_process(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     """The consume command in its own process (`python -m`: the same code as `detstream
     consume` without importing the model stack, which can take minutes on a loaded box)."""
-    env = {**os.environ, "PYTHONPATH": str(HERE), "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", "pipeline.redis.cli", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=consume_env())
+
+
+def consume_env() -> dict[str, str]:
+    """Test handlers importable; the caller's PYTHONPATH kept (it picks the code under test)."""
+    path = os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1"}
 
 
 def detstream(*args: str) -> int:
@@ -159,3 +166,24 @@ def test_consume_cli_start_up_errors_are_one_clean_line(tmp_path, caplog, capsys
     assert detstream("consume", "--redis", f"redis://127.0.0.1:{server.port}/0", "--group", "g", "--consumer", "c") == 2
     assert "cannot connect" in caplog.text
     assert "wrong-pw" not in capsys.readouterr().err
+
+
+def test_consume_stops_on_sigterm_after_acknowledging_and_exits_143(tmp_path, redis_server):
+    client = redis_server.client()
+    ids = xadd_messages(client, "cam", 5)
+    out = tmp_path / "out.jsonl"
+    command = [sys.executable, "-m", "pipeline.redis.cli", "--redis", redis_server.url, "--group", "g",
+               "--consumer", "c", "--out", str(out), "--block-ms", "100"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=consume_env())
+    try:
+        deadline = time.monotonic() + 120  # the interpreter may start slowly on a loaded box
+        while not (out.exists() and len(out.read_text().splitlines()) == len(ids)):
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 143, stderr
+    assert "SIGTERM: stopping" in stderr
+    assert pending(client, "detstream:cam", "g") == {"c": 0}  # what it wrote, it acknowledged
