@@ -13,8 +13,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.core.errors import ConfigError
-from pipeline.core.redis_url import mask_password
-from pipeline.core.urls import is_live_uri, redact
+from pipeline.core.secrets import mask_url, redact
+from pipeline.core.urls import is_live_uri
 
 # The compact Faster R-CNN trained by `make models` on synthetic scenes, shipped in engines/embedded/.
 DEFAULT_MODEL = "embedded:faster-compact-synth"
@@ -129,7 +129,7 @@ class RunConfig(Settings):
         for uri in value:
             kind, sep, target = uri.partition(":")
             if not sep or kind not in SINK_KINDS or not target:
-                raise ValueError(f"sink {mask_password(uri)!r} is not one of {SINK_FORMS}")
+                raise ValueError(f"sink {mask_url(uri)!r} is not one of {SINK_FORMS}")
         return value
 
 

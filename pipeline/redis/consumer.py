@@ -31,7 +31,7 @@ from typing import Any
 
 import redis
 
-from pipeline.core.redis_url import mask_password
+from pipeline.core.secrets import redact
 
 log = logging.getLogger("detstream")
 Handler = Callable[[dict[str, Any]], None]
@@ -102,7 +102,7 @@ class Consumer:
                 worked = self.step(handler)
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 if not down:
-                    log.warning("consumer %s: Redis unreachable (%s), retrying", self.settings.name, mask_password(str(exc)))
+                    log.warning("consumer %s: Redis unreachable (%s), retrying", self.settings.name, redact(str(exc)))
                     down = True
                 stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)

@@ -29,6 +29,7 @@ from pipeline.core.config import RunConfig, SourceConfig
 from pipeline.core.context import RunContext
 from pipeline.core.errors import ConfigError
 from pipeline.core.health import SourceHealth
+from pipeline.core.secrets import mask_url
 from pipeline.run.metrics_server import live_metrics
 from pipeline.core.queues import Channel, SourceMux
 from stages.base import Stage
@@ -77,7 +78,7 @@ def source_names(sources: list[SourceConfig]) -> list[str]:
             base = source.name
         else:
             parts = urlsplit(source.uri)
-            base = PurePosixPath(parts.path).name or parts.hostname or source.uri
+            base = PurePosixPath(parts.path).name or parts.hostname or mask_url(source.uri)
         name, n = base, 1
         while name in names:
             n += 1

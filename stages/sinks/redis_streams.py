@@ -25,7 +25,8 @@ import redis
 from pipeline.core.context import RunContext
 from pipeline.core.messages import to_message
 from stages.sinks.outbox import Batch, Outbox
-from pipeline.core.redis_url import DEFAULT_STREAM, RedisTarget, check_server, mask_password, parse_redis_url
+from pipeline.core.redis_url import DEFAULT_STREAM, RedisTarget, check_server, parse_redis_url
+from pipeline.core.secrets import redact
 from stages.sinks.spool import Spool
 from pipeline.core.types import Detections
 from stages.sinks.base import Sink
@@ -127,7 +128,7 @@ class Publisher(threading.Thread):
         if not self.down.is_set():
             log.warning(
                 "%s: cannot publish (%s): keeping messages in %s until it answers",
-                self.display, mask_password(str(exc)) or type(exc).__name__, self.settings.spool,
+                self.display, redact(str(exc)) or type(exc).__name__, self.settings.spool,
             )
             self.down.set()
         if self.finishing.is_set():

@@ -102,7 +102,8 @@ def test_labels_never_carry_credentials():
     registry.register(MetricsCollector(metrics))
     text = generate_latest(registry).decode()
     assert "cam.local" in text
-    assert "hunter2" not in text and "admin" not in text and "s3cret" not in text
+    assert "hunter2" not in text and "s3cret" not in text
+    assert "admin:***@cam.local" in text  # the user name stays: it says who connects
 
 
 def test_port_in_use_is_a_clear_error(tmp_path, videos):
