@@ -22,6 +22,7 @@ from pathlib import Path
 
 import redis
 
+from pipeline.core.backoff import Backoff
 from pipeline.core.context import RunContext
 from pipeline.core.messages import to_message
 from stages.sinks.outbox import Batch, Outbox
@@ -41,8 +42,11 @@ SINK_OPTIONS = {
     "spool_mb": "spool size bound in MB; beyond it the oldest messages are dropped and counted (default 256)",
     "channel": "also PUBLISH each live message on this Pub/Sub channel, {source} allowed (lossy; default none)",
 }
+# retry delays while Redis fails (short: messages wait in memory or the spool meanwhile);
+# jittered, so many detectors do not all come back at once after a Redis restart
 MIN_BACKOFF_S = 0.05
 MAX_BACKOFF_S = 2.0
+BACKOFF_JITTER = 0.2
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,7 @@ class Publisher(threading.Thread):
         self._publish_warned = False
 
     def run(self) -> None:
-        backoff = MIN_BACKOFF_S
+        backoff = Backoff(MIN_BACKOFF_S, MAX_BACKOFF_S, BACKOFF_JITTER)
         while not self._halt.is_set():
             batch = self.outbox.take(self.settings.batch, timeout_s=0.1)
             if batch is None:
@@ -100,14 +104,13 @@ class Publisher(threading.Thread):
                 unreadable = self._send(batch)
             except redis.RedisError as exc:
                 self._failed(exc)
-                self._wake.wait(backoff)
+                self._wake.wait(backoff.next_delay())
                 self._wake.clear()
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
                 continue
             if self.down.is_set():
                 log.info("%s answers again: publishing the spool first", self.display)
                 self.down.clear()
-            backoff = MIN_BACKOFF_S
+            backoff.reset()
             self.outbox.done(batch)
             self.unreadable += unreadable
             sent = len(batch.lines) - unreadable

@@ -62,6 +62,13 @@ def test_backoff_doubles_up_to_the_cap_with_bounded_jitter():
     assert all(3.2 <= d <= 4.8 for d in delays) and len(set(delays)) > 100
 
 
+def test_backoff_counts_failures_until_reset():
+    backoff = Backoff(0.05, 0.3, 0.0)
+    assert [backoff.next_delay() for _ in range(5)] == [0.05, 0.1, 0.2, 0.3, 0.3]
+    backoff.reset()
+    assert backoff.next_delay() == 0.05
+
+
 def test_health_counts_sessions_and_logs_every_transition(caplog):
     health = SourceHealth("cam", live=True)
     with caplog.at_level(logging.INFO, logger="detstream"):
