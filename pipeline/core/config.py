@@ -95,7 +95,10 @@ class BatchConfig(Settings):
 class MetricsConfig(Settings):
     enabled: bool = Field(True, description="record per-stage metrics; off only to measure what they cost")
     port: int | None = Field(None, ge=0, le=65535, description="serve Prometheus metrics on this port; none: off")
-    address: str = Field("0.0.0.0", description="address the metrics server listens on")
+    # loopback by default: /metrics has no authentication, and its labels name every source
+    address: str = Field(
+        "127.0.0.1", description="address the metrics server listens on; 0.0.0.0 serves other machines too"
+    )
     log_every_s: float | None = Field(10.0, gt=0, description="log each stage's frames/s this often; none: off")
 
     @model_validator(mode="after")
