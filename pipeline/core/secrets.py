@@ -12,7 +12,9 @@ Rules, the same for every scheme (rtsp, rtsps, rtmp, srt, http, https, redis, re
 - the userinfo ends at the LAST `@` before the end of the host part (the first `/`, `?`
   or `#`), the password starts after the FIRST `:` in it: passwords may hold raw `@` and
   `:`. This is how FFmpeg and urllib split a URL, so what we mask is exactly what the
-  client sends as the password. Percent-encoded passwords are masked as written.
+  client sends as the password. Percent-encoded passwords are masked as written; a raw
+  '/', '?' or '#' in a password ends the host part for every client too, so it must be
+  percent-encoded (%2F %3F %23) to work at all.
 - the value of a query (or fragment) parameter is `***` when its key, lower-cased, ends
   in one of SECRET_KEYS: `token`, `access_token`, `api_key`, `X-Amz-Signature`, ...
 - anything without `://` (a file path) is returned unchanged by `mask_url`.
