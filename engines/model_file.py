@@ -3,7 +3,7 @@
 A model spec is either `arch:NAME` (an untrained torchvision architecture, for plumbing),
 `embedded:NAME` (shipped in engines/embedded/) or the path of a model file saved by
 `save_model` (or a training checkpoint): the weights plus the `ModelInfo` record, which is
-all the pipeline needs to run it. This module does not import the training package:
+all the pipeline needs to run it. Saving is atomic: a killed save leaves the old file. This module does not import the training package:
 training imports it.
 """
 
@@ -16,6 +16,7 @@ import torch
 from engines.base import ModelInfo
 from engines.models import build_model, untrained
 from pipeline.core.errors import ModelError
+from pipeline.core.files import write_atomic
 
 CHECKPOINT_FORMAT = "detstream.checkpoint/v1"
 MODEL_FORMAT = "detstream.model/v1"
@@ -23,8 +24,8 @@ EMBEDDED_DIR = Path(__file__).parent / "embedded"
 
 
 def save_model(path: Path, model: torch.nn.Module, info: ModelInfo) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"format": MODEL_FORMAT, "info": info.to_dict(), "state_dict": model.state_dict()}, path)
+    record = {"format": MODEL_FORMAT, "info": info.to_dict(), "state_dict": model.state_dict()}
+    write_atomic(path, lambda file: torch.save(record, file))
 
 
 def embedded_models() -> dict[str, Path]:

@@ -23,7 +23,7 @@ from pipeline.redis.cli import add_parser as add_consume_parser
 from pipeline.core.errors import ConfigError, DetstreamError
 from pipeline.run.runner import RunSummary, run
 from pipeline.core.trace import DEFAULT_LIMIT as DEFAULT_TRACE_LIMIT
-from pipeline.core.urls import RedactingFilter
+from pipeline.core.secrets import RedactingFilter
 from synth.cli import add_parser as add_synth_parser
 
 log = logging.getLogger("detstream")

@@ -27,7 +27,8 @@ from pipeline.core.context import RunContext
 from pipeline.core.errors import SourceError
 from pipeline.core.health import State
 from pipeline.core.queues import SourceMux
-from pipeline.core.urls import input_format, mask_url, redact
+from pipeline.core.secrets import mask_url, redact
+from pipeline.core.urls import input_format
 from stages.decode import Decoder
 
 WATCH_S = 0.05  # watchdog tick: stall detection is late by at most this much

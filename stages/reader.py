@@ -34,7 +34,7 @@ from pipeline.core.config import SourceConfig
 from pipeline.core.errors import SourceError
 from pipeline.core.health import QUEUE_FULL, SHUTDOWN, SourceHealth
 from pipeline.core.types import Frame
-from pipeline.core.urls import redact
+from pipeline.core.secrets import redact
 
 if TYPE_CHECKING:
     from stages.base import Stage

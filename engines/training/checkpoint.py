@@ -2,27 +2,25 @@
 
 A checkpoint holds the model's `ModelInfo` and weights like a model file, so every tool
 that loads models (`run`, `eval`) also loads checkpoints, plus the optimizer, scheduler,
-AMP scaler and RNG states, the step and the config. Writes are atomic (temp + rename):
-a run killed while saving keeps the previous checkpoint intact.
+AMP scaler and RNG states, the step and the config. Writes are atomic
+(pipeline.core.files): a run killed while saving keeps the previous checkpoint intact.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from engines.model_file import CHECKPOINT_FORMAT
+from pipeline.core.files import write_atomic
 
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    torch.save({"format": CHECKPOINT_FORMAT, **state}, temporary)
-    os.replace(temporary, path)
+    record = {"format": CHECKPOINT_FORMAT, **state}
+    write_atomic(path, lambda file: torch.save(record, file))
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

@@ -23,7 +23,8 @@ from typing import Callable, Iterator
 from engines.base import Engine
 from pipeline.batch.graph import BatchPipeline, ListFeed
 from pipeline.batch.config import BatchSettings
-from stages.sinks.file_outputs import clear_partial, publish, write_atomic
+from pipeline.core.files import write_atomic
+from stages.sinks.file_outputs import clear_partial, publish
 from pipeline.batch.collection import FileStat, FileTask, expand, stat_of
 from pipeline.core.context import RunContext
 from pipeline.core.errors import ConfigError

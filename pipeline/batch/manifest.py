@@ -17,7 +17,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from stages.sinks.file_outputs import write_atomic
+from pipeline.core.files import write_atomic
 from pipeline.batch.collection import FileStat
 
 log = logging.getLogger("detstream")

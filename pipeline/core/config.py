@@ -13,8 +13,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.core.errors import ConfigError
-from pipeline.core.redis_url import mask_password
-from pipeline.core.urls import is_live_uri, redact
+from pipeline.core.secrets import mask_url, redact
+from pipeline.core.urls import is_live_uri
 
 # The compact Faster R-CNN trained by `make models` on synthetic scenes, shipped in engines/embedded/.
 DEFAULT_MODEL = "embedded:faster-compact-synth"
@@ -97,7 +97,10 @@ class EngineBatchConfig(Settings):
 class MetricsConfig(Settings):
     enabled: bool = Field(True, description="record per-stage metrics; off only to measure what they cost")
     port: int | None = Field(None, ge=0, le=65535, description="serve Prometheus metrics on this port; none: off")
-    address: str = Field("0.0.0.0", description="address the metrics server listens on")
+    # loopback by default: /metrics has no authentication, and its labels name every source
+    address: str = Field(
+        "127.0.0.1", description="address the metrics server listens on; 0.0.0.0 serves other machines too"
+    )
     log_every_s: float | None = Field(10.0, gt=0, description="log each stage's frames/s this often; none: off")
 
     @model_validator(mode="after")
@@ -131,7 +134,7 @@ class RunConfig(Settings):
         for uri in value:
             kind, sep, target = uri.partition(":")
             if not sep or kind not in SINK_KINDS or not target:
-                raise ValueError(f"sink {mask_password(uri)!r} is not one of {SINK_FORMS}")
+                raise ValueError(f"sink {mask_url(uri)!r} is not one of {SINK_FORMS}")
         return value
 
 

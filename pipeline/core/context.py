@@ -9,7 +9,7 @@ from pipeline.core.errors import DetstreamError
 from pipeline.core.health import SourceHealth
 from pipeline.core.metrics import Metrics
 from pipeline.core.trace import Trace
-from pipeline.core.urls import redact
+from pipeline.core.secrets import redact
 
 log = logging.getLogger("detstream")
 

@@ -6,13 +6,12 @@
 The Redis sink and the consumer read the same URL, so one URL names the same streams on
 both sides. Each user lists the query options it accepts; anything else is an error that
 names the option and the allowed ones. Every string we show (log lines, errors, stage
-names in the run summary) goes through `mask_password` first.
+names in the run summary) goes through pipeline.core.secrets first.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -22,6 +21,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from pipeline.core.errors import RedisSetupError
+from pipeline.core.secrets import mask_url, redact
 
 DEFAULT_PORT = 6379
 DEFAULT_STREAM = "detstream:{source}"  # one stream per source; the sink and the consumer agree on it
@@ -36,14 +36,6 @@ CONNECTION_OPTIONS = {
     "ssl_cert_reqs": "required (default), optional or none (rediss://)",
 }
 _TLS_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs")
-# user:password@ in any URL; non-greedy up to the first '@' so that a password holding
-# characters a URL would reject is still hidden (masking too much beats leaking).
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@\s]*?@")
-
-
-def mask_password(text: str) -> str:
-    """`text` with the password of every URL in it replaced by ***."""
-    return _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
 
 
 @dataclass(frozen=True)
@@ -118,7 +110,7 @@ class RedisTarget:
 
 def parse_redis_url(url: str, options: Collection[str]) -> RedisTarget:
     """Parse `url`, accepting the query options in `options` plus CONNECTION_OPTIONS."""
-    display = mask_password(url)
+    display = mask_url(url)
     parts = urlsplit(url)
 
     def bad(reason: str) -> RedisSetupError:
@@ -178,7 +170,7 @@ def check_server(client: redis.Redis, target: RedisTarget) -> str | None:
     except redis.AuthenticationError as exc:  # a ConnectionError subclass: test it first
         raise target.error(f"authentication failed: wrong user or password, or the user is disabled ({exc})") from exc
     except redis.ConnectionError as exc:
-        reason = mask_password(str(exc))
+        reason = redact(str(exc))
         if "SSL" in reason or "certificate" in reason.lower():
             raise target.error(f"TLS handshake failed: {reason}") from exc
         return reason

@@ -31,11 +31,15 @@ from typing import Any
 
 import redis
 
-from pipeline.core.redis_url import mask_password
+from pipeline.core.backoff import Backoff
+from pipeline.core.secrets import redact
 
 log = logging.getLogger("detstream")
 Handler = Callable[[dict[str, Any]], None]
+# retry delays while Redis is unreachable (jittered: consumers do not reconnect in lock-step)
+MIN_BACKOFF_S = 0.1
 MAX_BACKOFF_S = 2.0
+BACKOFF_JITTER = 0.2
 
 
 @dataclass(frozen=True)
@@ -96,20 +100,20 @@ class Consumer:
         """
         stop = stop or threading.Event()
         last_activity = time.monotonic()
-        backoff, down = 0.1, False
+        backoff, down = Backoff(MIN_BACKOFF_S, MAX_BACKOFF_S, BACKOFF_JITTER), False
         while not stop.is_set():
             try:
                 worked = self.step(handler)
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 if not down:
-                    log.warning("consumer %s: Redis unreachable (%s), retrying", self.settings.name, mask_password(str(exc)))
+                    log.warning("consumer %s: Redis unreachable (%s), retrying", self.settings.name, redact(str(exc)))
                     down = True
-                stop.wait(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
+                stop.wait(backoff.next_delay())
                 continue
             if down:
                 log.info("consumer %s: Redis answers again", self.settings.name)
-                down, backoff = False, 0.1
+                down = False
+                backoff.reset()
             now = time.monotonic()
             if worked:
                 last_activity = now

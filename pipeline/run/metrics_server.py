@@ -4,7 +4,7 @@ The Prometheus collector reads `Metrics` at scrape time and lives in its own
 CollectorRegistry (never the global one), so several runs in one process - tests, a
 notebook - each serve their own figures without clashing. Names and units follow
 Prometheus conventions (seconds, `_total` counters); label values are source names and
-stage names, passed through `redact` so a URL with credentials can never leak into them.
+stage names, passed through `redact` (pipeline.core.secrets) so a URL with credentials can never leak into them.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pipeline.core.errors import ConfigError
 from pipeline.core.health import State
 from pipeline.core.histogram import HistogramSnapshot
 from pipeline.core.metrics import Metrics
-from pipeline.core.urls import redact
+from pipeline.core.secrets import redact
 
 log = logging.getLogger("detstream")
 # half-decade bucket bounds, 100 us to 100 s: exact edges of the LogHistogram buckets

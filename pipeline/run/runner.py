@@ -24,6 +24,7 @@ from pipeline.core.config import RunConfig, SourceConfig
 from pipeline.core.context import RunContext
 from pipeline.core.errors import ConfigError
 from pipeline.core.health import SourceHealth
+from pipeline.core.secrets import mask_url
 from pipeline.run.metrics_server import live_metrics
 from pipeline.run.supervisor import Signals, exit_code, join
 from pipeline.core.queues import Channel, SourceMux
@@ -66,7 +67,7 @@ def source_names(sources: list[SourceConfig]) -> list[str]:
             base = source.name
         else:
             parts = urlsplit(source.uri)
-            base = PurePosixPath(parts.path).name or parts.hostname or source.uri
+            base = PurePosixPath(parts.path).name or parts.hostname or mask_url(source.uri)
         name, n = base, 1
         while name in names:
             n += 1

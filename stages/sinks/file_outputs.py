@@ -12,35 +12,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
+
+from pipeline.core.files import sync_folder, write_atomic
 
 PARTIAL_DIR = ".partial"
 SUFFIXES = {"jsonl": ".jsonl", "coco": ".coco.json", "video": ".annotated.mp4"}
-# mkstemp makes owner-only files; outputs get the usual permissions (read once, at import)
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
 
 
 def output_names(rel: str, kinds: list[str]) -> dict[str, str]:
     """Output kind -> path relative to the output folder."""
     return {kind: rel + SUFFIXES[kind] for kind in kinds}
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to a temporary file next to `path`, fsync, then rename over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            os.fchmod(file.fileno(), 0o666 & ~_UMASK)
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def publish(out_dir: Path, outputs: dict[str, Path | bytes]) -> None:
@@ -55,6 +37,7 @@ def publish(out_dir: Path, outputs: dict[str, Path | bytes]) -> None:
             with open(content, "rb+") as file:
                 os.fsync(file.fileno())  # the data is on disk before the name says it is done
             os.replace(content, target)
+            sync_folder(target.parent)
 
 
 def clear_partial(out_dir: Path) -> Path:

@@ -1,10 +1,10 @@
 """`redis://` and `rediss://` sink: one XADD per frame message to Redis Streams.
 
 The detector never waits on Redis. `write` only hands the message to an Outbox (a bounded
-buffer in memory, else the spool on disk); a publisher thread sends batches of XADDs in
+buffer in memory, else the spool on disk); a publisher thread sends chunks of XADDs in
 one pipelined round trip each. While Redis is down or too slow, messages go to the spool;
 once it answers again the spool is published first, in order, then deleted. A spool left
-by an earlier run is published before anything new. Delivery is at-least-once: a batch
+by an earlier run is published before anything new. Delivery is at-least-once: a chunk
 cut off mid-way is sent again, and consumers drop the repeats by `event_id`.
 
 Stream entry fields: `event_id`, `source`, `seq` and `message` (the JSON of schema
@@ -22,10 +22,12 @@ from pathlib import Path
 
 import redis
 
+from pipeline.core.backoff import Backoff
 from pipeline.core.context import RunContext
 from pipeline.core.messages import Message
+from pipeline.core.redis_url import DEFAULT_STREAM, RedisTarget, check_server, parse_redis_url
+from pipeline.core.secrets import redact
 from stages.sinks.outbox import Chunk, Outbox
-from pipeline.core.redis_url import DEFAULT_STREAM, RedisTarget, check_server, mask_password, parse_redis_url
 from stages.sinks.spool import Spool
 from stages.sinks.base import Sink
 
@@ -39,15 +41,18 @@ SINK_OPTIONS = {
     "spool_mb": "spool size bound in MB; beyond it the oldest messages are dropped and counted (default 256)",
     "channel": "also PUBLISH each live message on this Pub/Sub channel, {source} allowed (lossy; default none)",
 }
+# retry delays while Redis fails (short: messages wait in memory or the spool meanwhile);
+# jittered, so many detectors do not all come back at once after a Redis restart
 MIN_BACKOFF_S = 0.05
 MAX_BACKOFF_S = 2.0
+BACKOFF_JITTER = 0.2
 
 
 @dataclass(frozen=True)
 class RedisSinkSettings:
     stream: str
     maxlen: int | None
-    batch: int
+    per_round_trip: int  # the URI's `batch` option: XADDs in one pipelined round trip
     buffer: int
     spool: Path
     spool_bytes: int
@@ -61,7 +66,7 @@ class RedisSinkSettings:
         return cls(
             stream=target.key_template("stream", DEFAULT_STREAM) or DEFAULT_STREAM,
             maxlen=maxlen or None,
-            batch=int(target.number("batch", 64, minimum=1)),
+            per_round_trip=int(target.number("batch", 64, minimum=1)),
             buffer=int(target.number("buffer", 1000, minimum=1)),
             spool=Path(target.options.get("spool") or default_spool).expanduser(),
             spool_bytes=int(target.number("spool_mb", 256, minimum=0.001, integer=False) * 1e6),
@@ -70,7 +75,7 @@ class RedisSinkSettings:
 
 
 class Publisher(threading.Thread):
-    """Takes batches from the outbox and XADDs them, retrying with backoff on failure."""
+    """Takes chunks of lines from the outbox and XADDs them, retrying with backoff on failure."""
 
     def __init__(self, client: redis.Redis, outbox: Outbox, settings: RedisSinkSettings, display: str) -> None:
         super().__init__(name=f"publisher[{display}]", daemon=True)
@@ -89,28 +94,27 @@ class Publisher(threading.Thread):
         self._publish_warned = False
 
     def run(self) -> None:
-        backoff = MIN_BACKOFF_S
+        backoff = Backoff(MIN_BACKOFF_S, MAX_BACKOFF_S, BACKOFF_JITTER)
         while not self._halt.is_set():
-            batch = self.outbox.take(self.settings.batch, timeout_s=0.1)
-            if batch is None:
+            chunk = self.outbox.take(self.settings.per_round_trip, timeout_s=0.1)
+            if chunk is None:
                 continue
             try:
-                unreadable = self._send(batch)
+                unreadable = self._send(chunk)
             except redis.RedisError as exc:
                 self._failed(exc)
-                self._wake.wait(backoff)
+                self._wake.wait(backoff.next_delay())
                 self._wake.clear()
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
                 continue
             if self.down.is_set():
                 log.info("%s answers again: publishing the spool first", self.display)
                 self.down.clear()
-            backoff = MIN_BACKOFF_S
-            self.outbox.done(batch)
+            backoff.reset()
+            self.outbox.done(chunk)
             self.unreadable += unreadable
-            sent = len(batch.lines) - unreadable
+            sent = len(chunk.lines) - unreadable
             self.published += sent
-            if batch.from_spool:
+            if chunk.from_spool:
                 self.replayed += sent
 
     def finish(self) -> None:
@@ -126,7 +130,7 @@ class Publisher(threading.Thread):
         if not self.down.is_set():
             log.warning(
                 "%s: cannot publish (%s): keeping messages in %s until it answers",
-                self.display, mask_password(str(exc)) or type(exc).__name__, self.settings.spool,
+                self.display, redact(str(exc)) or type(exc).__name__, self.settings.spool,
             )
             self.down.set()
         if self.finishing.is_set():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pipeline.core.context import RunContext
 from pipeline.core.errors import SinkError
-from pipeline.core.redis_url import mask_password
+from pipeline.core.secrets import mask_url
 from stages.sinks.base import Sink
 from stages.sinks.jsonl import JsonlSink
 from stages.sinks.redis_streams import RedisSink
@@ -24,5 +24,5 @@ def make_sink(uri: str, ctx: RunContext, queue_size: int, sources: list[str]) ->
     if kind in ("redis", "rediss"):
         return RedisSink(uri, ctx, queue_size)
     raise SinkError(
-        f"unknown sink kind {kind!r} in {mask_password(uri)!r} (allowed: jsonl:PATH, video:PATH.mp4, redis://HOST:PORT/DB)"
+        f"unknown sink kind {kind!r} in {mask_url(uri)!r} (allowed: jsonl:PATH, video:PATH.mp4, redis://HOST:PORT/DB)"
     )

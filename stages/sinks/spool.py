@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from pipeline.core.errors import SinkError
+from pipeline.core.files import write_atomic
 
 log = logging.getLogger("detstream")
 SEGMENTS_PER_BOUND = 8
@@ -96,7 +96,7 @@ class Spool:
         number = self._segments[0].number - 1 if self._segments else FIRST_SEGMENT
         path = self.directory / f"{number}.spool"
         data = "".join(line + "\n" for line in lines).encode()
-        _write_atomically(path, data)
+        write_atomic(path, data)
         self._segments.insert(0, Segment(number, path, len(data), len(lines)))
         self._enforce_bound()
 
@@ -194,17 +194,8 @@ class Spool:
             self._tail.close()
             self._tail = None
         data = head.path.read_bytes()[self._read_offset :]
-        _write_atomically(head.path, data)
+        write_atomic(head.path, data)
         head.size -= self._read_offset
         head.count -= self._read_count
         self._read_offset = 0
         self._read_count = 0
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
 import threading
 import time
 import urllib.request
@@ -18,7 +21,9 @@ from pipeline.core.health import SourceHealth
 from pipeline.run.metrics_server import MetricsCollector
 from pipeline.core.metrics import Metrics
 from pipeline.run.runner import RunSummary, run
-from support import BlobEngine, write_video
+from support import DETSTREAM, BlobEngine, write_video
+
+MODEL = "arch:fasterrcnn_mobilenet_v3_large_320_fpn"  # a real torchvision model, untrained
 
 
 def free_port() -> int:
@@ -36,6 +41,25 @@ def scrape(port: int) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
         for sample in family.samples:
             samples.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
     return samples
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses of the TCP sockets in LISTEN state on `port`, as the kernel sees them."""
+    found = set()
+    for table, family in (("/proc/net/tcp", socket.AF_INET), ("/proc/net/tcp6", socket.AF_INET6)):
+        if not os.path.exists(table):
+            continue
+        with open(table) as file:
+            next(file)  # header
+            for line in file:
+                local, state = line.split()[1], line.split()[3]
+                address, _, hex_port = local.partition(":")
+                if state != "0A" or int(hex_port, 16) != port:  # 0A: LISTEN
+                    continue
+                raw = bytes.fromhex(address)  # 32-bit words in host (little-endian) order
+                words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+                found.add(socket.inet_ntop(family, words))
+    return found
 
 
 def stage_frames(samples, stage: str) -> float:
@@ -92,6 +116,29 @@ def test_counters_increase_between_two_scrapes_during_a_run(tmp_path, long_clip)
         scrape(port)
 
 
+def test_metrics_port_listens_on_loopback_only_by_default(tmp_path, long_clip):
+    """`detstream run --metrics-port` without metrics.address: this machine only (no 0.0.0.0)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [*DETSTREAM, "run", "--source", str(long_clip), "--model", MODEL,
+         "--sink", f"jsonl:{tmp_path / 'out.jsonl'}", "--metrics-port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while not (bound := listening_addresses(port)):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the metrics server did not start within 90 s"
+            time.sleep(0.02)
+        assert bound == {"127.0.0.1"}
+        assert "detstream_stage_frames_total" in scrape(port)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert f"Prometheus metrics at http://127.0.0.1:{port}/metrics" in stderr
+
+
 def test_labels_never_carry_credentials():
     name = "rtsp://admin:hunter2@cam.local/stream?token=s3cret"  # a source named after its URL
     metrics = Metrics({name: SourceHealth(name, live=True)})
@@ -102,7 +149,8 @@ def test_labels_never_carry_credentials():
     registry.register(MetricsCollector(metrics))
     text = generate_latest(registry).decode()
     assert "cam.local" in text
-    assert "hunter2" not in text and "admin" not in text and "s3cret" not in text
+    assert "hunter2" not in text and "s3cret" not in text
+    assert "admin:***@cam.local" in text  # the user name stays: it says who connects
 
 
 def test_port_in_use_is_a_clear_error(tmp_path, videos):

@@ -35,5 +35,5 @@ def test_bad_cameras_retry_with_clear_errors_while_the_good_one_streams(tmp_path
     assert "hunter2" not in log and "hunter2" not in str(summary)
     for name, reason in (("wrong-path", "404 Not Found"), ("refused", "Connection refused")):
         lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"source '{name}': attempt")]
-        assert len(lines) >= 3 and all(reason in line and "rtsp://***@127.0.0.1" in line for line in lines), lines
+        assert len(lines) >= 3 and all(reason in line and "rtsp://admin:***@127.0.0.1" in line for line in lines), lines
 
