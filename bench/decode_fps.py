@@ -8,7 +8,7 @@ stage in this thread, its frames thrown away instead of queued. Both sides use F
 automatic thread count (frame + slice threads): PyAV's `thread_type = "AUTO"` as the stage
 sets it, `-threads 0` for the CLI. Methods alternate over rounds; medians are printed.
 
-    .venv/bin/python bench/decode_fps.py [VIDEO ...] [--rounds 3]
+    .venv/bin/python -m bench.decode_fps [VIDEO ...] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 import av
 
-from demo_fps import REPO, machine, report
+from bench.common import DEMO_VIDEO, machine, print_result
 from pipeline.core.config import SourceConfig
 from pipeline.core.context import RunContext
 from stages.decode import Decoder
@@ -118,12 +118,13 @@ def measure(videos: list[Path], rounds: int) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("videos", nargs="*", type=Path, default=[REPO / "data/demo.mp4"])
+    parser = argparse.ArgumentParser(prog="python -m bench.decode_fps", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("videos", nargs="*", type=Path, default=[DEMO_VIDEO])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    report({"machine": machine(), **measure(args.videos, args.rounds)}, args.json)
+    print_result({"machine": machine(), **measure(args.videos, args.rounds)}, args.json)
     return 0
 
 

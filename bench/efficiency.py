@@ -9,7 +9,7 @@ Rounds alternate pipeline, detector alone, naive loop; medians are printed, with
 pipeline's per-stage latency (median ms from one stage's hand-off to the next, queue
 waits included: where frames wait) and the batch sizes its detector ran.
 
-    .venv/bin/python bench/efficiency.py [--model SPEC] [--frames 100] [--rounds 3]
+    .venv/bin/python -m bench.efficiency [--model SPEC] [--frames 100] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from demo_fps import (
-    as_package, demo_arguments, detector_and_engine_alone, ensure_video, machine, pipeline_run, report, run_fps,
+from bench.common import (
+    as_package, demo_arguments, detector_and_engine_alone, ensure_video, machine, naive_fps, pipeline_run, print_result,
+    run_fps,
 )
 from engines.loading import load_engine
-from naive_loop import naive_fps
 from pipeline.core.messages import STAGES
 
 TARGET_EFFICIENCY = 0.90  # of the detector alone
@@ -75,7 +75,8 @@ def measure(package: str, video: Path, batch: int, frames: int, rounds: int, wor
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m bench.efficiency", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     demo_arguments(parser)
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--frames", type=int, default=100, help="first N frames of the video")
@@ -85,7 +86,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         package = as_package(args.model, Path(tmp))
         result = measure(package, args.video, args.batch, args.frames, args.rounds, Path(tmp))
-    report({"machine": machine(), "model": args.model, **result}, args.json)
+    print_result({"machine": machine(), "model": args.model, **result}, args.json)
     return 0
 
 

@@ -3,7 +3,7 @@ PyTorch vs ONNX Runtime (vs TensorRT when a CUDA GPU and TensorRT are present), 
 engine package, frames of the 720p demo video decoded and normalized beforehand (this
 times the engine alone: dense part, proposals, RoI heads, candidates).
 
-    .venv/bin/python bench/engine_latency.py [--models embedded:faster-compact-synth ...] [--calls 5]
+    .venv/bin/python -m bench.engine_latency [--models embedded:faster-compact-synth ...] [--calls 5]
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import av
 import numpy as np
 import torch
 
-from demo_fps import REPO, as_package, ensure_video, machine, report
+from bench.common import DEMO_VIDEO, as_package, ensure_video, machine, print_result
 from engines.base import Engine
 from engines.loading import load_engine
 from engines.inputs import Normalizer
@@ -76,9 +76,9 @@ def measure(model: str, images: list[np.ndarray], calls: int, workdir: Path, bat
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench.engine_latency", description=__doc__)
     parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
-    parser.add_argument("--video", type=Path, default=REPO / "data/demo.mp4")
+    parser.add_argument("--video", type=Path, default=DEMO_VIDEO)
     parser.add_argument("--calls", type=int, default=5, help="timed calls per backend and batch size (alternating)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -88,7 +88,7 @@ def main() -> int:
         results = [measure(model, images, args.calls, Path(tmp)) for model in args.models]
     result = {"machine": machine(),
               "models": results}
-    report(result, args.json)
+    print_result(result, args.json)
     return 0
 
 

@@ -14,9 +14,10 @@ the frame that arrived earliest relative to its pts (at connection, nothing is b
 on each side alike. Ages count from 2 s after the first result to the end of the run
 (not the frames drained after it). Reported: age p50/p99/max, how fast age grows (least-squares slope,
 seconds of age per second of run) and the drop rate, with detstream's per-stage latency
-(median ms, queue waits included) to show where frames wait.
+(median ms, queue waits included) to show where frames wait, whether every frame is
+accounted for (received = processed + dropped) and the process RSS during the run.
 
-    .venv/bin/python bench/live_overload.py [--sources 1 2] [--seconds 20] [--delay 0.25]
+    .venv/bin/python -m bench.live_overload [--sources 1 2] [--seconds 20] [--delay 0.25]
 """
 
 from __future__ import annotations
@@ -34,9 +35,7 @@ import cv2
 import numpy as np
 import torch
 
-from demo_fps import REPO, machine, report
-from live_latency import percentile
-from naive_loop import NaiveDetector, read_rgb
+from bench.common import REPO, NaiveDetector, machine, print_result, read_rgb
 from pipeline.core.config import load_config
 from pipeline.core.messages import STAGES
 from pipeline.core.types import Frame, RawOutput
@@ -64,6 +63,19 @@ class TimedEngine:
             return self.engine.infer(images, image_sizes)
         finally:
             self.seconds.append(time.perf_counter() - started)
+
+
+def rss_mb() -> float:
+    """This process's resident memory."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def ages_s(arrived: list[float], done: list[float], pts: list[float]) -> list[float]:
@@ -106,7 +118,11 @@ def detstream_live(url: str, sources: int, seconds: float, delay: float, out: Pa
         return all(n in run.ctx.health and run.health(n)["received"] > 0 for n in names)
 
     run.wait_for(streaming, 30, "the first frame of every camera")
-    time.sleep(seconds)
+    rss: list[float] = []  # once a second: memory must stay flat while frames are dropped
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        rss.append(rss_mb())
+        time.sleep(min(1.0, left))
     stopped = time.time()
     summary = run.stop()
     arrived: dict[str, list[float]] = {n: [] for n in names}
@@ -129,6 +145,9 @@ def detstream_live(url: str, sources: int, seconds: float, delay: float, out: Pa
     result["dropped_by_cause"] = {cause: sum(h["dropped"].get(cause, 0) for h in health)
                                   for cause in sorted({c for h in health for c in h["dropped"]})}
     result["stage_latency_ms_median"] = {s: round(statistics.median(v), 1) for s, v in stage_ms.items()}
+    # every frame accounted for: received = processed + dropped, per camera
+    result["accounting_exact"] = all(h["received"] == h["processed"] + sum(h["dropped"].values()) for h in health)
+    result["rss_mb"] = {"first": round(rss[0]), "last": round(rss[-1]), "max": round(max(rss))}
     return result
 
 
@@ -177,7 +196,8 @@ def measure(sources: list[int], seconds: float, delay: float, workdir: Path) -> 
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m bench.live_overload", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sources", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each run")
     parser.add_argument("--delay", type=float, default=0.25, help="detector seconds per call (0.25 = 4 calls/s)")
@@ -185,7 +205,7 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         result = measure(args.sources, args.seconds, args.delay, Path(tmp))
-    report({"machine": machine(), **result}, args.json)
+    print_result({"machine": machine(), **result}, args.json)
     return 0
 
 

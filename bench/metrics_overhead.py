@@ -6,7 +6,7 @@ Runs alternate (off, on, off, ...) in one process with one loaded engine, after 
 warm-up run, so a noisy neighbour slows both alike; the medians and their ratio are
 printed. The target: metrics-on costs less than 3 %.
 
-    .venv/bin/python bench/metrics_overhead.py [--model SPEC] [--video data/demo.mp4] [--rounds 3] [--frames N]
+    .venv/bin/python -m bench.metrics_overhead [--model SPEC] [--video data/demo.mp4] [--rounds 3] [--frames N]
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from demo_fps import demo_arguments, ensure_video, machine, report, run_fps
+from bench.common import demo_arguments, ensure_video, machine, print_result, run_fps
 from engines.base import Engine
 from engines.loading import load_engine
 from pipeline.core.config import RunConfig, load_config
@@ -36,40 +36,46 @@ def run_on(config: RunConfig, engine: Engine, out: Path) -> float:
     return run_fps(profile(config, out, engine=engine).summary)
 
 
+def measure(model: str, video: Path, batch: int, frames: int | None, rounds: int, workdir: Path) -> dict:
+    config = load_config(None, {
+        "sources": [str(video)], "model.path": model, "batch.max_batch": batch,
+        "max_frames": frames, "metrics.log_every_s": None,
+    })
+    engine = load_engine(model)
+    runs: dict[str, list[float]] = {"off": [], "on": []}
+    run_off(config, engine)  # warm-up: first-call costs of the engine and the decoder
+    for round_ in range(rounds):
+        runs["off"].append(run_off(config, engine))
+        runs["on"].append(run_on(config, engine, workdir / f"prof{round_}"))
+    median = {k: statistics.median(v) for k, v in runs.items()}
+    ratio = median["on"] / median["off"]
+    return {
+        "video": str(video),
+        "engine": type(engine).__name__,
+        "frames": frames,
+        "batch": batch,
+        "rounds": rounds,
+        "fps_runs": {k: [round(v, 2) for v in values] for k, values in runs.items()},
+        "fps_median": {k: round(v, 2) for k, v in median.items()},
+        "ratio_on_over_off": round(ratio, 4),
+        "overhead": round(1 - ratio, 4),
+        "target_overhead": TARGET_OVERHEAD,
+        "meets_target": 1 - ratio < TARGET_OVERHEAD,
+    }
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench.metrics_overhead", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     demo_arguments(parser)
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--frames", type=int, help="frames per run (default: the whole video)")
     args = parser.parse_args()
     ensure_video(args.video)
-    config = load_config(None, {
-        "sources": [str(args.video)], "model.path": args.model, "batch.max_batch": args.batch,
-        "max_frames": args.frames, "metrics.log_every_s": None,
-    })
-    engine = load_engine(args.model)
-    runs: dict[str, list[float]] = {"off": [], "on": []}
     with tempfile.TemporaryDirectory() as tmp:
-        run_off(config, engine)  # warm-up: first-call costs of the engine and the decoder
-        for round_ in range(args.rounds):
-            runs["off"].append(run_off(config, engine))
-            runs["on"].append(run_on(config, engine, Path(tmp) / f"prof{round_}"))
-    median = {k: statistics.median(v) for k, v in runs.items()}
-    ratio = median["on"] / median["off"]
-    result = {
-        "machine": machine(),
-        "model": args.model,
-        "video": str(args.video),
-        "frames": args.frames,
-        "batch": args.batch,
-        "fps_runs": {k: [round(v, 2) for v in values] for k, values in runs.items()},
-        "fps_median": {k: round(v, 2) for k, v in median.items()},
-        "ratio_on_over_off": round(ratio, 4),
-        "overhead": round(1 - ratio, 4),
-        "meets_target": 1 - ratio < TARGET_OVERHEAD,
-    }
-    report(result, args.json)
+        result = measure(args.model, args.video, args.batch, args.frames, args.rounds, Path(tmp))
+    print_result({"machine": machine(), "model": args.model, **result}, args.json)
     return 0
 
 

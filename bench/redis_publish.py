@@ -8,7 +8,7 @@
 Rounds alternate between the methods so a noisy neighbour slows all alike; medians and
 ratios are printed. Messages are real schema-v1 messages with 5 detections (~700 bytes).
 
-    .venv/bin/python bench/redis_publish.py [--messages 20000] [--rounds 3]
+    .venv/bin/python -m bench.redis_publish [--messages 20000] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -27,14 +27,12 @@ from pathlib import Path
 
 import redis
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from demo_fps import cpu_name  # noqa: E402
-from pipeline.core.messages import SCHEMA, event_id  # noqa: E402
-from stages.sinks.outbox import Outbox  # noqa: E402
-from pipeline.core.redis_url import parse_redis_url  # noqa: E402
-from stages.sinks.spool import Spool  # noqa: E402
-from stages.sinks.redis_streams import SINK_OPTIONS, Publisher, RedisSinkSettings  # noqa: E402
+from bench.common import cpu_name
+from pipeline.core.messages import SCHEMA, event_id
+from stages.sinks.outbox import Outbox
+from pipeline.core.redis_url import parse_redis_url
+from stages.sinks.spool import Spool
+from stages.sinks.redis_streams import SINK_OPTIONS, Publisher, RedisSinkSettings
 
 PIPELINE_BATCH = 64
 
@@ -144,7 +142,8 @@ def measure(messages: int, rounds: int) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m bench.redis_publish", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()

@@ -1,10 +1,11 @@
-"""Every benchmark in one run: measures the six sections of issue #8, writes one JSON
-(bench/results.json) and renders BENCHMARKS.md from it (bench/report.py).
+"""Every benchmark in one run: measures the six sections of issue #8 and two more
+(backends end to end, metrics overhead), writes one JSON (bench/results.json) and renders
+BENCHMARKS.md from it (bench/report.py).
 
-    .venv/bin/python bench/run_all.py                      # everything (`make bench`)
-    .venv/bin/python bench/run_all.py --quick --only redis  # a few frames / repeats: smoke test
-    .venv/bin/python bench/run_all.py --only decode,engines # re-measure some, keep the others
-    .venv/bin/python bench/run_all.py --render-only --note "measured under load"
+    .venv/bin/python -m bench.run_all                      # everything (`make bench`)
+    .venv/bin/python -m bench.run_all --quick --only redis  # a few frames / repeats: smoke test
+    .venv/bin/python -m bench.run_all --only decode,engines # re-measure some, keep the others
+    .venv/bin/python -m bench.run_all --render-only --note "measured under load"
 
 Each section records its machine, the load average when it started, its wall time and
 the CPU time this process spent in it (wall >> CPU means other jobs shared the machine).
@@ -20,9 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from report import SECTION_TITLES, render
+from bench.common import DEMO_VIDEO, REPO, ensure_video, machine
+from bench.report import SECTION_TITLES, render
 
-REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results.json"
 MARKDOWN = REPO / "BENCHMARKS.md"
 
@@ -33,8 +34,9 @@ def commit() -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--video", type=Path, default=REPO / "data/demo.mp4")
+    parser = argparse.ArgumentParser(prog="python -m bench.run_all", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--video", type=Path, default=DEMO_VIDEO)
     parser.add_argument("--only", help=f"comma-separated sections of: {','.join(SECTION_TITLES)}; the others are kept "
                                        "from the existing JSON")
     parser.add_argument("--quick", action="store_true", help="few frames and repeats (development, smoke test)")
@@ -62,8 +64,7 @@ def main() -> int:
 def measure(args: argparse.Namespace, names: list[str]) -> dict:
     # imported here, not at the top: rendering needs none of torch, PyAV or ONNX Runtime,
     # which take from seconds to a minute to import on a busy machine
-    from demo_fps import ensure_video, machine
-    from sections import QUICK, SECTIONS, Budget, Context, now, run_section
+    from bench.sections import QUICK, SECTIONS, Budget, Context, now, run_section
 
     started = time.monotonic()
     ensure_video(args.video)

@@ -1,6 +1,7 @@
-"""What `make bench` measures: the six sections of issue #8, each a function of a shared
-Context (the demo video, the budget, a work folder holding the engine packages), and the
-budget that keeps the full run within 15 minutes on 2 quiet cores.
+"""What `make bench` measures: the six sections of issue #8, then the backends end to end
+and the cost of metrics, each a function of a shared Context (the demo video, the budget,
+a work folder holding the engine packages), and the budget that keeps the full run within
+10 minutes on 2 quiet cores.
 """
 
 from __future__ import annotations
@@ -13,15 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import decode_fps
-import efficiency
-import engine_latency
-import live_overload
-import redis_publish
-import scaling
-from demo_fps import REPO, as_package, machine
+from bench import backends, decode_fps, efficiency, engine_latency, live_overload, metrics_overhead, redis_publish, scaling
+from bench.common import REPO, as_package, machine
+from bench.report import SECTION_TITLES
 from pipeline.core.config import DEFAULT_MODEL
-from report import SECTION_TITLES
 from synth.video import write_video
 
 VIDEO_1080P = REPO / "data" / "bench-1080p.mp4"
@@ -29,7 +25,8 @@ VIDEO_1080P = REPO / "data" / "bench-1080p.mp4"
 
 @dataclass(frozen=True)
 class Budget:
-    """How much each section measures: the full run fits 15 minutes on 2 quiet cores."""
+    """How much each section measures: the full run fits 10 minutes on 2 quiet cores
+    (6 min 11 s for the first six sections on 2026-11-25)."""
 
     rounds: int = 3  # alternating repeats, for the median
     engine_calls: int = 5
@@ -44,11 +41,13 @@ class Budget:
     batch_clip_seconds: float = 2.0
     redis_messages: int = 20_000
     video_1080p_seconds: float = 4.0
+    backends_frames: int = 48  # per run; both backends, pipeline and detector alone
+    metrics_frames: int = 48  # per run; a warm-up and `rounds` runs each with metrics off and on
 
 
 QUICK = Budget(rounds=1, engine_calls=1, engine_batches=(1, 2), engine_models=(DEFAULT_MODEL,), efficiency_frames=8,
                live_sources=(1,), live_seconds=6.0, scaling_frames=8, scaling_rounds=1, batch_clips=2,
-               batch_clip_seconds=0.4, redis_messages=2000)
+               batch_clip_seconds=0.4, redis_messages=2000, backends_frames=8, metrics_frames=8)
 
 
 @dataclass
@@ -99,6 +98,15 @@ def measure_redis(ctx: Context) -> dict:
     return redis_publish.measure(ctx.budget.redis_messages, ctx.budget.rounds)
 
 
+def measure_backends(ctx: Context) -> dict:
+    return backends.measure(ctx.package(), ctx.video, 2, ctx.budget.backends_frames, ctx.budget.rounds)
+
+
+def measure_metrics(ctx: Context) -> dict:
+    return metrics_overhead.measure(ctx.package(), ctx.video, 2, ctx.budget.metrics_frames, ctx.budget.rounds,
+                                    ctx.workdir)
+
+
 SECTIONS: dict[str, Callable[[Context], dict]] = {
     "decode": measure_decode,
     "engines": measure_engines,
@@ -106,6 +114,8 @@ SECTIONS: dict[str, Callable[[Context], dict]] = {
     "live": measure_live,
     "scaling": measure_scaling,
     "redis": measure_redis,
+    "backends": measure_backends,
+    "metrics": measure_metrics,
 }
 assert list(SECTIONS) == list(SECTION_TITLES)
 

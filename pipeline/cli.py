@@ -1,5 +1,12 @@
 """`detstream` command line: run, profile, consume, synth, train, eval, export, build-engine."""
 
+# Start-up rule: building the parser imports only light modules (argparse, the standard
+# library, rich, pipeline.core modules without numpy/torch). Each command imports what
+# it runs (torch, PyAV, the stage graph, matplotlib...) inside its function, so
+# `detstream --help` and client commands such as `consume` start in a fraction of a
+# second instead of the seconds torch takes. tests/pipeline/test_cli_startup.py checks it.
+# Every module named below follows the same rule for its `add_parser`.
+
 from __future__ import annotations
 
 import argparse
@@ -7,7 +14,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from rich.console import Console
 from rich.markup import escape
@@ -18,13 +25,14 @@ from engines.export_cli import add_parser as add_export_parser
 from engines.training.eval_cli import add_parser as add_eval_parser
 from engines.training.train_cli import add_parser as add_train_parser
 from pipeline.batch.cli import add_parser as add_batch_parser
-from pipeline.core.config import load_config
 from pipeline.redis.cli import add_parser as add_consume_parser
 from pipeline.core.errors import ConfigError, DetstreamError
-from pipeline.run.runner import RunSummary, run
 from pipeline.core.trace import DEFAULT_LIMIT as DEFAULT_TRACE_LIMIT
 from pipeline.core.secrets import RedactingFilter
 from synth.cli import add_parser as add_synth_parser
+
+if TYPE_CHECKING:
+    from pipeline.run.runner import RunSummary
 
 log = logging.getLogger("detstream")
 
@@ -86,6 +94,9 @@ def print_sources(summary: RunSummary, console: Console) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.core.config import load_config
+    from pipeline.run.runner import run  # torch, PyAV and the stages: only when running
+
     config = load_config(args.config, _run_overrides(args))
     summary = run(config)
     print_summary(summary, Console(stderr=True))
@@ -94,6 +105,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_profile(args: argparse.Namespace) -> int:
     # imported here: matplotlib is only needed by this command
+    from pipeline.core.config import load_config
     from pipeline.profile.profile import profile
     from pipeline.profile.report import print_profile
 

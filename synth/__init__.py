@@ -7,9 +7,7 @@
 - `synth.cli.add_parser(subparsers)`: the `detstream synth` command.
 
 The ground-truth rules are in the `synth.scene` docstring.
+
+Import from those modules: this file imports nothing, so that `synth.cli` (imported by
+`detstream` for its parser) does not load OpenCV and NumPy with the package.
 """
-
-from synth.categories import CATEGORIES
-from synth.scene import GENERATOR_VERSION, Instance, Scene
-
-__all__ = ["CATEGORIES", "GENERATOR_VERSION", "Instance", "Scene"]

@@ -1,4 +1,8 @@
-"""`detstream synth video|dataset`: write sample clips and training sets from the command line."""
+"""`detstream synth video|dataset`: write sample clips and training sets from the command line.
+
+Building the parser imports no renderer: OpenCV, NumPy and PyAV load inside `run_video` /
+`run_dataset`, so `detstream --help` stays fast.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
-import av
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-from synth.dataset import check_dataset_args, write_dataset
-from synth.video import check_video_args, frame_count, write_video
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -61,6 +61,10 @@ class _OneLineErrors(argparse.ArgumentParser):
 
 
 def run_video(args: argparse.Namespace) -> int:
+    import av
+
+    from synth.video import check_video_args, frame_count, write_video
+
     out: Path = args.out
     width, height = args.size
     try:
@@ -85,6 +89,8 @@ def run_video(args: argparse.Namespace) -> int:
 
 
 def run_dataset(args: argparse.Namespace) -> int:
+    from synth.dataset import check_dataset_args, write_dataset
+
     out: Path = args.out_dir
     width, height = args.size
     try:

@@ -7,12 +7,13 @@ from pathlib import Path
 
 from rich.console import Console
 
-from engines.loading import load_engine
-from engines.training.data import CocoDataset
-from engines.training.evaluate import evaluate, print_report, write_report
-
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    # torch-heavy: only when evaluating, so that building the detstream parser stays light
+    from engines.loading import load_engine
+    from engines.training.data import CocoDataset
+    from engines.training.evaluate import evaluate, print_report, write_report
+
     # the engine's candidate floor must not be above the evaluation threshold, or
     # low-score detections that COCO AP counts would never be produced
     engine = load_engine(args.model, args.device, args.score_threshold, backend=args.engine)

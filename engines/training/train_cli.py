@@ -8,9 +8,6 @@ from typing import Any
 
 from rich.console import Console
 
-from engines.training.config import TrainConfig
-from pipeline.core.config import load_settings
-
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     pairs = {
@@ -32,7 +29,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from engines.training.config import TrainConfig
     from engines.training.train import Trainer  # torch-heavy: only when training
+    from pipeline.core.config import load_settings
 
     config = load_settings(TrainConfig, args.config, _overrides(args))
     console = Console(stderr=True)

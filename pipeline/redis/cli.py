@@ -4,8 +4,8 @@ Reads the streams the Redis sink writes, through a consumer group (see pipeline/
 for the delivery rules), and writes each message as one JSON line and/or passes it to a
 user function. Without --out and --handler, messages go to stdout.
 
-`python -m pipeline.redis.cli ARGS` is the same command without the rest of the CLI
-(which imports torch): it starts in a fraction of the time, e.g. on a consumer-only host.
+`python -m pipeline.redis.cli ARGS` is the same command without the rest of the CLI.
+Neither imports torch: `detstream` loads a command's heavy modules only when it runs.
 """
 
 from __future__ import annotations

@@ -10,11 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.report import SECTION_TITLES, render
+
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE = Path(__file__).parent / "results_fixture.json"
-sys.path.insert(0, str(REPO / "bench"))
-
-from report import SECTION_TITLES, render  # noqa: E402
 
 
 def test_every_section_and_verdict_is_rendered() -> None:
@@ -28,9 +27,12 @@ def test_every_section_and_verdict_is_rendered() -> None:
     assert "**missed** by 400 ms (900 ms > 500 ms, 1.80x the bound)" in markdown
     assert "naive loop's age grows, 1 camera(s) | > 0.1 s/s | +0.84 s/s | **yes**" in markdown
     assert "Why: with a live source" in markdown  # the live target is missed: the report says why
+    assert "accounted for (received = processed + dropped): exact; process RSS 1015 MB at the start" in markdown
     assert "Test CPU, 2 cores" in markdown  # every section names its machine
     assert markdown.count("Test CPU, 2 cores, load average") == len(SECTION_TITLES)
     assert "TensorRT: not measured" in markdown
+    assert "end to end **1.51**, detector alone **1.15**" in markdown
+    assert "**5 %** — target < 3 %: **missed** by 2 % (5 % > 3 %" in markdown
 
 
 def test_a_missing_section_is_listed_as_not_run() -> None:
@@ -42,8 +44,8 @@ def test_a_missing_section_is_listed_as_not_run() -> None:
 
 
 def run_all(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(REPO / "bench" / "run_all.py"), *args],
-                          capture_output=True, text=True, timeout=280)
+    return subprocess.run([sys.executable, "-m", "bench.run_all", *args],
+                          capture_output=True, text=True, timeout=280, cwd=REPO)
 
 
 def test_render_only_adds_the_note(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import pytest
 import torch
 from rich.console import Console
 
+import engines.loading
 from cocofiles import blob_dataset, edit
 from engines.training import eval_cli
 from engines.training.data import CocoDataset
@@ -124,7 +125,8 @@ def test_cli_wiring(dataset: CocoDataset, tmp_path: Path, monkeypatch: pytest.Mo
         loaded.append((spec, device, score_threshold))
         return BlobEngine()
 
-    monkeypatch.setattr(eval_cli, "load_engine", fake_load)
+    # eval_cli imports load_engine when the command runs (the parser stays torch-free)
+    monkeypatch.setattr(engines.loading, "load_engine", fake_load)
     parser = argparse.ArgumentParser(prog="detstream")
     eval_cli.add_parser(parser.add_subparsers(dest="command"))
     out = tmp_path / "report.json"

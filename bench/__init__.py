@@ -1,0 +1,13 @@
+"""Benchmarks: `make bench` runs them all (`python -m bench.run_all`), writes
+bench/results.json and renders BENCHMARKS.md from it.
+
+- `bench.run_all`: the entry point; `bench.sections` what each section measures and its
+  budget; `bench.report` the markdown (rendering only);
+- one script per section, each also runnable alone and printing JSON:
+  `python -m bench.decode_fps`, `engine_latency`, `efficiency`, `live_overload`,
+  `scaling`, `redis_publish`, `backends`, `metrics_overhead`;
+- `bench.common`: what the scripts share (machine, demo video, engine package, one run's
+  frames/s, the detector alone, the naive loop, JSON output).
+
+Scripts import each other only through `bench.common`; run them from the repository root.
+"""

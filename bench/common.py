@@ -1,0 +1,206 @@
+"""What the benchmark scripts share: the machine they ran on, the demo video and its
+engine package, the `--model/--video/--json` options, one `detstream run` and its
+frames/s, the detector alone on pre-decoded frames, the naive loop a user would write,
+and printing a result as JSON.
+
+Rule: nothing heavy is imported at module level (torch, PyAV, OpenCV, the pipeline load
+inside the function that needs them), so a script that needs only `cpu_name` or
+`print_result` (bench/redis_publish.py, `run_all --render-only`) starts at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    import cv2
+    import numpy as np
+    import torch
+
+    from engines.base import Engine
+    from engines.inputs import Normalizer
+    from pipeline.core.types import Frame
+    from pipeline.run.runner import RunSummary
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_VIDEO = REPO / "data" / "demo.mp4"
+
+
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def machine() -> dict:
+    """What every report says it ran on."""
+    import torch
+
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+
+
+def print_result(result: dict, path: Path | None) -> None:
+    """Print the result as JSON, and write it to `path` too when given."""
+    text = json.dumps(result, indent=2)
+    print(text)
+    if path:
+        path.write_text(text + "\n")
+
+
+def ensure_video(video: Path) -> None:
+    """The demo video, generated as `make demo` does if it is not there yet."""
+    if not video.exists():
+        subprocess.run([sys.executable, "-m", "synth", "video", str(video), "--seed", "7",
+                        "--size", "1280x720", "--fps", "25", "--seconds", "10"], check=True)
+
+
+def as_package(model: str, workdir: Path) -> str:
+    """`model` itself if it is an engine package, else its export into `workdir` (exported
+    once per model and workdir, so the sections of one run share it)."""
+    from engines.export import export_package
+
+    if (Path(model) / "package.json").exists():
+        return model
+    folder = workdir / ("package-" + model.replace(":", "-").replace("/", "-"))
+    if (folder / "package.json").exists():
+        return str(folder)
+    return str(export_package(model, folder).root)
+
+
+def demo_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every demo-video benchmark takes: --model, --video, --json."""
+    from pipeline.core.config import DEFAULT_MODEL
+
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="model to export (or an engine package)")
+    parser.add_argument("--video", type=Path, default=DEMO_VIDEO)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+
+
+def run_fps(summary: RunSummary) -> float:
+    """Frames/s of a finished run; a failed run is an error, not a number."""
+    if summary.exit_code:
+        raise SystemExit(f"detstream run failed: {summary.source_errors or summary.stage_errors}")
+    return summary.counts["postprocess"] / summary.elapsed_s
+
+
+def pipeline_run(
+    model: str,
+    videos: list[Path],
+    batch: int,
+    backend: str = "auto",
+    sinks: tuple[str, ...] = (),
+    max_frames: int | None = None,
+    engine: Engine | None = None,
+) -> RunSummary:
+    """`detstream run` on `videos`; `engine` (already loaded) is used instead of `model`."""
+    from pipeline.core.config import load_config
+    from pipeline.run.runner import run
+
+    overrides = {"sources": [str(v) for v in videos], "model.path": model, "model.engine": backend,
+                 "batch.max_batch": batch, "sinks": list(sinks), "max_frames": max_frames}
+    summary = run(load_config(None, overrides), engine)
+    if summary.exit_code:
+        raise SystemExit(f"detstream run failed: {summary.source_errors or summary.stage_errors}")
+    return summary
+
+
+def pipeline_fps(model: str, video: Path, batch: int, backend: str = "auto", sinks: tuple[str, ...] = (),
+                 max_frames: int | None = None) -> tuple[float, int]:
+    summary = pipeline_run(model, [video], batch, backend, sinks, max_frames)
+    return run_fps(summary), summary.counts["postprocess"]
+
+
+def detector_alone(model: str, video: Path, frames: int, batch: int, backend: str = "auto") -> float:
+    """Frames/s of preprocess + engine on frames decoded beforehand."""
+    return detector_and_engine_alone(model, video, frames, batch, backend)[0]
+
+
+def detector_and_engine_alone(model: str, video: Path, frames: int, batch: int, backend: str = "auto") -> tuple[float, float]:
+    """Frames/s of preprocess + engine in series on frames decoded beforehand, and frames/s
+    of the engine calls alone in that same loop (the pipeline's bottleneck stage)."""
+    import av
+
+    from engines.inputs import Normalizer
+    from engines.loading import load_engine
+
+    engine = load_engine(model, backend=backend)
+    normalize = Normalizer(engine.info)
+    with av.open(str(video)) as container:
+        images = [f.to_ndarray(format="rgb24") for _, f in zip(range(frames), container.decode(video=0))]
+    engine.infer(*_prepared(normalize, images[:batch]))  # warm-up
+    in_engine = 0.0
+    started = time.perf_counter()
+    for first in range(0, len(images), batch):
+        prepared = _prepared(normalize, images[first : first + batch])
+        called = time.perf_counter()
+        engine.infer(*prepared)
+        in_engine += time.perf_counter() - called
+    return len(images) / (time.perf_counter() - started), len(images) / in_engine
+
+
+def _prepared(normalize: Normalizer, images: list) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+    batch, geometry = normalize(images)
+    return batch, [g.resized_size for g in geometry]
+
+
+class NaiveDetector:
+    """The naive loop's detection code, called on each frame (or on one frame per camera):
+    normalize, infer, select, one JSON line per frame. Same pre- and postprocessing as the
+    pipeline."""
+
+    def __init__(self, engine: Engine, out: TextIO) -> None:
+        from engines.inputs import Normalizer
+        from engines.outputs import Selection
+
+        self.engine = engine
+        self.normalize = Normalizer(engine.info)
+        self.selection = Selection(engine.info.score_threshold, 0.5, 100)
+        self.out = out
+
+    def __call__(self, frames: list[Frame]) -> None:
+        from engines.outputs import finish_frame
+        from pipeline.core.messages import to_message
+
+        batch, geometry = self.normalize([f.image for f in frames])
+        raws = self.engine.infer(batch, [g.resized_size for g in geometry])
+        for frame, frame_geometry, raw in zip(frames, geometry, raws):
+            detections = finish_frame(frame, frame_geometry, raw, self.selection, self.engine.info.class_names)
+            self.out.write(json.dumps(to_message(detections, self.engine.info.name)) + "\n")
+
+
+def read_rgb(capture: cv2.VideoCapture) -> np.ndarray | None:
+    """The next frame of an OpenCV `VideoCapture`, as RGB; None at the end."""
+    import cv2
+
+    ok, bgr = capture.read()
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB) if ok else None
+
+
+def naive_fps(package: str, video: Path, out: Path, max_frames: int | None = None) -> tuple[float, int]:
+    """The loop a user would write without detstream: OpenCV `VideoCapture` -> model -> one
+    JSON line per frame; decode, detect, write one frame at a time, nothing overlapped."""
+    import cv2
+
+    from engines.loading import load_engine
+    from pipeline.core.types import Frame
+
+    engine = load_engine(package)
+    started = time.perf_counter()
+    capture = cv2.VideoCapture(str(video))
+    frames = 0
+    with out.open("w") as file:
+        detect = NaiveDetector(engine, file)
+        while (max_frames is None or frames < max_frames) and (image := read_rgb(capture)) is not None:
+            detect([Frame(source="naive", seq=frames, pts=0.0, capture_ts=time.time(), image=image)])
+            frames += 1
+    capture.release()
+    return frames / (time.perf_counter() - started), frames
