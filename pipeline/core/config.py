@@ -76,8 +76,9 @@ class SourceConfig(Settings):
 class ModelConfig(Settings):
     path: str = Field(DEFAULT_MODEL, description="model file, checkpoint, engine package, embedded:NAME or arch:NAME")
     device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?)$", description="cpu, cuda or cuda:N")
-    engine: Literal["auto", "torch", "onnxruntime", "tensorrt"] = Field(
-        "auto", description="backend; auto: TensorRT/ONNX Runtime for engine packages, PyTorch for model files"
+    # checked when the model loads, against engines/loading.py's one list of backends
+    engine: str = Field(
+        "auto", description="auto, torch, onnxruntime or tensorrt; auto: TensorRT/ONNX Runtime for engine packages, PyTorch for model files"
     )
     score_threshold: float | None = Field(None, ge=0, le=1, description="default: the model's own")
     nms_iou: float = Field(0.5, gt=0, le=1, description="IoU for class-wise NMS")
