@@ -55,6 +55,8 @@ def load_engine(
     Candidates below the score threshold (default: the model's) are never produced:
     postprocess would drop them anyway, and for mask models each costs a mask-head pass.
     """
+    if backend != "auto" and backend not in PACKAGE_BACKENDS:
+        raise ModelError(f"model.engine = {backend!r}: not a backend (allowed: auto, {', '.join(PACKAGE_BACKENDS)})")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ModelError(f"device {device!r} requested but CUDA is not available on this machine")
     if threads is not None:

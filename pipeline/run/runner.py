@@ -36,7 +36,7 @@ from engines.outputs import Selection
 from stages.postprocess import Postprocess
 from stages.preprocess import Preprocess
 from stages.sinks.base import Sink
-from stages.sinks.registry import make_sink
+from stages.sinks.registry import make_sink, sink_kind
 
 
 @dataclass
@@ -122,6 +122,8 @@ def run(config: RunConfig, engine: Engine | None = None, ctx: RunContext | None 
     """
     if not config.sources:
         raise ConfigError("no sources: give --source URI or a config file with sources")
+    for uri in config.sinks:
+        sink_kind(uri)  # a mistyped sink fails now, not after the model has loaded
     if engine is None:
         model = config.model
         engine = load_engine(model.path, model.device, model.score_threshold, model.threads, model.engine)

@@ -9,10 +9,16 @@ from stages.base import Stage
 
 
 class Sink(Stage):
-    """Reads each frame's Message from its own queue and hands it to `write`."""
+    """Reads each frame's Message from its own queue and hands it to `write`.
 
-    def __init__(self, uri: str, ctx: RunContext, queue_size: int) -> None:
-        super().__init__(f"sink[{uri}]", ctx)
+    Every sink kind is made the same way, `Kind(uri, ctx, queue_size, sources)` (sources:
+    the run's source ids), so stages/sinks/registry.py maps a URI's kind to a class.
+    """
+
+    FORM = "KIND:TARGET"  # how the kind's URI looks, for error messages and help
+
+    def __init__(self, uri: str, ctx: RunContext, queue_size: int, name: str | None = None) -> None:
+        super().__init__(name or f"sink[{uri}]", ctx)
         self.uri = uri
         self.input = Channel(queue_size, ctx.abort)
 

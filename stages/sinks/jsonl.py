@@ -16,8 +16,11 @@ class JsonlSink(Sink):
     """One JSON message per line. Each line is written and flushed whole, so a run that
     is killed leaves only complete lines behind."""
 
-    def __init__(self, uri: str, ctx: RunContext, queue_size: int, path: str) -> None:
+    FORM = "jsonl:PATH (- for stdout)"
+
+    def __init__(self, uri: str, ctx: RunContext, queue_size: int, sources: list[str]) -> None:
         super().__init__(uri, ctx, queue_size)
+        path = uri.partition(":")[2]
         self.file: TextIO
         if path == "-":
             self.file = sys.stdout

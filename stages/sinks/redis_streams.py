@@ -174,9 +174,11 @@ class Publisher(threading.Thread):
 
 
 class RedisSink(Sink):
-    def __init__(self, uri: str, ctx: RunContext, queue_size: int) -> None:
+    FORM = "redis://HOST:PORT/DB?stream=KEY, rediss://... (TLS)"
+
+    def __init__(self, uri: str, ctx: RunContext, queue_size: int, sources: list[str]) -> None:
         target = parse_redis_url(uri, SINK_OPTIONS)
-        super().__init__(target.display, ctx, queue_size)  # the stage name never holds the password
+        super().__init__(uri, ctx, queue_size, name=target.display)  # the stage name never holds the password
         self.settings = RedisSinkSettings.from_target(target)
         client = target.client()
         unreachable = check_server(client, target)  # bad credentials stop the run here

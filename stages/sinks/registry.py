@@ -1,28 +1,38 @@
-"""Sink URIs to sink stages: one line per sink kind.
+"""Sink URIs to sink stages: one line per sink kind, in `SINKS`.
 
-`make_sink` turns a sink URI (`jsonl:PATH`, `video:PATH.mp4`, `redis://...`) into a sink stage. Files
-are opened when the sink is made, so a bad path fails before any frame is decoded.
+A sink URI is `KIND:TARGET` (`jsonl:PATH`, `video:PATH.mp4`, `redis://...`). `sink_kind`
+checks a URI without opening anything (the runner calls it before loading the model);
+`make_sink` builds the stage. Files are opened when the sink is made, so a bad path fails
+before any frame is decoded. Adding a sink kind: a new module in stages/sinks/ with a
+`Sink` subclass, and its line here.
 """
 
 from __future__ import annotations
 
 from pipeline.core.context import RunContext
-from pipeline.core.errors import SinkError
+from pipeline.core.errors import ConfigError
 from pipeline.core.secrets import mask_url
 from stages.sinks.base import Sink
 from stages.sinks.jsonl import JsonlSink
 from stages.sinks.redis_streams import RedisSink
 from stages.sinks.video import VideoSink
 
+SINKS: dict[str, type[Sink]] = {
+    "jsonl": JsonlSink,
+    "video": VideoSink,
+    "redis": RedisSink,
+    "rediss": RedisSink,
+}
+
+
+def sink_kind(uri: str) -> type[Sink]:
+    """The sink class for `uri`, or a ConfigError naming the allowed forms."""
+    kind, sep, target = uri.partition(":")
+    if not sep or not target or kind not in SINKS:
+        forms = ", ".join(dict.fromkeys(cls.FORM for cls in SINKS.values()))
+        raise ConfigError(f"sinks: {mask_url(uri)!r} is not a sink URI (allowed: {forms})")
+    return SINKS[kind]
+
 
 def make_sink(uri: str, ctx: RunContext, queue_size: int, sources: list[str]) -> Sink:
-    kind, _, target = uri.partition(":")
-    if kind == "jsonl":
-        return JsonlSink(uri, ctx, queue_size, target)
-    if kind == "video":
-        return VideoSink(uri, ctx, queue_size, target, sources)
-    if kind in ("redis", "rediss"):
-        return RedisSink(uri, ctx, queue_size)
-    raise SinkError(
-        f"unknown sink kind {kind!r} in {mask_url(uri)!r} (allowed: jsonl:PATH, video:PATH.mp4, redis://HOST:PORT/DB)"
-    )
+    return sink_kind(uri)(uri, ctx, queue_size, sources)

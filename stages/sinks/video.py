@@ -36,8 +36,11 @@ def output_paths(template: str, sources: list[str]) -> dict[str, Path]:
 
 
 class VideoSink(Sink):
-    def __init__(self, uri: str, ctx: RunContext, queue_size: int, template: str, sources: list[str]) -> None:
+    FORM = "video:PATH.mp4"
+
+    def __init__(self, uri: str, ctx: RunContext, queue_size: int, sources: list[str]) -> None:
         super().__init__(uri, ctx, queue_size)
+        template = uri.partition(":")[2]
         if not template.endswith(".mp4"):
             raise SinkError(f"sink {uri!r}: the video sink writes MP4; the path must end in .mp4")
         self.writers: dict[str, VideoWriter] = {}

@@ -9,7 +9,9 @@ import torch
 
 from engines.models import build_model
 from engines.base import ModelInfo
+from engines.loading import load_engine
 from engines.torch_backend import TorchEngine
+from pipeline.core.errors import ModelError
 from pipeline.core.types import Frame
 from engines.outputs import Selection, finish_frame
 from engines.inputs import Normalizer
@@ -56,3 +58,8 @@ def test_same_detections_as_torchvision_forward(architecture, masks):
             mine = mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode()}).astype(bool)
             union = (mine | reference).sum()
             assert union == 0 or (mine & reference).sum() / union >= 0.99
+
+
+def test_an_unknown_backend_names_the_backends():
+    with pytest.raises(ModelError, match=r"model.engine = 'onnx': not a backend \(allowed: auto, torch, onnxruntime, tensorrt\)"):
+        load_engine("arch:fasterrcnn_compact", backend="onnx")

@@ -6,6 +6,7 @@ import pytest
 
 from pipeline.core.config import load_config
 from pipeline.core.errors import ConfigError
+from stages.sinks.registry import sink_kind
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -55,8 +56,6 @@ def test_bad_value_names_key_value_and_what_is_allowed(tmp_path):
     assert "batch.max_batch = 0" in message and "greater than or equal to 1" in message
     message = error_of(write(tmp_path, "sources:\n  - uri: a.mp4\n    stride: two\n"))
     assert "sources.0.stride = 'two'" in message and "integer" in message
-    message = error_of(write(tmp_path, "sinks: [kafka:topic]\n"))
-    assert "kafka:topic" in message and "jsonl:PATH" in message and "video:PATH" in message
     message = error_of(write(tmp_path, "model:\n  device: gpu\n"))
     assert "model.device = 'gpu'" in message and "cuda" in message
 
@@ -72,3 +71,12 @@ def test_flags_override_the_file(tmp_path):
     config = load_config(path, {"sources": ["b.mp4", "c.mp4"], "max_frames": 9})
     assert [s.uri for s in config.sources] == ["b.mp4", "c.mp4"]
     assert config.max_frames == 9 and config.model.nms_iou == 0.3
+
+
+@pytest.mark.parametrize("uri", ["kafka:topic", "jsonl", "jsonl:", "video"])
+def test_an_unknown_sink_names_the_sink_kinds(uri):
+    # the one list of sink kinds is the registry's; the runner checks before the model loads
+    with pytest.raises(ConfigError) as error:
+        sink_kind(uri)
+    message = str(error.value)
+    assert f"sinks: {uri!r}" in message and "jsonl:PATH" in message and "video:PATH.mp4" in message and "redis://" in message
