@@ -17,7 +17,7 @@ from rich.table import Table
 
 from pipeline.batch.collection import FileTask
 from pipeline.batch.job import SKIPPED, BatchReport
-from pipeline.batch.job import Progress as ProgressHooks
+from pipeline.batch.job import JobEvents
 from stages.sinks.per_file import FAILED, INTERRUPTED, OK, FileResult
 
 
@@ -32,7 +32,7 @@ def declared_frames(task: FileTask) -> int:
         return 0  # the decoder reports it
 
 
-class RichProgress(ProgressHooks):
+class RichProgress(JobEvents):
     """Two bars: files (with ETA) and frames; the frame total is estimated from the
     files opened so far, since counting every file's frames up front costs an open each."""
 

@@ -88,8 +88,8 @@ class BatchReport:
         }
 
 
-class Progress:
-    """Hooks for a progress display; this one shows nothing."""
+class JobEvents:
+    """What a batch job reports while it runs (for a progress display); this one shows nothing."""
 
     def begin(self, todo: list[FileTask], skipped: int) -> None: ...
     def file_started(self, task: FileTask) -> None: ...
@@ -144,8 +144,8 @@ class BatchJob:
                 self.report.files[task.rel] = FileReport(task.rel, SKIPPED, None, entry.frames, entry.detections)
         return todo
 
-    def run(self, progress: Progress | None = None, ray_address: str | None = None, use_ray: bool = False) -> BatchReport:
-        progress = progress or Progress()
+    def run(self, progress: JobEvents | None = None, ray_address: str | None = None, use_ray: bool = False) -> BatchReport:
+        progress = progress or JobEvents()
         self.out_dir.mkdir(parents=True, exist_ok=True)
         with _locked(self.out_dir):
             self.manifest = Manifest(self.out_dir)
@@ -182,7 +182,7 @@ class BatchJob:
                 )
         return self.report
 
-    def _recorder(self, progress: Progress) -> Callable[[FileResult], None]:
+    def _recorder(self, progress: JobEvents) -> Callable[[FileResult], None]:
         def on_result(result: FileResult) -> None:
             if result.status == OK:
                 publish(self.out_dir, result.outputs)  # outputs first, then the manifest line
