@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from engines.base import Engine, ModelInfo
+from engines.base import Engine
 from engines.model_file import load_model
 from engines.package import Package, is_package, read_package
 from engines.torch_backend import TorchEngine

@@ -38,9 +38,8 @@ log = logging.getLogger("detstream")
 
 
 def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """Flags that were given, as dotted config keys; they replace the file's values."""
-    overrides: dict[str, Any] = {}
-    pairs = {
+    """Flags as dotted config keys; those given (not None) replace the file's values."""
+    return {
         "sources": args.source,
         "sinks": args.sink,
         "model.path": args.model,
@@ -51,10 +50,6 @@ def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "max_frames": args.max_frames,
         "metrics.port": args.metrics_port,
     }
-    for key, value in pairs.items():
-        if value is not None:
-            overrides[key] = value
-    return overrides
 
 
 def print_summary(summary: RunSummary, console: Console) -> None:

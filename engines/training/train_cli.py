@@ -10,7 +10,8 @@ from rich.console import Console
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    pairs = {
+    """Flags as dotted settings keys (None: not given, the file's value stays)."""
+    return {
         "data.train": args.train,
         "data.val": args.val,
         "architecture": args.architecture,
@@ -25,7 +26,6 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "weights": args.weights,
         "weights_backbone": args.weights_backbone,
     }
-    return {k: v for k, v in pairs.items() if v is not None}
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -29,7 +29,8 @@ def engine_factory(settings: BatchSettings, on_ray: bool) -> functools.partial[A
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    pairs = {
+    """Flags as dotted settings keys (None: not given, the file's value stays)."""
+    return {
         "model.path": args.model,
         "model.device": args.device,
         "model.engine": args.engine,
@@ -41,7 +42,6 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "extensions": args.ext.split(",") if args.ext else None,
         "ray.address": args.ray or None,
     }
-    return {k: v for k, v in pairs.items() if v is not None}
 
 
 def cmd_batch(args: argparse.Namespace) -> int:

@@ -170,7 +170,10 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
 
 
 def load_settings(root: type[S], path: Path | None = None, overrides: dict[str, Any] | None = None) -> S:
-    """Settings of class `root` from YAML (if given) and CLI overrides (dotted keys)."""
+    """Settings of class `root` from YAML (if given) and CLI overrides (dotted keys).
+
+    An override whose value is None is a flag that was not given: the file's value stays.
+    """
     data: dict[str, Any] = {}
     origin = str(path) if path else "flags"
     if path is not None:
@@ -184,6 +187,8 @@ def load_settings(root: type[S], path: Path | None = None, overrides: dict[str, 
             raise ConfigError(f"{path}: expected a mapping of settings, got {type(loaded).__name__}")
         data = loaded or {}
     for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
         target = data
         *parents, leaf = dotted.split(".")
         for part in parents:
