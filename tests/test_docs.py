@@ -141,3 +141,14 @@ def test_link_checker_sees_links_and_anchors(tmp_path):
 def test_readme_is_an_entry_point():
     lines = (REPO / "README.md").read_text().splitlines()
     assert len(lines) <= README_MAX_LINES, f"README.md has {len(lines)} lines; move detail to docs/"
+
+
+def test_readme_headline_numbers_are_the_ones_in_benchmarks():
+    # one source per figure: the README's table quotes BENCHMARKS.md, it never measures
+    section = (REPO / "README.md").read_text().split("## Headline numbers", 1)[1].split("\n## ", 1)[0]
+    benchmarks = (REPO / "BENCHMARKS.md").read_text()
+    figures = set(re.findall(r"(?<![\w.])\d+\.\d+(?=x?(?![\w.]))", section))
+    figures |= set(re.findall(r"(?<![\w.])(\d+) (?:/ \d+ )?ms", section))
+    assert len(figures) >= 8, figures
+    missing = sorted(f for f in figures if not re.search(rf"(?<![\d.]){re.escape(f)}(?![\d])", benchmarks))
+    assert not missing, f"README headline figures not in BENCHMARKS.md: {missing}"
