@@ -10,4 +10,10 @@ bench/results.json and renders BENCHMARKS.md from it.
   frames/s, the detector alone, the naive loop, JSON output).
 
 Scripts import each other only through `bench.common`; run them from the repository root.
+Idle worker threads sleep here as they do under the `detstream` command, so the figures
+are what its users get (pipeline/core/threads.py).
 """
+
+from pipeline.core.threads import sleep_idle_threads
+
+sleep_idle_threads()

@@ -25,6 +25,8 @@ def session_options(threads: int | None) -> ort.SessionOptions:
     # only fight the first for the same cores.
     options.intra_op_num_threads = threads or os.cpu_count() or 1
     options.inter_op_num_threads = 1
+    # idle pool threads sleep instead of spinning: other stages need the cores (pipeline/core/threads.py)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
 

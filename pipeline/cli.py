@@ -29,6 +29,7 @@ from pipeline.redis.cli import add_parser as add_consume_parser
 from pipeline.core.errors import ConfigError, DetstreamError
 from pipeline.core.trace import DEFAULT_LIMIT as DEFAULT_TRACE_LIMIT
 from pipeline.core.secrets import RedactingFilter
+from pipeline.core.threads import sleep_idle_threads
 from synth.cli import add_parser as add_synth_parser
 
 if TYPE_CHECKING:
@@ -175,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    sleep_idle_threads()  # before any command imports torch (pipeline/core/threads.py)
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
