@@ -163,7 +163,7 @@ class NaiveDetector:
 
         self.engine = engine
         self.normalize = Normalizer(engine.info)
-        self.selection = Selection(engine.info.score_threshold, 0.5, 100)
+        self.selection = Selection.uniform(engine.info.score_threshold, 0.5, 100, engine.info.class_names)
         self.out = out
 
     def __call__(self, frames: list[Frame]) -> None:

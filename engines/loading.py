@@ -8,6 +8,7 @@ engines/model_file.py loads: a model file, a training checkpoint, `embedded:NAME
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterable
 
 import torch
 
@@ -42,18 +43,26 @@ def _auto_backend(package: Package, device: str) -> str:
     return "tensorrt" if device.startswith("cuda") and "tensorrt" in package.meta else "onnxruntime"
 
 
+def score_floor(model_default: float, score_threshold: float | None, others: Iterable[float] = ()) -> float:
+    """The engine's score floor: the lowest threshold in effect, `score_threshold` (default:
+    the model's) and `others` (per class, per source). Higher, a threshold below the global
+    one would never see its candidates."""
+    return min([model_default if score_threshold is None else score_threshold, *others])
+
+
 def load_engine(
     spec: str,
     device: str = "cpu",
     score_threshold: float | None = None,
     threads: int | None = None,
     backend: str = "auto",
+    other_thresholds: Iterable[float] = (),
 ) -> Engine:
     """Load `spec` on `device` with `backend` (auto: for engine packages TensorRT on CUDA
     when the package has plans, else ONNX Runtime; PyTorch for model files).
 
-    Candidates below the score threshold (default: the model's) are never produced:
-    postprocess would drop them anyway, and for mask models each costs a mask-head pass.
+    Candidates below the score floor (`score_floor`) are never produced: postprocess
+    would drop them anyway, and for mask models each costs a mask-head pass.
     """
     if backend != "auto" and backend not in PACKAGE_BACKENDS:
         raise ModelError(f"model.engine = {backend!r}: not a backend (allowed: auto, {', '.join(PACKAGE_BACKENDS)})")
@@ -66,10 +75,10 @@ def load_engine(
         chosen = _auto_backend(package, device) if backend == "auto" else backend
         if chosen not in PACKAGE_BACKENDS:
             raise ModelError(f"backend {chosen!r} is not available here (available: {', '.join(PACKAGE_BACKENDS)})")
-        floor = package.info.score_threshold if score_threshold is None else score_threshold
+        floor = score_floor(package.info.score_threshold, score_threshold, other_thresholds)
         return PACKAGE_BACKENDS[chosen](package, device, floor, threads)
     if backend not in ("auto", "torch"):
         raise ModelError(f"backend {backend!r} needs an engine package: detstream export --model {spec} --out PACKAGE")
     model, info = load_model(spec)
-    floor = info.score_threshold if score_threshold is None else score_threshold
+    floor = score_floor(info.score_threshold, score_threshold, other_thresholds)
     return TorchEngine(model, info, device=device, score_floor=floor)

@@ -1,14 +1,20 @@
 """Model output maths: final selection and mapping back to the source frame.
 
-Score threshold, class-wise NMS and top-k live here (not in the engine) so they are
-runtime settings. Boxes go back to source pixels through the recorded geometry; masks
+Score thresholds (per class), the kept classes, class-wise NMS and top-k live here (not
+in the engine) so they are runtime settings. Class names in NEVER_EMITTED (the
+background, torchvision's `N/A` placeholders for unused COCO ids) are never emitted,
+whatever the settings. Class names in the settings are checked against the model's
+here, once it has loaded: a ConfigError names the key, the bad name and the allowed
+ones. Boxes go back to source pixels through the recorded geometry; masks
 are pasted into the source frame, binarized and stored as COCO RLE. Used by the
 postprocess stage and by evaluation, so both score exactly what the pipeline emits.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Iterable
 
 import numpy as np
 import torch
@@ -18,26 +24,71 @@ from torchvision.ops import batched_nms
 
 from engines.base import ModelInfo
 from pipeline.core.config import ModelConfig
+from pipeline.core.errors import ConfigError
 from pipeline.core.types import Detections, Frame, Geometry, RawOutput
 
 
-@dataclass(frozen=True)
+NEVER_EMITTED = frozenset({"__background__", "N/A"})
+
+
+@dataclass(frozen=True, eq=False)
 class Selection:
-    score_threshold: float
+    """Which candidates become detections.
+
+    `thresholds[label]` is the score a candidate of that label needs; `inf` for a label
+    that is never emitted (not kept, background, `N/A`).
+    """
+
+    thresholds: torch.Tensor
     nms_iou: float
     top_k: int
 
     @classmethod
-    def for_model(cls, config: ModelConfig, info: ModelInfo) -> Selection:
-        """The run's selection: the configured settings, the model's own score threshold unless set."""
-        threshold = config.score_threshold if config.score_threshold is not None else info.score_threshold
-        return cls(score_threshold=threshold, nms_iou=config.nms_iou, top_k=config.top_k)
+    def uniform(cls, score_threshold: float, nms_iou: float, top_k: int, class_names: tuple[str, ...]) -> Selection:
+        """One threshold for every class of `class_names`."""
+        return cls.per_class({name: score_threshold for name in class_names}, nms_iou, top_k, class_names)
+
+    @classmethod
+    def per_class(cls, scores: dict[str, float], nms_iou: float, top_k: int, class_names: tuple[str, ...]) -> Selection:
+        """`scores[name]` for the classes in `scores`; the others are never emitted, nor
+        are NEVER_EMITTED names, whatever `scores` says."""
+        values = [math.inf if name in NEVER_EMITTED else scores.get(name, math.inf) for name in class_names]
+        return cls(torch.tensor(values, dtype=torch.float32), nms_iou, top_k)
+
+    @classmethod
+    def for_model(cls, config: ModelConfig, info: ModelInfo, key: str = "model") -> Selection:
+        """The selection `config` asks for: its classes (default: all) with their thresholds
+        (the class's own, else `score_threshold`, else the model's). `key` names the
+        settings in errors (`model`, `sources.1`)."""
+        allowed = [name for name in info.class_names if name not in NEVER_EMITTED]
+        _check_names(config.classes or (), f"{key}.classes", allowed, info.name)
+        _check_names(config.score_thresholds, f"{key}.score_thresholds", allowed, info.name)
+        default = config.score_threshold if config.score_threshold is not None else info.score_threshold
+        scores = {name: config.score_thresholds.get(name, default) for name in config.classes or allowed}
+        return cls.per_class(scores, config.nms_iou, config.top_k, info.class_names)
+
+    @property
+    def labels(self) -> frozenset[int]:
+        """The labels this selection can emit."""
+        return frozenset(torch.where(self.thresholds.isfinite())[0].tolist())
+
+    @property
+    def floor(self) -> float:
+        """The lowest threshold of an emitted label: the engine must produce candidates down to it."""
+        finite = self.thresholds[self.thresholds.isfinite()]
+        return float(finite.min()) if len(finite) else math.inf
 
     def keep(self, raw: RawOutput) -> torch.Tensor:
         """Indices of the candidates that survive, best first."""
-        above = torch.where(raw.scores >= self.score_threshold)[0]
+        above = torch.where(raw.scores >= self.thresholds[raw.labels])[0]
         kept = batched_nms(raw.boxes[above], raw.scores[above], raw.labels[above], self.nms_iou)
         return above[kept[: self.top_k]]
+
+
+def _check_names(names: Iterable[str], key: str, allowed: list[str], model: str) -> None:
+    for name in names:
+        if name not in allowed:
+            raise ConfigError(f"{key}: {name!r} is not a class of model {model} (allowed: {', '.join(allowed)})")
 
 
 def encode_masks(logits: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int]) -> list[dict]:

@@ -47,6 +47,7 @@ def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "model.device": args.device,
         "model.engine": args.engine,
         "model.score_threshold": args.score_threshold,
+        "model.classes": args.classes,
         "batch.max_batch": args.max_batch,
         "max_frames": args.max_frames,
         "metrics.port": args.metrics_port,
@@ -138,6 +139,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="cpu, cuda or cuda:N")
     p.add_argument("--engine", help="auto, torch, onnxruntime or tensorrt (auto: TensorRT on CUDA when the package has plans, else ONNX Runtime)")
     p.add_argument("--score-threshold", type=float, metavar="S", help="default: the model's")
+    p.add_argument("--classes", metavar="LIST", help="keep only these classes, e.g. person,car (default: all)")
     p.add_argument("--max-batch", type=int, metavar="N", help="frames per engine call")
     p.add_argument("--metrics-port", type=int, metavar="PORT", help="serve Prometheus metrics on this port (/metrics)")
 

@@ -1,7 +1,8 @@
 """Postprocess stage: final selection and mapping back to the source frame.
 
-Score threshold, class-wise NMS and top-k run here (not in the engine) so they are
-runtime settings; the maths is engines/outputs.py, shared with evaluation.
+Score thresholds, kept classes, class-wise NMS and top-k run here (not in the engine)
+so they are runtime settings; the maths is engines/outputs.py, shared with evaluation.
+A frame gets its source's own selection when that source has one, else the run's.
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ class Postprocess(Stage):
         selection: Selection,
         info: ModelInfo,
         ctx: RunContext,
+        source_selections: dict[str, Selection] | None = None,
     ) -> None:
         super().__init__("postprocess", ctx)
         self.input = upstream
         self.outputs = outputs
         self.selection = selection
+        self.source_selections = source_selections or {}
         self.info = info
 
     def work(self) -> None:
@@ -37,7 +40,8 @@ class Postprocess(Stage):
             self.metrics.arrived(batch.frames)
             for frame, geometry, raw in zip(batch.frames, batch.geometry, inference.outputs):
                 started = time.monotonic()  # the unit of work here is one frame
-                detections = finish_frame(frame, geometry, raw, self.selection, self.info.class_names)
+                selection = self.source_selections.get(frame.source, self.selection)
+                detections = finish_frame(frame, geometry, raw, selection, self.info.class_names)
                 frame.stamp(self.name)
                 message = Message.of(detections, self.info.name)  # once, for every sink
                 self.metrics.served((frame,), started)

@@ -56,7 +56,7 @@ def evaluate(
     class_names = engine.info.class_names
     category_of = category_map(class_names, dataset)
     normalize = Normalizer(engine.info)
-    selection = Selection(score_threshold, NMS_IOU, top_k)
+    selection = Selection.uniform(score_threshold, NMS_IOU, top_k, class_names)
     boxes: list[dict] = []
     masks: list[dict] = []
     start = time.perf_counter()

@@ -25,7 +25,9 @@ def engine_factory(settings: BatchSettings, on_ray: bool) -> functools.partial[A
     threads = model.threads
     if on_ray and threads is None:  # stay within the CPUs the worker reserved
         threads = max(1, int(settings.ray.cpus_per_worker))
-    return functools.partial(load_engine, model.path, model.device, model.score_threshold, threads, model.engine)
+    return functools.partial(
+        load_engine, model.path, model.device, model.score_threshold, threads, model.engine, model.thresholds()
+    )
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -35,6 +37,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "model.device": args.device,
         "model.engine": args.engine,
         "model.score_threshold": args.score_threshold,
+        "model.classes": args.classes,
         "batch.max_batch": args.max_batch,
         "decoders": args.decoders,
         "format": args.format,
@@ -88,5 +91,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", help="cpu, cuda or cuda:N")
     p.add_argument("--engine", help="auto, torch, onnxruntime or tensorrt")
     p.add_argument("--score-threshold", type=float, metavar="S", help="default: the model's")
+    p.add_argument("--classes", metavar="LIST", help="keep only these classes, e.g. person,car (default: all)")
     p.add_argument("--max-batch", type=int, metavar="N", help="frames per engine call (default: the number of decoders)")
     p.set_defaults(func=cmd_batch)

@@ -65,6 +65,11 @@ class BatchSettings(Settings):
             "max_fps": self.max_fps,
             "max_frames": self.max_frames,
         }
+        # only when set, so files finished before these keys existed keep their fingerprint
+        if self.model.classes is not None:
+            decisive["classes"] = sorted(set(self.model.classes))
+        if self.model.score_thresholds:
+            decisive["score_thresholds"] = self.model.score_thresholds
         text = json.dumps(decisive, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

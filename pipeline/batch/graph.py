@@ -126,6 +126,8 @@ class BatchPipeline:
         self.settings = settings
         self.staging = staging
         self.kinds = [settings.format] + (["video"] if settings.video else [])
+        # class names are checked against the loaded model here, before any file is read
+        self.selection = Selection.for_model(settings.model, engine.info)
 
     def run(
         self,
@@ -158,11 +160,10 @@ class BatchPipeline:
         batches = Channel(settings.queue_size, ctx.abort)
         results = Channel(settings.queue_size, ctx.abort)
         sink = PerFileWriter(self.staging, self.kinds, on_result, ctx, settings.queue_size)
-        selection = Selection.for_model(settings.model, info)
         return [
             *(DecodeSlot(slot, feed, mux, sink.input, settings, ctx, on_start) for slot in slots),
             Preprocess(mux, batches, info, settings.engine_batch, ctx),
             Detect(self.engine, batches, results, ctx),
-            Postprocess(results, [sink.input], selection, info, ctx),
+            Postprocess(results, [sink.input], self.selection, info, ctx),
             sink,
         ]

@@ -24,7 +24,7 @@ from engines.base import Engine
 from pipeline.batch.graph import BatchPipeline, ListFeed
 from pipeline.batch.config import BatchSettings
 from pipeline.core.files import write_atomic
-from stages.sinks.file_outputs import clear_partial, publish
+from stages.sinks.file_outputs import PARTIAL_DIR, clear_partial, publish
 from pipeline.batch.collection import FileStat, FileTask, expand, stat_of
 from pipeline.core.context import RunContext
 from pipeline.core.errors import ConfigError
@@ -149,8 +149,12 @@ class BatchJob:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         with _locked(self.out_dir):
             self.manifest = Manifest(self.out_dir)
-            staging = clear_partial(self.out_dir)
             todo = self.plan()
+            # the model loads, and its class names are checked, before the progress display
+            # and the staging folder: a bad setting is one line, not a report of unstarted files
+            staging = self.out_dir / PARTIAL_DIR
+            local = BatchPipeline(self.engine_factory(), self.settings, staging) if todo and not use_ray else None
+            clear_partial(self.out_dir)
             progress.begin(todo, len(self.tasks) - len(todo))
             ctx = RunContext()
             signals = Signals.of(ctx)
@@ -164,10 +168,9 @@ class BatchJob:
                         self.report.errors = run_on_ray(
                             todo, self.settings, self.engine_factory, on_result, ctx, ray_address, progress
                         )
-                    elif todo:
-                        pipeline = BatchPipeline(self.engine_factory(), self.settings, staging)
+                    elif local is not None:
                         tick = lambda: progress.frames(ctx.metrics.frames_out().get("per-file-writer", 0))  # noqa: E731
-                        self.report.errors = pipeline.run(ListFeed(todo), on_result, ctx, progress.file_started, tick)
+                        self.report.errors = local.run(ListFeed(todo), on_result, ctx, progress.file_started, tick)
             finally:
                 progress.end()
                 self.report.elapsed_s = time.monotonic() - started

@@ -7,10 +7,10 @@ works with no file. Validation errors name the key, the bad value and what is al
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.core.errors import ConfigError
 from pipeline.core.secrets import redact
@@ -22,6 +22,20 @@ DEFAULT_MODEL = "embedded:faster-compact-synth"
 
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _comma_list(value: Any) -> Any:
+    # `--classes person,car` and `classes: person,car` are the list [person, car]
+    return [name.strip() for name in value.split(",") if name.strip()] if isinstance(value, str) else value
+
+
+# A score threshold, and class names with their own threshold. Class names are checked
+# against the model's once it has loaded (engines/outputs.py Selection.for_model).
+Score = Annotated[float, Field(ge=0, le=1)]
+ClassNames = Annotated[tuple[str, ...], BeforeValidator(_comma_list), Field(min_length=1)]
+ClassScores = dict[str, Score]
+# The class and score keys a source may set for itself: each replaces the model's key.
+SOURCE_SELECTION_KEYS = ("classes", "score_threshold", "score_thresholds")
 
 
 S = TypeVar("S", bound=Settings)
@@ -53,6 +67,9 @@ class SourceConfig(Settings):
     read_timeout_s: float = Field(5.0, gt=0, description="live only: no packet for this long = stalled")
     rtsp_transport: Literal["tcp", "udp"] = Field("tcp", description="RTSP over TCP (interleaved) or UDP")
     reconnect: ReconnectConfig = Field(default_factory=ReconnectConfig)
+    classes: ClassNames | None = Field(None, description="this source only: replaces model.classes")
+    score_threshold: Score | None = Field(None, description="this source only: replaces model.score_threshold")
+    score_thresholds: ClassScores | None = Field(None, description="this source only: replaces model.score_thresholds")
 
     @property
     def is_live(self) -> bool:
@@ -80,10 +97,16 @@ class ModelConfig(Settings):
     engine: str = Field(
         "auto", description="auto, torch, onnxruntime or tensorrt; auto: TensorRT/ONNX Runtime for engine packages, PyTorch for model files"
     )
-    score_threshold: float | None = Field(None, ge=0, le=1, description="default: the model's own")
+    score_threshold: Score | None = Field(None, description="default: the model's own")
+    classes: ClassNames | None = Field(None, description="keep only these class names; default: every class")
+    score_thresholds: ClassScores = Field(default_factory=dict, description="class name: its own score threshold")
     nms_iou: float = Field(0.5, gt=0, le=1, description="IoU for class-wise NMS")
     top_k: int = Field(100, ge=1, description="at most this many detections per frame")
     threads: int | None = Field(None, ge=1, description="torch intra-op threads; default: torch's")
+
+    def thresholds(self) -> tuple[float, ...]:
+        """Every score threshold set here, global and per class (the engine's floor must not exceed any)."""
+        return tuple(t for t in (self.score_threshold, *self.score_thresholds.values()) if t is not None)
 
 
 class EngineBatchConfig(Settings):
@@ -126,6 +149,20 @@ class RunConfig(Settings):
         if isinstance(value, list):
             return [{"uri": v} if isinstance(v, str) else v for v in value]
         return value
+
+    def source_model(self, source: SourceConfig) -> ModelConfig:
+        """The model settings that apply to `source`: its own class and score keys where set."""
+        own = {key: getattr(source, key) for key in SOURCE_SELECTION_KEYS if getattr(source, key) is not None}
+        return self.model.model_copy(update=own) if own else self.model
+
+    def thresholds(self) -> tuple[float, ...]:
+        """Every score threshold set, for the model and for each source.
+
+        The engine's score floor must be the lowest of them all, or a threshold below
+        the global one would never see its candidates.
+        """
+        scopes = [self.model, *(self.source_model(source) for source in self.sources)]
+        return tuple(t for scope in scopes for t in scope.thresholds())
 
     # sink URIs are checked by their kind's module (stages/sinks/registry.py), before the
     # model loads: the one list of sink kinds lives there

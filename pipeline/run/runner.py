@@ -79,6 +79,15 @@ def source_names(sources: list[SourceConfig]) -> list[str]:
 def build_stages(config: RunConfig, engine: Engine, ctx: RunContext) -> tuple[list[Stage], Detect]:
     names = source_names(config.sources)
     sources = dict(zip(names, config.sources))
+    info = engine.info
+    # class names are checked against the loaded model here, before any file is written or read
+    selection = Selection.for_model(config.model, info)
+    models = {name: config.source_model(source) for name, source in sources.items()}
+    source_selections = {
+        name: Selection.for_model(model, info, f"sources.{i}")
+        for i, (name, model) in enumerate(models.items())
+        if model is not config.model
+    }
     for name, source in sources.items():
         ctx.health[name] = SourceHealth(name, source.is_live)
     mux = SourceMux(
@@ -100,15 +109,13 @@ def build_stages(config: RunConfig, engine: Engine, ctx: RunContext) -> tuple[li
     ctx.metrics.add_queue("results", "postprocess", results.qsize, config.queue_size)
     for sink in sinks:
         ctx.metrics.add_queue(f"input of {sink.name}", sink.name, sink.input.qsize, config.queue_size)
-    info = engine.info
-    selection = Selection.for_model(config.model, info)
     max_age_s = {name: s.max_age_s for name, s in sources.items() if s.max_age_s is not None}
     detect = Detect(engine, batches, results, ctx, max_age_s)
     stages: list[Stage] = [
         *((LiveDecoder if s.is_live else Decoder)(s, n, mux, ctx, config.max_frames) for n, s in sources.items()),
         Preprocess(mux, batches, info, config.batch, ctx),
         detect,
-        Postprocess(results, [s.input for s in sinks], selection, info, ctx),
+        Postprocess(results, [s.input for s in sinks], selection, info, ctx, source_selections),
         *sinks,
     ]
     return stages, detect
@@ -126,7 +133,9 @@ def run(config: RunConfig, engine: Engine | None = None, ctx: RunContext | None 
         sink_kind(uri)  # a mistyped sink fails now, not after the model has loaded
     if engine is None:
         model = config.model
-        engine = load_engine(model.path, model.device, model.score_threshold, model.threads, model.engine)
+        engine = load_engine(
+            model.path, model.device, model.score_threshold, model.threads, model.engine, config.thresholds()
+        )
     ctx = ctx or RunContext(metrics_enabled=config.metrics.enabled)
     # built first: a caller watching ctx.health from another thread finds every source in it
     stages, detect = build_stages(config, engine, ctx)

@@ -46,7 +46,7 @@ def frames() -> list[np.ndarray]:
 def detect(engine: Engine, images: list[np.ndarray]) -> list[Detections]:
     """What `detstream run` would publish for each image, batches of two."""
     normalize = Normalizer(engine.info)
-    selection = Selection(engine.info.score_threshold, 0.5, 100)
+    selection = Selection.uniform(engine.info.score_threshold, 0.5, 100, engine.info.class_names)
     results = []
     for first in range(0, len(images), 2):
         chunk = images[first : first + 2]

@@ -41,7 +41,7 @@ def test_same_detections_as_torchvision_forward(architecture, masks):
     batch, geometry = Normalizer(info)([image])
     raw = engine.infer(batch, [g.resized_size for g in geometry])[0]
     frame = Frame("s", 0, 0.0, 0.0, image)
-    got = finish_frame(frame, geometry[0], raw, Selection(0.05, 0.5, 100), info.class_names)
+    got = finish_frame(frame, geometry[0], raw, Selection.uniform(0.05, 0.5, 100, info.class_names), info.class_names)
     assert len(expected["boxes"]) > 10  # random weights: plenty of low-score boxes to compare
     assert len(got) == len(expected["boxes"])
     # equal scores may come in either order: compare in a canonical order
