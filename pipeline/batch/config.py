@@ -65,6 +65,8 @@ class BatchSettings(Settings):
             "max_fps": self.max_fps,
             "max_frames": self.max_frames,
         }
+        if self.model.input_size is not None:  # only when set: older manifests keep their fingerprint
+            decisive["input_size"] = list(self.model.input_size)
         text = json.dumps(decisive, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

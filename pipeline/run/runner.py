@@ -126,7 +126,9 @@ def run(config: RunConfig, engine: Engine | None = None, ctx: RunContext | None 
         sink_kind(uri)  # a mistyped sink fails now, not after the model has loaded
     if engine is None:
         model = config.model
-        engine = load_engine(model.path, model.device, model.score_threshold, model.threads, model.engine)
+        engine = load_engine(
+            model.path, model.device, model.score_threshold, model.threads, model.engine, model.weights, model.input_size
+        )
     ctx = ctx or RunContext(metrics_enabled=config.metrics.enabled)
     # built first: a caller watching ctx.health from another thread finds every source in it
     stages, detect = build_stages(config, engine, ctx)
