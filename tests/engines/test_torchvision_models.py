@@ -35,8 +35,10 @@ from engines.model_file import load_model
 from engines.models import build_model
 from engines.torch_backend import TorchEngine
 from engines.torchvision_models import MODELS, cache_file, coco_weights, padded_input_size
+from engines.loading import load_engine
+from pipeline.batch.manifest import model_checksum
 from pipeline.core.config import load_config
-from pipeline.core.errors import ModelError
+from pipeline.core.errors import ConfigError, ModelError
 from pipeline.run.runner import run
 from stages.sinks.per_file import coco_results
 from support import DETSTREAM, render_blobs, write_video
@@ -287,6 +289,30 @@ def test_bad_weights_files_are_one_clear_line(small_weights: Path, tmp_path: Pat
         load_model("arch:fasterrcnn_compact", weights=str(small_weights))
 
 
+def test_input_size_setting():
+    assert load_config(None, {"model.input_size": "192x320"}).model.input_size == (192, 320)
+    assert load_config(None, {"model.input_size": [384, 640]}).model.input_size == (384, 640)
+    with pytest.raises(ConfigError, match="multiples of 32, got 200x320"):
+        load_config(None, {"model.input_size": "200x320"})
+
+
+def test_a_package_refuses_weights_and_another_input_size(tmp_path: Path, small_weights: Path):
+    package = str(export_package("arch:fasterrcnn_compact", tmp_path / "package", max_batch=1).root)
+    with pytest.raises(ModelError, match=r"was exported for \[320, 576\]"):
+        load_engine(package, input_size=(192, 320))
+    with pytest.raises(ModelError, match="holds its own weights"):
+        load_engine(package, weights=str(small_weights))
+    assert load_engine(package, input_size=(320, 576)).info.input_size == (320, 576)
+
+
+def test_batch_model_checksum_follows_the_weights_file(torch_home: Path, small_weights: Path):
+    spec = f"torchvision:{SMALL}"
+    file_name = Path(coco_weights(SMALL).url).name
+    assert model_checksum(spec) == f"{spec}:{file_name}"  # not downloaded yet: its content-named file
+    digest = model_checksum(spec, str(small_weights))
+    assert len(digest) == 64 and digest != model_checksum(spec, __file__)
+
+
 # -- the CLI -----------------------------------------------------------------------------
 
 
@@ -349,7 +375,7 @@ def test_cli_batch_coco_eval_and_export_from_the_cache(torch_home: Path, tmp_pat
             "--format", "coco", "--score-threshold", str(THRESHOLD), torch_home=torch_home,
         )
         assert done.returncode == 0, done.stderr
-        results = json.loads((out / "blobs.coco.json").read_text())
+        results = json.loads((out / "blobs.mp4.coco.json").read_text())
         assert results and {r["image_id"] for r in results} <= set(range(FRAMES))
         truth = ground_truth(list(range(FRAMES)))
         truth.loadRes([r for r in results if r["category_id"] in COCO_CATEGORIES])  # loads against real ids
@@ -363,7 +389,7 @@ def test_cli_batch_coco_eval_and_export_from_the_cache(torch_home: Path, tmp_pat
         assert done.returncode == 0, done.stderr
         report = json.loads((tmp_path / "eval.json").read_text())
         assert report["model"] == spec and report["images"] == 2
-        assert set(report["bbox"]["AP_per_class"]) == {"person", "car", "bicycle", "dog"}
+        assert "AP" in report["bbox"]  # random weights: the score itself means nothing
         assert any("76 model classes are not in the dataset" in note for note in report["notes"])
 
         done = detstream(
@@ -374,3 +400,40 @@ def test_cli_batch_coco_eval_and_export_from_the_cache(torch_home: Path, tmp_pat
         assert meta["info"]["input_size"] == list(INPUT_SIZE) and len(meta["info"]["class_names"]) == 91
     finally:
         staged.unlink()
+
+
+# -- training from COCO ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("start", [{"weights": "coco"}, {"init_from": f"torchvision:{SMALL}"}], ids=["weights", "init_from"])
+def test_training_starts_from_the_cached_coco_weights(start: dict, torch_home: Path, small_weights: Path, tmp_path: Path):
+    from engines.training.config import TrainConfig
+    from engines.training.train import Trainer
+
+    cached = cache_file(coco_weights(SMALL))
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(small_weights, cached)
+    try:
+        write_dataset(tmp_path / "data", seed=11, count=2, width=192, height=108)
+        settings = {"architecture": SMALL, "data": {"train": str(tmp_path / "data/annotations.json")},
+                    "input_size": [96, 160], "workers": 0, "out": str(tmp_path / "run"), **start}
+        model = Trainer(TrainConfig.model_validate(settings)).model.state_dict()
+    finally:
+        cached.unlink()
+    coco = torch.load(small_weights, weights_only=True)
+    # trained parts carry over; the class heads are new, for the data's 4 classes + background
+    assert torch.equal(model["backbone.body.0.0.weight"], coco["backbone.body.0.0.weight"])
+    assert torch.equal(model["rpn.head.cls_logits.weight"], coco["rpn.head.cls_logits.weight"])
+    assert model["roi_heads.box_predictor.cls_score.weight"].shape[0] == 5
+
+
+def test_training_init_from_another_torchvision_model_is_refused(tmp_path: Path):
+    from engines.training.config import TrainConfig
+    from engines.training.train import Trainer
+    from pipeline.core.errors import TrainingError
+
+    write_dataset(tmp_path / "data", seed=11, count=2, width=192, height=108)
+    settings = {"architecture": "fasterrcnn_compact", "data": {"train": str(tmp_path / "data/annotations.json")},
+                "workers": 0, "out": str(tmp_path / "run"), "init_from": f"torchvision:{SMALL}"}
+    with pytest.raises(TrainingError, match=f"set architecture: {SMALL}, or weights: coco"):
+        Trainer(TrainConfig.model_validate(settings))
