@@ -15,6 +15,10 @@ from pipeline.core.types import RawOutput
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# Class names that stand for no class: the background (label 0) and the COCO category ids
+# that COCO leaves unused (torchvision's COCO metadata names them "N/A"). Such labels are
+# never a detection.
+PLACEHOLDER_CLASSES = frozenset({"__background__", "N/A"})
 
 
 @dataclass(frozen=True)
@@ -23,7 +27,7 @@ class ModelInfo:
 
     name: str
     architecture: str
-    class_names: tuple[str, ...]  # index = label id; index 0 is the background
+    class_names: tuple[str, ...]  # index = label id; index 0 is the background; see PLACEHOLDER_CLASSES
     input_size: tuple[int, int]  # (height, width) of the padded model input
     mean: tuple[float, float, float] = IMAGENET_MEAN  # on [0, 1] RGB
     std: tuple[float, float, float] = IMAGENET_STD

@@ -74,8 +74,16 @@ def _export(module: nn.Module, example: torch.Tensor, path: Path, input_name: st
     onnx.checker.check_model(str(path))
 
 
-def export_package(model_spec: str, out: Path, max_batch: int = 8) -> Package:
-    model, info = load_model(model_spec)
+def export_package(
+    model_spec: str,
+    out: Path,
+    max_batch: int = 8,
+    weights: str | None = None,
+    input_size: tuple[int, int] | None = None,
+) -> Package:
+    """Export `model_spec` (with `weights` and `input_size` as `load_model` takes them):
+    the package's input size is fixed here."""
+    model, info = load_model(model_spec, weights, input_size)
     model.eval()
     out.mkdir(parents=True, exist_ok=True)
     height, width = info.input_size

@@ -10,8 +10,11 @@ from rich.console import Console
 
 def cmd_export(args: argparse.Namespace) -> int:
     from engines.export import export_package
+    from pipeline.core.config import input_size_flag
 
-    package = export_package(args.model, Path(args.out), max_batch=args.max_batch)
+    package = export_package(
+        args.model, Path(args.out), max_batch=args.max_batch, weights=args.weights, input_size=input_size_flag(args.input_size)
+    )
     console = Console(stderr=True)
     for part, entry in package.meta["files"].items():
         size = (package.root / entry["path"]).stat().st_size / 1e6
@@ -22,7 +25,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("export", help="export a model to an engine package (ONNX parts + metadata)")
-    p.add_argument("--model", required=True, help="model file, checkpoint or embedded:NAME")
+    p.add_argument("--model", required=True, help="model file, checkpoint, embedded:NAME or torchvision:NAME")
+    p.add_argument("--weights", metavar="PATH.pth", help="torchvision:NAME only: a local state dict instead of the torch hub cache")
+    p.add_argument("--input-size", metavar="HxW", help="input size the package is exported for, multiples of 32 (default: the model's)")
     p.add_argument("--out", required=True, help="package folder to write")
     p.add_argument("--max-batch", type=int, default=8, help="largest batch the dense engine is built for")
     p.set_defaults(func=cmd_export)

@@ -1,8 +1,9 @@
 """Turn a model spec from the config into a ready engine on the chosen backend.
 
 A spec is an engine package (a folder, see engines/package.py), or anything
-engines/model_file.py loads: a model file, a training checkpoint, `embedded:NAME` or
-`arch:NAME`.
+engines/model_file.py loads: a model file, a training checkpoint, `embedded:NAME`,
+`torchvision:NAME` or `arch:NAME`. A package holds its weights and was exported for one
+input size: `weights` and another `input_size` are errors for it, not silently ignored.
 """
 
 from __future__ import annotations
@@ -38,6 +39,17 @@ def _tensorrt_engine(package: Package, device: str, floor: float, threads: int |
 PACKAGE_BACKENDS = {"torch": _torch_engine, "onnxruntime": _onnxruntime_engine, "tensorrt": _tensorrt_engine}
 
 
+def _check_package_settings(package: Package, spec: str, weights: str | None, input_size: tuple[int, int] | None) -> None:
+    if weights is not None:
+        raise ModelError(f"--weights / model.weights: the engine package {spec} holds its own weights")
+    exported = tuple(package.info.input_size)
+    if input_size is not None and tuple(input_size) != exported:
+        raise ModelError(
+            f"model.input_size {list(input_size)}: the engine package {spec} was exported for {list(exported)} "
+            "(export again with --input-size HxW)"
+        )
+
+
 def _auto_backend(package: Package, device: str) -> str:
     """TensorRT when the package holds plans and we run on CUDA, else ONNX Runtime."""
     return "tensorrt" if device.startswith("cuda") and "tensorrt" in package.meta else "onnxruntime"
@@ -57,12 +69,15 @@ def load_engine(
     threads: int | None = None,
     backend: str = "auto",
     other_thresholds: Iterable[float] = (),
+    weights: str | None = None,
+    input_size: tuple[int, int] | None = None,
 ) -> Engine:
     """Load `spec` on `device` with `backend` (auto: for engine packages TensorRT on CUDA
     when the package has plans, else ONNX Runtime; PyTorch for model files).
 
     Candidates below the score floor (`score_floor`) are never produced: postprocess
     would drop them anyway, and for mask models each costs a mask-head pass.
+    `weights` (a state dict file, for `torchvision:NAME`) and `input_size` go to `load_model`.
     """
     if backend != "auto" and backend not in PACKAGE_BACKENDS:
         raise ModelError(f"model.engine = {backend!r}: not a backend (allowed: auto, {', '.join(PACKAGE_BACKENDS)})")
@@ -72,6 +87,7 @@ def load_engine(
         torch.set_num_threads(threads)  # process-wide: torch has one intra-op pool
     if is_package(Path(spec)):
         package = read_package(Path(spec))
+        _check_package_settings(package, spec, weights, input_size)
         chosen = _auto_backend(package, device) if backend == "auto" else backend
         if chosen not in PACKAGE_BACKENDS:
             raise ModelError(f"backend {chosen!r} is not available here (available: {', '.join(PACKAGE_BACKENDS)})")
@@ -79,6 +95,6 @@ def load_engine(
         return PACKAGE_BACKENDS[chosen](package, device, floor, threads)
     if backend not in ("auto", "torch"):
         raise ModelError(f"backend {backend!r} needs an engine package: detstream export --model {spec} --out PACKAGE")
-    model, info = load_model(spec)
+    model, info = load_model(spec, weights, input_size)
     floor = score_floor(info.score_threshold, score_threshold, other_thresholds)
     return TorchEngine(model, info, device=device, score_floor=floor)

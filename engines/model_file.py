@@ -1,6 +1,7 @@
 """Model files: the one on-disk format of trained weights, and the models shipped inside.
 
 A model spec is either `arch:NAME` (an untrained torchvision architecture, for plumbing),
+`torchvision:NAME` (torchvision's COCO weights, engines/torchvision_models.py),
 `embedded:NAME` (shipped in engines/embedded/) or the path of a model file saved by
 `save_model` (or a training checkpoint): the weights plus the `ModelInfo` record, which is
 all the pipeline needs to run it. Saving is atomic: a killed save leaves the old file. This module does not import the training package:
@@ -9,12 +10,14 @@ training imports it.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
 
 from engines.base import ModelInfo
 from engines.models import build_model, untrained
+from engines.torchvision_models import is_torchvision_spec, load_torchvision
 from pipeline.core.errors import ModelError
 from pipeline.core.files import write_atomic
 
@@ -43,13 +46,30 @@ def resolve(spec: str) -> Path:
         return shipped[name]
     path = Path(spec)
     if not path.is_file():
-        raise ModelError(f"model file not found: {spec} (or use embedded:NAME, arch:NAME)")
+        raise ModelError(f"model file not found: {spec} (or use embedded:NAME, torchvision:NAME, arch:NAME)")
     return path
 
 
-def load_model(spec: str) -> tuple[torch.nn.Module, ModelInfo]:
+def load_model(
+    spec: str, weights: str | Path | None = None, input_size: tuple[int, int] | None = None
+) -> tuple[torch.nn.Module, ModelInfo]:
     """Weights and metadata of `spec`: a model file, a training checkpoint,
-    `embedded:NAME` (shipped with detstream) or `arch:NAME` (untrained)."""
+    `embedded:NAME` (shipped with detstream), `torchvision:NAME` (COCO weights from the
+    torch hub cache, or the state dict `weights`) or `arch:NAME` (untrained).
+
+    `input_size` (height, width) replaces the model's own: R-CNNs take any input size.
+    """
+    if is_torchvision_spec(spec):
+        return load_torchvision(spec, weights, input_size)
+    if weights is not None:
+        raise ModelError(f"--weights / model.weights is for torchvision:NAME models: {spec} brings its own weights")
+    model, info = _load_detstream(spec)
+    if input_size is not None:
+        info = dataclasses.replace(info, input_size=tuple(input_size))
+    return model, info
+
+
+def _load_detstream(spec: str) -> tuple[torch.nn.Module, ModelInfo]:
     if spec.startswith("arch:"):
         return untrained(spec.removeprefix("arch:"))
     path = resolve(spec)

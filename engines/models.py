@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
-from torchvision.models import detection
+from torchvision.models import WeightsEnum, detection
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
 
@@ -56,35 +56,35 @@ def build_model(
     name: str,
     num_classes: int,
     seed: int = 0,
-    weights: str | None = None,
+    weights: WeightsEnum | None = None,
     weights_backbone: str | None = None,
     **kwargs,
 ) -> torch.nn.Module:
     """A model with `num_classes` outputs (background included).
 
-    `weights="coco"` starts from torchvision's COCO detector and replaces its class
-    heads; `weights_backbone="imagenet"` starts the backbone from ImageNet. Both download
-    once into torch's cache and fail with one clear message when that is impossible.
-    The same seed gives the same random initialisation.
+    `weights` (torchvision's weights enum of this architecture) starts from that trained
+    detector, built as torchvision builds it (frozen BatchNorm in a pretrained backbone),
+    and replaces its class heads; engines/torchvision_models.py `coco_start` passes it and
+    turns download and cache errors into clear ones. `weights_backbone="imagenet"` starts
+    the backbone from ImageNet (downloads once into torch's cache, one clear message when
+    that is impossible). The same seed gives the same random initialisation.
     """
     arch = architecture(name)
     if (weights or weights_backbone) and not arch.pretrained:
         raise ModelError(f"{name} has no pretrained weights: it is trained from scratch (weights: none)")
     with torch.random.fork_rng():  # do not disturb the caller's RNG
         torch.manual_seed(seed)
+        if weights is not None:
+            model = arch.build(weights=weights, **kwargs)
+            _replace_heads(model, num_classes)
+            return model.eval()
+        backbone = "DEFAULT" if weights_backbone == "imagenet" else None
         try:
-            if weights == "coco":
-                model = arch.build(weights="DEFAULT", **kwargs)
-                _replace_heads(model, num_classes)
-            else:
-                backbone = "DEFAULT" if weights_backbone == "imagenet" else None
-                model = arch.build(weights=None, weights_backbone=backbone, num_classes=num_classes, **kwargs)
+            model = arch.build(weights=None, weights_backbone=backbone, num_classes=num_classes, **kwargs)
         except (OSError, RuntimeError) as exc:  # URLError is an OSError; a bad cache file a RuntimeError
-            what = "COCO" if weights == "coco" else "ImageNet backbone"
-            cache = torch.hub.get_dir()
             raise ModelError(
-                f"cannot load torchvision's {what} weights for {name}: {exc}. Offline? Put the weight file "
-                f"in {cache}/checkpoints/, or train from scratch (weights: none, weights_backbone: none)"
+                f"cannot load torchvision's ImageNet backbone weights for {name}: {exc}. Offline? Put the weight "
+                f"file in {torch.hub.get_dir()}/checkpoints/, or train from scratch (weights_backbone: none)"
             ) from exc
     return model.eval()
 

@@ -1,7 +1,7 @@
 """Model output maths: final selection and mapping back to the source frame.
 
 Score thresholds (per class), the kept classes, class-wise NMS and top-k live here (not
-in the engine) so they are runtime settings. Class names in NEVER_EMITTED (the
+in the engine) so they are runtime settings. Class names in engines.base.PLACEHOLDER_CLASSES (the
 background, torchvision's `N/A` placeholders for unused COCO ids) are never emitted,
 whatever the settings. Class names in the settings are checked against the model's
 here, once it has loaded: a ConfigError names the key, the bad name and the allowed
@@ -22,13 +22,12 @@ from pycocotools import mask as mask_utils
 from torchvision.models.detection.roi_heads import paste_masks_in_image
 from torchvision.ops import batched_nms
 
-from engines.base import ModelInfo
+from engines.base import PLACEHOLDER_CLASSES, ModelInfo
 from pipeline.core.config import ModelConfig
 from pipeline.core.errors import ConfigError
 from pipeline.core.types import Detections, Frame, Geometry, RawOutput
 
 
-NEVER_EMITTED = frozenset({"__background__", "N/A"})
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,8 +50,8 @@ class Selection:
     @classmethod
     def per_class(cls, scores: dict[str, float], nms_iou: float, top_k: int, class_names: tuple[str, ...]) -> Selection:
         """`scores[name]` for the classes in `scores`; the others are never emitted, nor
-        are NEVER_EMITTED names, whatever `scores` says."""
-        values = [math.inf if name in NEVER_EMITTED else scores.get(name, math.inf) for name in class_names]
+        are PLACEHOLDER_CLASSES names, whatever `scores` says."""
+        values = [math.inf if name in PLACEHOLDER_CLASSES else scores.get(name, math.inf) for name in class_names]
         return cls(torch.tensor(values, dtype=torch.float32), nms_iou, top_k)
 
     @classmethod
@@ -60,7 +59,7 @@ class Selection:
         """The selection `config` asks for: its classes (default: all) with their thresholds
         (the class's own, else `score_threshold`, else the model's). `key` names the
         settings in errors (`model`, `sources.1`)."""
-        allowed = [name for name in info.class_names if name not in NEVER_EMITTED]
+        allowed = [name for name in info.class_names if name not in PLACEHOLDER_CLASSES]
         _check_names(config.classes or (), f"{key}.classes", allowed, info.name)
         _check_names(config.score_thresholds, f"{key}.score_thresholds", allowed, info.name)
         default = config.score_threshold if config.score_threshold is not None else info.score_threshold

@@ -44,6 +44,8 @@ def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "sources": args.source,
         "sinks": args.sink,
         "model.path": args.model,
+        "model.weights": args.weights,
+        "model.input_size": args.input_size,
         "model.device": args.device,
         "model.engine": args.engine,
         "model.score_threshold": args.score_threshold,
@@ -133,7 +135,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     """The arguments of `run`, shared by `profile`."""
     p.add_argument("config", nargs="?", type=Path, help="YAML config (see configs/)")
     p.add_argument("--source", action="append", metavar="URI", help="video file or URL; repeat for several")
-    p.add_argument("--model", metavar="PATH", help="model file, or arch:NAME for an untrained architecture")
+    p.add_argument("--model", metavar="SPEC", help="model file, engine package, embedded:NAME, torchvision:NAME or arch:NAME")
+    p.add_argument("--weights", metavar="PATH.pth", help="torchvision:NAME only: a local state dict instead of the torch hub cache")
+    p.add_argument("--input-size", metavar="HxW", help="padded model input, multiples of 32, e.g. 384x640 (default: the model's)")
     p.add_argument("--sink", action="append", metavar="URI", help="jsonl:PATH, video:PATH.mp4 or redis://HOST:PORT/DB; repeat for several")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop each source after N frames")
     p.add_argument("--device", help="cpu, cuda or cuda:N")

@@ -46,7 +46,9 @@ class TrainConfig(Settings):
     weights: Literal["none", "coco"] = "none"
     weights_backbone: Literal["none", "imagenet"] = "none"
     init_from: str | None = Field(
-        None, description="model file or checkpoint whose tensors of the same name and shape start this model"
+        None,
+        description="model file or checkpoint whose tensors of the same name and shape start this model; "
+        "torchvision:NAME (NAME = architecture) is weights: coco",
     )
     freeze: list[str] = Field(
         default_factory=list,

@@ -13,10 +13,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from engines.loading import load_engine
     from engines.training.data import CocoDataset
     from engines.training.evaluate import evaluate, print_report, write_report
+    from pipeline.core.config import input_size_flag
 
     # the engine's candidate floor must not be above the evaluation threshold, or
     # low-score detections that COCO AP counts would never be produced
-    engine = load_engine(args.model, args.device, args.score_threshold, backend=args.engine)
+    engine = load_engine(
+        args.model,
+        args.device,
+        args.score_threshold,
+        backend=args.engine,
+        weights=args.weights,
+        input_size=input_size_flag(args.input_size),
+    )
     dataset = CocoDataset(args.data, args.images)
     result = evaluate(
         engine,
@@ -44,7 +52,9 @@ def _positive(text: str) -> int:
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("eval", help="COCO mAP of a model on an annotated image set")
     p.add_argument("--model", required=True, metavar="SPEC",
-                   help="model file, checkpoint, engine package, embedded:NAME or arch:NAME")
+                   help="model file, checkpoint, engine package, embedded:NAME, torchvision:NAME or arch:NAME")
+    p.add_argument("--weights", metavar="PATH.pth", help="torchvision:NAME only: a local state dict instead of the torch hub cache")
+    p.add_argument("--input-size", metavar="HxW", help="padded model input, multiples of 32, e.g. 384x640 (default: the model's)")
     p.add_argument("--data", required=True, type=Path, metavar="ANNOTATIONS.json", help="COCO instances file")
     p.add_argument("--images", type=Path, metavar="DIR", help="image folder (default: images/ next to the JSON)")
     p.add_argument("--out", type=Path, metavar="PATH", help="also write the report as JSON")

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from engines.base import Engine
+from engines.base import PLACEHOLDER_CLASSES, Engine
 from engines.training.data import CocoDataset
 from pipeline.core.errors import DatasetError
 from pipeline.core.types import Detections, Frame
@@ -83,6 +83,9 @@ def evaluate(
         "detections": len(boxes),
         "notes": [],
     }
+    unscored = [n for i, n in enumerate(class_names) if i > 0 and i not in category_of and n not in PLACEHOLDER_CLASSES]
+    if unscored:
+        result["notes"].append(f"{len(unscored)} model classes are not in the dataset; their detections are not scored")
     ground_truth = _ground_truth(dataset, quiet)
     image_ids = [dataset.records[i].id for i in range(count)]
     result["bbox"] = _score(ground_truth, boxes, "bbox", quiet, result["notes"], image_ids)
@@ -96,10 +99,14 @@ def evaluate(
 
 
 def category_map(class_names: tuple[str, ...], dataset: CocoDataset) -> dict[int, int]:
-    """Model label id -> COCO category id, matched by name (index 0 is background)."""
-    model = list(class_names[1:])
+    """Model label id -> COCO category id, matched by name (index 0 is background).
+
+    Every dataset category must be a model class; a model may know more (a COCO model on
+    a dataset of a few COCO classes): labels missing from the map are not scored.
+    """
+    model = [name for name in class_names[1:] if name not in PLACEHOLDER_CLASSES]
     data = dict(zip(dataset.class_names[1:], dataset.category_ids[1:]))
-    if len(set(model)) != len(model) or set(model) != set(data):
+    if len(set(model)) != len(model) or not set(data) <= set(model):
         missing = sorted(set(data) - set(model))
         extra = sorted(set(model) - set(data))
         raise DatasetError(
@@ -109,7 +116,7 @@ def category_map(class_names: tuple[str, ...], dataset: CocoDataset) -> dict[int
                 f"(not in model: {missing}, not in dataset: {extra})"
             ],
         )
-    return {label: data[name] for label, name in enumerate(class_names) if label > 0}
+    return {label: data[name] for label, name in enumerate(class_names) if label > 0 and name in data}
 
 
 def bbox_results(detections: Detections, image_id: int, category_of: dict[int, int]) -> list[dict]:
@@ -121,6 +128,7 @@ def bbox_results(detections: Detections, image_id: int, category_of: dict[int, i
             "score": float(score),
         }
         for (x1, y1, x2, y2), score, label in zip(detections.boxes, detections.scores, detections.class_ids)
+        if int(label) in category_of
     ]
 
 
@@ -129,6 +137,7 @@ def segm_results(detections: Detections, image_id: int, category_of: dict[int, i
     return [
         {"image_id": image_id, "category_id": category_of[int(label)], "segmentation": rle, "score": float(score)}
         for rle, score, label in zip(detections.masks or [], detections.scores, detections.class_ids)
+        if int(label) in category_of
     ]
 
 

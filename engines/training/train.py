@@ -25,6 +25,7 @@ from engines.base import ModelInfo
 from engines.model_file import load_model, save_model
 from engines.models import architecture, build_model
 from engines.torch_backend import TorchEngine
+from engines.torchvision_models import coco_start, is_torchvision_spec, model_name
 from engines.training.checkpoint import load_checkpoint, save_checkpoint
 from engines.training.config import ScheduleConfig, TrainConfig
 from engines.training.curves import plot_curves
@@ -98,20 +99,22 @@ class Trainer:
             score_threshold=config.score_threshold,
             has_masks=arch.has_masks,
         )
-        self.model = build_model(
-            config.architecture,
-            len(self.info.class_names),
+        options = dict(
             seed=config.seed,
-            weights=None if config.weights == "none" else config.weights,
-            weights_backbone=None if config.weights_backbone == "none" else config.weights_backbone,
             # the data is already letterboxed to the input: the model's transform then
             # only normalizes (its resize is a no-op at scale 1)
             min_size=self.input_size[0],
             max_size=self.input_size[1],
             image_mean=list(self.info.mean),
             image_std=list(self.info.std),
-        ).to(self.device)
-        if config.init_from:
+        )
+        if self._starts_from_coco():
+            self.model = coco_start(config.architecture, len(self.info.class_names), **options)
+        else:
+            backbone = None if config.weights_backbone == "none" else config.weights_backbone
+            self.model = build_model(config.architecture, len(self.info.class_names), weights_backbone=backbone, **options)
+        self.model.to(self.device)
+        if config.init_from and not is_torchvision_spec(config.init_from):
             self._init_from(Path(config.init_from))
         self._freeze(config.freeze)
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -127,6 +130,21 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.step = 0
         self.fingerprint = self.data.fingerprint()
+
+    def _starts_from_coco(self) -> bool:
+        """`weights: coco`, or its other spelling `init_from: torchvision:NAME` (NAME must be
+        the architecture: torchvision builds its COCO models with frozen BatchNorm, so they
+        are started the way torchvision builds them, not copied tensor by tensor)."""
+        init_from = self.config.init_from
+        if init_from is None or not is_torchvision_spec(init_from):
+            return self.config.weights == "coco"
+        name = model_name(init_from)
+        if name != self.config.architecture:
+            raise TrainingError(
+                f"init_from {init_from}: starts a {name}, but architecture is {self.config.architecture} "
+                f"(set architecture: {name}, or weights: coco for the architecture's own COCO weights)"
+            )
+        return True
 
     def _init_from(self, path: Path) -> None:
         """Start from another trained model: e.g. a Mask R-CNN from the Faster R-CNN of the

@@ -26,7 +26,8 @@ def engine_factory(settings: BatchSettings, on_ray: bool) -> functools.partial[A
     if on_ray and threads is None:  # stay within the CPUs the worker reserved
         threads = max(1, int(settings.ray.cpus_per_worker))
     return functools.partial(
-        load_engine, model.path, model.device, model.score_threshold, threads, model.engine, model.thresholds()
+        load_engine, model.path, model.device, model.score_threshold, threads, model.engine,
+        other_thresholds=model.thresholds(), weights=model.weights, input_size=model.input_size,
     )
 
 
@@ -34,6 +35,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     """Flags as dotted settings keys (None: not given, the file's value stays)."""
     return {
         "model.path": args.model,
+        "model.weights": args.weights,
+        "model.input_size": args.input_size,
         "model.device": args.device,
         "model.engine": args.engine,
         "model.score_threshold": args.score_threshold,
@@ -56,9 +59,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
     settings = load_batch_settings(args.config, _overrides(args))
     use_ray = args.ray is not None
-    job = BatchJob(
-        args.inputs, args.out, settings, engine_factory(settings, use_ray), model_checksum(settings.model.path), args.force
-    )
+    checksum = model_checksum(settings.model.path, settings.model.weights)
+    job = BatchJob(args.inputs, args.out, settings, engine_factory(settings, use_ray), checksum, args.force)
     console = Console(stderr=True)
     # log lines go above the progress bars instead of through them
     root = logging.getLogger()
@@ -81,7 +83,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="directory, glob, list file (.txt) or video file")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder (mirrors the input tree)")
     p.add_argument("--config", type=Path, metavar="YAML", help="batch settings file (see configs/batch.yaml)")
-    p.add_argument("--model", metavar="PATH", help="model file, engine package, embedded:NAME or arch:NAME")
+    p.add_argument("--model", metavar="SPEC", help="model file, engine package, embedded:NAME, torchvision:NAME or arch:NAME")
+    p.add_argument("--weights", metavar="PATH.pth", help="torchvision:NAME only: a local state dict instead of the torch hub cache")
+    p.add_argument("--input-size", metavar="HxW", help="padded model input, multiples of 32, e.g. 384x640 (default: the model's)")
     p.add_argument("--decoders", type=int, metavar="N", help="files decoded at once (default 2)")
     p.add_argument("--format", choices=("jsonl", "coco"), help="per-file results: jsonl messages (default) or COCO results JSON")
     p.add_argument("--video", action="store_true", help="also write an annotated MP4 per file")

@@ -70,6 +70,8 @@ class BatchSettings(Settings):
             decisive["classes"] = sorted(set(self.model.classes))
         if self.model.score_thresholds:
             decisive["score_thresholds"] = self.model.score_thresholds
+        if self.model.input_size is not None:
+            decisive["input_size"] = list(self.model.input_size)
         text = json.dumps(decisive, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

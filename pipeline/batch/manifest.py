@@ -79,15 +79,23 @@ class Manifest:
         write_atomic(self.path, "".join(line + "\n" for line in lines).encode())
 
 
-def model_checksum(spec: str) -> str:
-    """SHA-256 of what decides the model's output: the file, or a package's metadata
-    (which holds the SHA-256 of each of its files)."""
+def model_checksum(spec: str, weights: str | None = None) -> str:
+    """SHA-256 of what decides the model's output: the file, a package's metadata
+    (which holds the SHA-256 of each of its files), or for `torchvision:NAME` its weights
+    file (`weights`, else the hub cache's; torchvision names it after its content, so the
+    name stands for a file not downloaded yet)."""
     if spec.startswith("arch:"):
         return "arch:" + spec.removeprefix("arch:")  # untrained: no weights to hash
-    from engines.model_file import resolve  # torch loads only when a model is named
+    # torch loads only when a model is named
+    from engines.model_file import resolve
+    from engines.torchvision_models import is_torchvision_spec, weights_file
 
     path = Path(spec)
-    if path.is_dir():
+    if is_torchvision_spec(spec):
+        path = weights_file(spec, weights)
+        if not path.is_file():  # not downloaded yet, or a missing --weights the load reports
+            return f"{spec}:{path.name}"
+    elif path.is_dir():
         path = path / "package.json"
     else:
         path = resolve(spec)

@@ -90,8 +90,42 @@ class SourceConfig(Settings):
         return self.max_age_ms / 1000.0 if self.is_live and self.max_age_ms is not None else None
 
 
+INPUT_STRIDE = 32  # R-CNN FPNs halve the input five times
+
+
+def parse_input_size(value: Any) -> tuple[int, int]:
+    """(height, width) from `[H, W]` or the flag form `HxW`; both multiples of 32."""
+    if isinstance(value, str):
+        parts = value.lower().split("x")
+        if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+            raise ValueError(f"expected HEIGHTxWIDTH such as 384x640, got {value!r}")
+        value = [int(p) for p in parts]
+    if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(isinstance(v, int) for v in value):
+        raise ValueError("expected [height, width] (two integers)")
+    height, width = value
+    if height < INPUT_STRIDE or width < INPUT_STRIDE or height % INPUT_STRIDE or width % INPUT_STRIDE:
+        raise ValueError(f"height and width must be positive multiples of {INPUT_STRIDE}, got {height}x{width}")
+    return height, width
+
+
+def input_size_flag(text: str | None) -> tuple[int, int] | None:
+    """`--input-size HxW` of commands without a settings file (eval, export)."""
+    if text is None:
+        return None
+    try:
+        return parse_input_size(text)
+    except ValueError as exc:
+        raise ConfigError(f"--input-size {text}: {exc}") from exc
+
+
 class ModelConfig(Settings):
-    path: str = Field(DEFAULT_MODEL, description="model file, checkpoint, engine package, embedded:NAME or arch:NAME")
+    path: str = Field(
+        DEFAULT_MODEL, description="model file, checkpoint, engine package, embedded:NAME, torchvision:NAME or arch:NAME"
+    )
+    weights: str | None = Field(None, description="torchvision:NAME only: a local state dict instead of the torch hub cache")
+    input_size: tuple[int, int] | None = Field(
+        None, description="[height, width] of the padded model input, multiples of 32; default: the model's"
+    )
     device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?)$", description="cpu, cuda or cuda:N")
     # checked when the model loads, against engines/loading.py's one list of backends
     engine: str = Field(
@@ -107,6 +141,11 @@ class ModelConfig(Settings):
     def thresholds(self) -> tuple[float, ...]:
         """Every score threshold set here, global and per class (the engine's floor must not exceed any)."""
         return tuple(t for t in (self.score_threshold, *self.score_thresholds.values()) if t is not None)
+
+    @field_validator("input_size", mode="before")
+    @classmethod
+    def _input_size(cls, value: Any) -> Any:
+        return None if value is None else parse_input_size(value)
 
 
 class EngineBatchConfig(Settings):

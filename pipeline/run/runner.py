@@ -134,7 +134,8 @@ def run(config: RunConfig, engine: Engine | None = None, ctx: RunContext | None 
     if engine is None:
         model = config.model
         engine = load_engine(
-            model.path, model.device, model.score_threshold, model.threads, model.engine, config.thresholds()
+            model.path, model.device, model.score_threshold, model.threads, model.engine,
+            other_thresholds=config.thresholds(), weights=model.weights, input_size=model.input_size,
         )
     ctx = ctx or RunContext(metrics_enabled=config.metrics.enabled)
     # built first: a caller watching ctx.health from another thread finds every source in it

@@ -121,8 +121,8 @@ def test_pycocotools_output_is_silenced_unless_asked(dataset: CocoDataset, capsy
 def test_cli_wiring(dataset: CocoDataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     loaded = []
 
-    def fake_load(spec: str, device: str, score_threshold: float, backend: str = "auto") -> BlobEngine:
-        loaded.append((spec, device, score_threshold))
+    def fake_load(spec: str, device: str, score_threshold: float, backend: str = "auto", weights=None, input_size=None) -> BlobEngine:
+        loaded.append((spec, device, score_threshold, weights, input_size))
         return BlobEngine()
 
     # eval_cli imports load_engine when the command runs (the parser stays torch-free)
@@ -134,7 +134,7 @@ def test_cli_wiring(dataset: CocoDataset, tmp_path: Path, monkeypatch: pytest.Mo
         ["eval", "--model", "m.pt", "--data", str(dataset.path), "--out", str(out), "--batch", "4"]
     )
     assert args.func(args) == 0
-    assert loaded == [("m.pt", "cpu", 0.05)]
+    assert loaded == [("m.pt", "cpu", 0.05, None, None)]
     assert json.loads(out.read_text())["bbox"]["AP"] >= 0.9
     with pytest.raises(SystemExit):
         parser.parse_args(["eval", "--model", "m.pt", "--data", "x.json", "--batch", "0"])
