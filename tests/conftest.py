@@ -8,7 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from support import write_video
+from pipeline.core.threads import sleep_idle_threads
+
+sleep_idle_threads()  # before support imports torch: the suite's threads idle as the CLI's do (pipeline/core/threads.py)
+
+from support import write_video  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
