@@ -113,17 +113,6 @@ def pipeline_run(
     return summary
 
 
-def pipeline_fps(model: str, video: Path, batch: int, backend: str = "auto", sinks: tuple[str, ...] = (),
-                 max_frames: int | None = None) -> tuple[float, int]:
-    summary = pipeline_run(model, [video], batch, backend, sinks, max_frames)
-    return run_fps(summary), summary.counts["postprocess"]
-
-
-def detector_alone(model: str, video: Path, frames: int, batch: int, backend: str = "auto") -> float:
-    """Frames/s of preprocess + engine on frames decoded beforehand."""
-    return detector_and_engine_alone(model, video, frames, batch, backend)[0]
-
-
 def detector_and_engine_alone(model: str, video: Path, frames: int, batch: int, backend: str = "auto") -> tuple[float, float]:
     """Frames/s of preprocess + engine in series on frames decoded beforehand, and frames/s
     of the engine calls alone in that same loop (the pipeline's bottleneck stage)."""

@@ -1,7 +1,7 @@
-"""What `make bench` measures: the six sections of issue #8, then the backends end to end
-and the cost of metrics, each a function of a shared Context (the demo video, the budget,
-a work folder holding the engine packages), and the budget that keeps the full run within
-10 minutes on 2 quiet cores.
+"""What `make bench` measures: the six sections of issue #8, then the demo on its default
+engine against PyTorch and the cost of metrics, each a function of a shared Context (the
+demo video, the budget, a work folder holding the engine packages), and the budget that
+keeps the full run within 10 minutes on 2 quiet cores.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class Budget:
     batch_clip_seconds: float = 2.0
     redis_messages: int = 20_000
     video_1080p_seconds: float = 4.0
-    backends_frames: int = 48  # per run; both backends, pipeline and detector alone
+    backends_frames: int | None = None  # per run of the demo config; None: the whole video, as `make demo`
     metrics_frames: int = 48  # per run; a warm-up and `rounds` runs each with metrics off and on
 
 
@@ -99,7 +99,7 @@ def measure_redis(ctx: Context) -> dict:
 
 
 def measure_backends(ctx: Context) -> dict:
-    return backends.measure(ctx.package(), ctx.video, 2, ctx.budget.backends_frames, ctx.budget.rounds)
+    return backends.measure(backends.DEMO_CONFIG, ctx.video, ctx.budget.backends_frames, ctx.budget.rounds, ctx.workdir)
 
 
 def measure_metrics(ctx: Context) -> dict:

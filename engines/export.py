@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import onnx
 import torch
 import torchvision
 from torch import nn
 
+from engines.base import ModelInfo
 from engines.model_file import load_model, save_model
 from engines.package import Package, write_package
 
 OPSET = 17
 MAX_ROIS = 1000  # the RoI range the engines are built and tested for (TensorRT profiles)
+MAX_BATCH = 8  # the batch range TensorRT profiles are built for by default (ONNX Runtime takes any)
 
 
 class Dense(nn.Module):
@@ -77,13 +80,19 @@ def _export(module: nn.Module, example: torch.Tensor, path: Path, input_name: st
 def export_package(
     model_spec: str,
     out: Path,
-    max_batch: int = 8,
+    max_batch: int = MAX_BATCH,
     weights: str | None = None,
     input_size: tuple[int, int] | None = None,
 ) -> Package:
     """Export `model_spec` (with `weights` and `input_size` as `load_model` takes them):
     the package's input size is fixed here."""
     model, info = load_model(model_spec, weights, input_size)
+    return export_model(model, info, out, max_batch, source=model_spec)
+
+
+def export_model(model: nn.Module, info: ModelInfo, out: Path, max_batch: int = MAX_BATCH, source: str = "",
+                 extra_meta: dict[str, Any] | None = None) -> Package:
+    """Export a loaded model into the folder `out`; `extra_meta` goes into package.json too."""
     model.eval()
     out.mkdir(parents=True, exist_ok=True)
     height, width = info.input_size
@@ -115,6 +124,7 @@ def export_package(
         "precision": "fp32",
         "opset": OPSET,
         "versions": {"torch": torch.__version__, "torchvision": torchvision.__version__, "onnx": onnx.__version__},
-        "source": str(model_spec),
+        "source": source,
+        **(extra_meta or {}),
     }
     return write_package(out, meta, files)

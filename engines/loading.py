@@ -4,20 +4,35 @@ A spec is an engine package (a folder, see engines/package.py), or anything
 engines/model_file.py loads: a model file, a training checkpoint, `embedded:NAME`,
 `torchvision:NAME` or `arch:NAME`. A package holds its weights and was exported for one
 input size: `weights` and another `input_size` are errors for it, not silently ignored.
+
+Which backend runs it:
+- an engine package: the backend asked for; `auto` takes TensorRT on CUDA when the
+  package has plans, else ONNX Runtime (the package's choice, as before);
+- a model file with `torch`: PyTorch;
+- a model file otherwise: its package from the cache (engines/package_cache.py, exported
+  there the first time), then as for a package, except that `auto` on CUDA without plans
+  runs PyTorch on CUDA with a one-line hint on how to build them. If the export fails,
+  `auto` falls back to PyTorch with one warning line naming the reason; an explicit
+  backend fails with that reason.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Iterable
 
 import torch
 
-from engines.base import Engine
+from engines.base import Engine, ModelInfo
 from engines.model_file import load_model
 from engines.package import Package, is_package, read_package
+from engines.package_cache import cached_package
 from engines.torch_backend import TorchEngine
 from pipeline.core.errors import ModelError
+
+log = logging.getLogger("detstream")
+
 
 def _torch_engine(package: Package, device: str, floor: float, threads: int | None) -> Engine:
     model, info = load_model(str(package.file("torch")))
@@ -72,8 +87,9 @@ def load_engine(
     weights: str | None = None,
     input_size: tuple[int, int] | None = None,
 ) -> Engine:
-    """Load `spec` on `device` with `backend` (auto: for engine packages TensorRT on CUDA
-    when the package has plans, else ONNX Runtime; PyTorch for model files).
+    """Load `spec` on `device` with `backend` (auto: TensorRT on CUDA when the package has
+    plans, else ONNX Runtime, except a model file on CUDA, which runs on PyTorch then; a
+    model file's package comes from the cache, see the module docstring).
 
     Candidates below the score floor (`score_floor`) are never produced: postprocess
     would drop them anyway, and for mask models each costs a mask-head pass.
@@ -89,12 +105,38 @@ def load_engine(
         package = read_package(Path(spec))
         _check_package_settings(package, spec, weights, input_size)
         chosen = _auto_backend(package, device) if backend == "auto" else backend
-        if chosen not in PACKAGE_BACKENDS:
-            raise ModelError(f"backend {chosen!r} is not available here (available: {', '.join(PACKAGE_BACKENDS)})")
         floor = score_floor(package.info.score_threshold, score_threshold, other_thresholds)
-        return PACKAGE_BACKENDS[chosen](package, device, floor, threads)
-    if backend not in ("auto", "torch"):
-        raise ModelError(f"backend {backend!r} needs an engine package: detstream export --model {spec} --out PACKAGE")
+        return _on_package(package, chosen, device, floor, threads)
     model, info = load_model(spec, weights, input_size)
     floor = score_floor(info.score_threshold, score_threshold, other_thresholds)
-    return TorchEngine(model, info, device=device, score_floor=floor)
+    if backend == "torch":
+        return TorchEngine(model, info, device=device, score_floor=floor)
+    package = _exported(spec, model, info, backend)
+    if package is None:
+        return TorchEngine(model, info, device=device, score_floor=floor)
+    chosen = _auto_backend(package, device) if backend == "auto" else backend
+    if backend == "auto" and device.startswith("cuda") and chosen != "tensorrt":
+        # ONNX Runtime here runs on CPU: on a GPU, PyTorch CUDA is the faster choice until plans exist
+        log.info("%s runs on PyTorch %s; for TensorRT, build plans once: detstream build-engine --package %s",
+                 spec, device, package.root)
+        return TorchEngine(model, info, device=device, score_floor=floor)
+    return _on_package(package, chosen, device, floor, threads)
+
+
+def _on_package(package: Package, backend: str, device: str, floor: float, threads: int | None) -> Engine:
+    if backend not in PACKAGE_BACKENDS:
+        raise ModelError(f"backend {backend!r} is not available here (available: {', '.join(PACKAGE_BACKENDS)})")
+    return PACKAGE_BACKENDS[backend](package, device, floor, threads)
+
+
+def _exported(spec: str, model: torch.nn.Module, info: ModelInfo, backend: str) -> Package | None:
+    """The model's cached package; None (after one warning line) if `auto` cannot export it."""
+    try:
+        return cached_package(spec, model, info)
+    except Exception as exc:  # the exporter and the file system raise many types; the reason is one line
+        lines = str(exc).strip().splitlines()
+        reason = f"{type(exc).__name__}: {lines[0][:300]}" if lines else type(exc).__name__
+        if backend != "auto":
+            raise ModelError(f"{spec}: cannot export it to an engine package for {backend}: {reason}") from exc
+        log.warning("%s: cannot export it to an ONNX Runtime package (%s); running it on PyTorch", spec, reason)
+        return None

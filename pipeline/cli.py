@@ -141,7 +141,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sink", action="append", metavar="URI", help="jsonl:PATH, video:PATH.mp4 or redis://HOST:PORT/DB; repeat for several")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop each source after N frames")
     p.add_argument("--device", help="cpu, cuda or cuda:N")
-    p.add_argument("--engine", help="auto, torch, onnxruntime or tensorrt (auto: TensorRT on CUDA when the package has plans, else ONNX Runtime)")
+    p.add_argument("--engine", help="auto, torch, onnxruntime or tensorrt (auto: TensorRT on CUDA when the package has plans, "
+                                    "else ONNX Runtime; a model file is exported once into the cache; torch: PyTorch)")
     p.add_argument("--score-threshold", type=float, metavar="S", help="default: the model's")
     p.add_argument("--classes", metavar="LIST", help="keep only these classes, e.g. person,car (default: all)")
     p.add_argument("--max-batch", type=int, metavar="N", help="frames per engine call")

@@ -1,13 +1,34 @@
-"""Shared fixtures: small generated videos."""
+"""Shared fixtures: small generated videos, and a fresh package cache per session."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from support import write_video
-from synth.video import write_video as write_synth_video
+from pipeline.core.threads import sleep_idle_threads
+
+sleep_idle_threads()  # before support imports torch: the suite's threads idle as the CLI's do (pipeline/core/threads.py)
+
+from support import write_video  # noqa: E402
+from synth.video import write_video as write_synth_video  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def package_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """`engine: auto` exports model files into $DETSTREAM_CACHE: point it at a folder of
+    this session, so the suite never writes into ~/.cache nor depends on a warm cache.
+    Set in os.environ, so `detstream` subprocesses inherit it."""
+    folder = tmp_path_factory.mktemp("detstream-cache")
+    before = os.environ.get("DETSTREAM_CACHE")
+    os.environ["DETSTREAM_CACHE"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("DETSTREAM_CACHE", None)
+    else:
+        os.environ["DETSTREAM_CACHE"] = before
 
 
 @pytest.fixture(scope="session")

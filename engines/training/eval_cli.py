@@ -65,5 +65,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--top-k", type=_positive, default=100, metavar="K", help="detections per image (default 100)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--engine", default="auto", metavar="BACKEND",
-                   help="auto, torch, onnxruntime or tensorrt (auto: ONNX Runtime for engine packages, PyTorch otherwise)")
+                   help="auto, torch, onnxruntime or tensorrt (auto: as for run; a model file's ONNX Runtime package is "
+                        "exported once into the cache; torch: PyTorch)")
     p.set_defaults(func=cmd_eval)

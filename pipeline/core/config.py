@@ -129,7 +129,8 @@ class ModelConfig(Settings):
     device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?)$", description="cpu, cuda or cuda:N")
     # checked when the model loads, against engines/loading.py's one list of backends
     engine: str = Field(
-        "auto", description="auto, torch, onnxruntime or tensorrt; auto: TensorRT/ONNX Runtime for engine packages, PyTorch for model files"
+        "auto", description="auto, torch, onnxruntime or tensorrt; auto: TensorRT on CUDA with plans, else ONNX Runtime "
+        "(a model file's package is exported once into the cache; on CUDA without plans, PyTorch)"
     )
     score_threshold: Score | None = Field(None, description="default: the model's own")
     classes: ClassNames | None = Field(None, description="keep only these class names; default: every class")

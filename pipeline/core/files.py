@@ -5,11 +5,20 @@ the rename is atomic), fsyncs it, renames it over the target and fsyncs the fold
 after a crash or power loss the name points at complete data, never at a torn file.
 On any failure the temporary file is removed and the target is left as it was. New
 files get the usual permissions (0666 minus the umask), not mkstemp's owner-only 0600.
+
+`write_folder_atomic` does the same for a folder of files (an exported engine package):
+filled under a temporary name next to the target, renamed into place only when complete,
+so a folder under the target's name is always whole; a killed writer leaves only a
+hidden `.NAME.*.tmp` folder, which `remove_leftovers` deletes.
+
+`cache_folder()` is where detstream keeps files between runs: `$DETSTREAM_CACHE`, else
+`$XDG_CACHE_HOME/detstream`, else `~/.cache/detstream`.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -55,3 +64,38 @@ def sync_folder(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_folder_atomic(target: Path, fill: Callable[[Path], object]) -> None:
+    """Create the folder `target` (which must not exist) with what `fill(folder)` writes
+    into a temporary folder next to it; on any failure nothing appears under `target`.
+    Concurrent writers of one target must hold a lock (the loser's rename would fail)."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    try:
+        os.chmod(temp, 0o777 & ~_UMASK)  # mkdtemp makes it owner-only
+        fill(temp)
+        for path in temp.rglob("*"):  # data on disk before the name points at it
+            if path.is_file():
+                with path.open("rb") as file:
+                    os.fsync(file.fileno())
+        os.rename(temp, target)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+    sync_folder(target.parent)
+
+
+def remove_leftovers(target: Path) -> None:
+    """Delete the temporary folders that killed `write_folder_atomic` calls left for
+    `target`. Only while holding the writers' lock: a live writer's folder looks the same."""
+    for leftover in Path(target).parent.glob(f".{Path(target).name}.*.tmp"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def cache_folder() -> Path:
+    """Where detstream keeps files between runs (exported packages, the Redis spool)."""
+    if os.environ.get("DETSTREAM_CACHE"):
+        return Path(os.environ["DETSTREAM_CACHE"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "detstream"

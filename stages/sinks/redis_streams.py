@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ import redis
 
 from pipeline.core.backoff import Backoff
 from pipeline.core.context import RunContext
+from pipeline.core.files import cache_folder
 from pipeline.core.messages import Message
 from pipeline.core.redis_url import DEFAULT_STREAM, RedisTarget, check_server, parse_redis_url
 from pipeline.core.secrets import redact
@@ -37,7 +37,7 @@ SINK_OPTIONS = {
     "maxlen": "trim each stream to about N entries (XADD MAXLEN ~ N); 0 never trims (default 100000)",
     "batch": "XADDs per pipelined round trip (default 64)",
     "buffer": "messages held in memory while Redis is slow, before the spool takes over (default 1000)",
-    "spool": "spool directory (default ~/.cache/detstream/spool/HOST-PORT-DB)",
+    "spool": "spool directory (default ~/.cache/detstream/spool/HOST-PORT-DB, under $DETSTREAM_CACHE if set)",
     "spool_mb": "spool size bound in MB; beyond it the oldest messages are dropped and counted (default 256)",
     "channel": "also PUBLISH each live message on this Pub/Sub channel, {source} allowed (lossy; default none)",
 }
@@ -60,8 +60,7 @@ class RedisSinkSettings:
 
     @classmethod
     def from_target(cls, target: RedisTarget) -> RedisSinkSettings:
-        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-        default_spool = cache / "detstream" / "spool" / f"{target.host}-{target.port}-{target.db}"
+        default_spool = cache_folder() / "spool" / f"{target.host}-{target.port}-{target.db}"
         maxlen = int(target.number("maxlen", 100_000, minimum=0))
         return cls(
             stream=target.key_template("stream", DEFAULT_STREAM) or DEFAULT_STREAM,

@@ -31,8 +31,16 @@ def test_every_section_and_verdict_is_rendered() -> None:
     assert "Test CPU, 2 cores" in markdown  # every section names its machine
     assert markdown.count("Test CPU, 2 cores, load average") == len(SECTION_TITLES)
     assert "TensorRT: not measured" in markdown
-    assert "end to end **1.51**, detector alone **1.15**" in markdown
+    assert "auto / torch: **1.98x** the frames/s" in markdown
+    assert "| `auto` | OnnxRuntimeEngine | 49.2 | 48.0, 50.1, 49.2 | 0.61 |" in markdown
+    assert "exporting it into an empty cache took **4.2 s**, once" in markdown
     assert "**5 %** — target < 3 %: **missed** by 2 % (5 % > 3 %" in markdown
+
+
+def test_a_backends_section_of_the_earlier_kind_asks_to_be_re_measured() -> None:
+    results = json.loads(FIXTURE.read_text())
+    results["sections"]["backends"]["result"] = {"ratio_onnxruntime_over_torch": 1.5, "ratio_detector_alone": 1.1}
+    assert "Measured by an earlier version of this section: re-measure with `--only backends`." in render(results)
 
 
 def test_a_missing_section_is_listed_as_not_run() -> None:
@@ -66,3 +74,15 @@ def test_quick_redis_section_runs_for_real(tmp_path: Path) -> None:
     assert set(section["result"]["msgs_per_s_median"]) >= {"sink, pipelined (batch 64)", "redis-benchmark XADD -c 1 -P 1"}
     text = markdown.read_text()
     assert "## 6. Redis publish" in text and "**Quick mode**" in text
+
+
+def test_quick_backends_section_runs_the_demo_config_on_the_cached_package(tmp_path: Path, videos) -> None:
+    results, markdown = tmp_path / "results.json", tmp_path / "BENCHMARKS.md"
+    done = run_all("--quick", "--only", "backends", "--video", str(videos["b"]), "--json", str(results), "--out", str(markdown))
+    assert done.returncode == 0, done.stderr
+    result = json.loads(results.read_text())["sections"]["backends"]["result"]
+    assert result["config"] == "configs/demo.yaml" and result["model"] == "embedded:faster-compact-synth"
+    assert result["ran_on"] == {"auto": "OnnxRuntimeEngine", "torch": "TorchEngine"}  # auto took the cached package
+    assert result["export_s"] > 0 and result["frames"] == 8 and result["sinks"] == ["jsonl", "video"]
+    assert abs(result["ratio_auto_over_torch"] - result["fps_median"]["auto"] / result["fps_median"]["torch"]) < 0.01
+    assert "## 7. The demo: engine auto against PyTorch" in markdown.read_text()

@@ -1,4 +1,5 @@
-"""The one atomic write: whole content, usual permissions, nothing left behind on failure."""
+"""The atomic writes (a file, a folder): whole content, usual permissions, nothing left
+behind on failure; and where the cache folder is."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import stat
 
 import pytest
 
-from pipeline.core.files import write_atomic
+from pipeline.core.files import cache_folder, remove_leftovers, write_folder_atomic, write_atomic
 
 
 def test_writes_and_replaces_whole_content(tmp_path):
@@ -51,3 +52,52 @@ def test_a_failed_rename_leaves_no_temporary(tmp_path):
         write_atomic(target, b"data")
     assert sorted(os.listdir(tmp_path)) == ["taken"]
     assert os.listdir(target) == ["inside"]
+
+
+def test_a_folder_appears_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "cache" / "package"
+
+    def fill(folder):
+        assert folder.parent == target.parent and folder.name.startswith(".package.")  # next to the target
+        assert not target.exists()  # nothing under the target's name while it is being written
+        (folder / "a.onnx").write_bytes(b"a")
+        (folder / "sub").mkdir()
+        (folder / "sub" / "b").write_bytes(b"b")
+
+    write_folder_atomic(target, fill)
+    assert (target / "a.onnx").read_bytes() == b"a" and (target / "sub" / "b").read_bytes() == b"b"
+    assert os.listdir(target.parent) == ["package"]
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert stat.S_IMODE(target.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)  # not mkdtemp's 0700
+
+    def fails(folder):
+        (folder / "half").write_bytes(b"x")
+        raise RuntimeError("export failed")
+
+    with pytest.raises(RuntimeError, match="export failed"):
+        write_folder_atomic(tmp_path / "cache" / "other", fails)
+    assert os.listdir(target.parent) == ["package"]
+    with pytest.raises(OSError):  # an existing (non-empty) target is never replaced
+        write_folder_atomic(target, lambda folder: (folder / "new").write_bytes(b"new"))
+    assert sorted(os.listdir(target)) == ["a.onnx", "sub"]
+    assert os.listdir(target.parent) == ["package"]
+
+
+def test_leftovers_of_a_killed_writer_are_removed_and_only_those(tmp_path):
+    (tmp_path / ".package.x1y2.tmp" / "half").mkdir(parents=True)  # what a killed writer leaves
+    (tmp_path / ".other.x1y2.tmp").mkdir()
+    (tmp_path / "package").mkdir()
+    remove_leftovers(tmp_path / "package")
+    assert sorted(os.listdir(tmp_path)) == [".other.x1y2.tmp", "package"]
+
+
+def test_the_cache_folder(monkeypatch, tmp_path):
+    monkeypatch.setenv("DETSTREAM_CACHE", str(tmp_path / "mine"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_folder() == tmp_path / "mine"
+    monkeypatch.delenv("DETSTREAM_CACHE")
+    assert cache_folder() == tmp_path / "xdg" / "detstream"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache_folder() == tmp_path / "home" / ".cache" / "detstream"
