@@ -69,9 +69,12 @@ def load_model(
     return model, info
 
 
-def _load_detstream(spec: str) -> tuple[torch.nn.Module, ModelInfo]:
-    if spec.startswith("arch:"):
-        return untrained(spec.removeprefix("arch:"))
+def read_info(spec: str) -> ModelInfo:
+    """The metadata of a model file, checkpoint or `embedded:NAME`, without building the model."""
+    return ModelInfo.from_dict(_read_record(spec)["info"])
+
+
+def _read_record(spec: str) -> dict:
     path = resolve(spec)
     try:
         record = torch.load(path, map_location="cpu", weights_only=True)
@@ -80,6 +83,13 @@ def _load_detstream(spec: str) -> tuple[torch.nn.Module, ModelInfo]:
     # training checkpoints carry the same info + weights, so they load as models too
     if not isinstance(record, dict) or record.get("format") not in (MODEL_FORMAT, CHECKPOINT_FORMAT):
         raise ModelError(f"{spec}: not a detstream model file or training checkpoint")
+    return record
+
+
+def _load_detstream(spec: str) -> tuple[torch.nn.Module, ModelInfo]:
+    if spec.startswith("arch:"):
+        return untrained(spec.removeprefix("arch:"))
+    record = _read_record(spec)
     info = ModelInfo.from_dict(record["info"])
     model = build_model(info.architecture, len(info.class_names))
     try:

@@ -104,20 +104,32 @@ def load_torchvision(
     """The COCO model `torchvision:NAME` with its weights (cache or `weights_path`) and metadata."""
     name = model_name(spec)
     weights = coco_weights(name)
-    categories = tuple(weights.meta["categories"])
     state = read_state_dict(Path(weights_path), spec) if weights_path is not None else cached_state_dict(name, weights)
-    model = build_model(name, len(categories))
+    model = build_model(name, len(weights.meta["categories"]))
     _load(model, state, spec, weights_path if weights_path is not None else cache_file(weights))
-    info = ModelInfo(
+    return model, _info(spec, model, input_size, str(weights_path) if weights_path is not None else weights.url)
+
+
+def describe(spec: str) -> ModelInfo:
+    """The metadata `load_torchvision(spec)` gives, without weights or memory: the model is
+    built on the meta device only to read its input sizes."""
+    weights = coco_weights(model_name(spec))
+    with torch.device("meta"):
+        skeleton = build_model(model_name(spec), len(weights.meta["categories"]))
+    return _info(spec, skeleton, None, weights.url)
+
+
+def _info(spec: str, model: torch.nn.Module, input_size: tuple[int, int] | None, source: str) -> ModelInfo:
+    name = model_name(spec)
+    return ModelInfo(
         name=spec,
         architecture=name,
-        class_names=categories,
+        class_names=tuple(coco_weights(name).meta["categories"]),
         input_size=tuple(input_size) if input_size else default_input_size(model),
         score_threshold=SCORE_THRESHOLD,
         has_masks=architecture(name).has_masks,
-        extra={"weights": str(weights_path) if weights_path is not None else weights.url},
+        extra={"weights": source},
     )
-    return model, info
 
 
 def cached_state_dict(name: str, weights: WeightsEnum) -> Mapping[str, Any]:

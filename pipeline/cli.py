@@ -22,6 +22,7 @@ from rich.table import Table
 
 from engines.build_engine_cli import add_parser as add_build_engine_parser
 from engines.export_cli import add_parser as add_export_parser
+from engines.models_cli import add_parser as add_models_parser
 from engines.training.eval_cli import add_parser as add_eval_parser
 from engines.training.train_cli import add_parser as add_train_parser
 from pipeline.batch.cli import add_parser as add_batch_parser
@@ -177,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_synth_parser(subparsers)
     add_train_parser(subparsers)
     add_eval_parser(subparsers)
+    add_models_parser(subparsers)
     add_export_parser(subparsers)
     add_build_engine_parser(subparsers)
     return parser
