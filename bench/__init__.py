@@ -5,7 +5,7 @@ bench/results.json and renders BENCHMARKS.md from it.
   budget; `bench.report` the markdown (rendering only);
 - one script per section, each also runnable alone and printing JSON:
   `python -m bench.decode_fps`, `engine_latency`, `efficiency`, `live_overload`,
-  `scaling`, `redis_publish`, `backends`, `metrics_overhead`;
+  `scaling`, `redis_publish`, `backends`, `metrics_overhead`, `coco_models`;
 - `bench.common`: what the scripts share (machine, demo video, engine package, one run's
   frames/s, the detector alone, the naive loop, JSON output).
 

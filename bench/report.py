@@ -18,6 +18,7 @@ SECTION_TITLES = {
     "redis": "6. Redis publish",
     "backends": "7. The demo: engine auto against PyTorch",
     "metrics": "8. Metrics overhead",
+    "coco": "9. COCO models from torchvision",
 }
 
 
@@ -67,7 +68,13 @@ def render_engines(r: dict) -> list[str]:
     out = [f"Per-call latency of the engine alone (dense part, proposals, RoI heads) on frames of the demo "
            f"video normalized beforehand; median of {r['calls']} calls alternating between backends, after a warm-up. "
            + ("" if r["tensorrt"] else "TensorRT: not measured (no CUDA GPU on this machine)."), ""]
-    for model in r["models"]:
+    return out + engine_tables(r["models"])
+
+
+def engine_tables(models: list[dict]) -> list[str]:
+    """Per model: ms per call and images/s for each backend and batch, and the ORT/PyTorch ratio."""
+    out: list[str] = []
+    for model in models:
         backends = list(dict.fromkeys(row["backend"] for row in model["rows"]))
         by = {(row["backend"], row["batch"]): row for row in model["rows"]}
         batches = sorted({row["batch"] for row in model["rows"]})
@@ -217,6 +224,14 @@ def render_metrics(r: dict) -> list[str]:
     return out
 
 
+def render_coco(r: dict) -> list[str]:
+    intro = [f"torchvision's COCO R-CNNs through `torchvision:NAME` at their default input sizes, engine alone as in "
+             f"section 2 (median of {r['calls']} calls alternating between backends, after a warm-up). Weights: "
+             f"{r['weights']}: the backbone, RPN and box head cost what they cost with COCO's weights, but almost no "
+             "candidate passes the score threshold, so the mask model's mask head barely runs (a lower bound).", ""]
+    return intro + engine_tables(r["models"])
+
+
 RENDERERS: dict[str, Callable[[dict], list[str]]] = {
     "decode": render_decode,
     "engines": render_engines,
@@ -226,6 +241,7 @@ RENDERERS: dict[str, Callable[[dict], list[str]]] = {
     "redis": render_redis,
     "backends": render_backends,
     "metrics": render_metrics,
+    "coco": render_coco,
 }
 
 

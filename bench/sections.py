@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from bench import backends, decode_fps, efficiency, engine_latency, live_overload, metrics_overhead, redis_publish, scaling
+from bench import backends, coco_models, decode_fps, efficiency, engine_latency, live_overload, metrics_overhead, redis_publish, scaling
 from bench.common import REPO, as_package, machine
 from bench.report import SECTION_TITLES
 from pipeline.core.config import DEFAULT_MODEL
@@ -43,11 +43,14 @@ class Budget:
     video_1080p_seconds: float = 4.0
     backends_frames: int | None = None  # per run of the demo config; None: the whole video, as `make demo`
     metrics_frames: int = 48  # per run; a warm-up and `rounds` runs each with metrics off and on
+    coco_calls: int = 3
+    coco_models: tuple[str, ...] = coco_models.MODELS
 
 
 QUICK = Budget(rounds=1, engine_calls=1, engine_batches=(1, 2), engine_models=(DEFAULT_MODEL,), efficiency_frames=8,
                live_sources=(1,), live_seconds=6.0, scaling_frames=8, scaling_rounds=1, batch_clips=2,
-               batch_clip_seconds=0.4, redis_messages=2000, backends_frames=8, metrics_frames=8)
+               batch_clip_seconds=0.4, redis_messages=2000, backends_frames=8, metrics_frames=8, coco_calls=1,
+               coco_models=coco_models.MODELS[:1])
 
 
 @dataclass
@@ -107,6 +110,10 @@ def measure_metrics(ctx: Context) -> dict:
                                     ctx.workdir)
 
 
+def measure_coco(ctx: Context) -> dict:
+    return coco_models.measure(ctx.video, ctx.budget.coco_calls, ctx.workdir, ctx.budget.coco_models)
+
+
 SECTIONS: dict[str, Callable[[Context], dict]] = {
     "decode": measure_decode,
     "engines": measure_engines,
@@ -116,6 +123,7 @@ SECTIONS: dict[str, Callable[[Context], dict]] = {
     "redis": measure_redis,
     "backends": measure_backends,
     "metrics": measure_metrics,
+    "coco": measure_coco,
 }
 assert list(SECTIONS) == list(SECTION_TITLES)
 
