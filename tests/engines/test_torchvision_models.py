@@ -36,6 +36,9 @@ from engines.models import build_model
 from engines.torch_backend import TorchEngine
 from engines.torchvision_models import MODELS, cache_file, coco_weights, padded_input_size
 from engines.loading import load_engine
+from engines.training.evaluate import evaluate
+from pipeline.batch.config import load_batch_settings
+from pipeline.batch.job import BatchJob
 from pipeline.batch.manifest import model_checksum
 from pipeline.core.config import load_config
 from pipeline.core.errors import ConfigError, ModelError
@@ -151,6 +154,19 @@ def run_pipeline(model: str, engine: str, video: Path, out: Path) -> list[dict[s
     return [json.loads(line) for line in out.read_text().splitlines()]
 
 
+def run_batch(package: str, video: Path, out: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """`detstream batch VIDEO --format coco` as the command runs it, on `package`."""
+    settings = load_batch_settings(None, {"model.path": package, "format": "coco", "model.score_threshold": THRESHOLD})
+    report = BatchJob([str(video)], out, settings, lambda: load_engine(package, score_threshold=THRESHOLD), "test").run()
+    return report.to_json("test", settings.fingerprint()), json.loads((out / f"{video.name}.coco.json").read_text())
+
+
+def dataset(folder: Path) -> Path:
+    """Two synthetic images (person, car, bicycle, dog: all COCO classes) for `eval`."""
+    write_dataset(folder, seed=3, count=2, width=WIDTH, height=HEIGHT)
+    return folder / "annotations.json"
+
+
 @dataclass
 class Runs:
     name: str
@@ -158,6 +174,9 @@ class Runs:
     torch: list[dict[str, Any]]  # messages of the PyTorch run, one per frame
     onnxruntime: list[dict[str, Any]]
     package: dict[str, Any]  # package.json
+    batch: dict[str, Any]  # `detstream batch`'s report of the video, on the package
+    batch_results: list[dict[str, Any]]  # its COCO results file
+    evaluation: dict[str, Any]  # `detstream eval`'s report on a two-image dataset, on the package
 
 
 @pytest.fixture(scope="module", params=MODELS)
@@ -171,7 +190,10 @@ def runs(request, torch_home: Path, video: Path, tmp_path_factory: pytest.TempPa
     reference = run_pipeline(f"torchvision:{name}", "torch", video, root / "torch.jsonl")
     package = export_package(f"torchvision:{name}", root / "package", max_batch=FRAMES, input_size=INPUT_SIZE).root
     ours = run_pipeline(str(package), "onnxruntime", video, root / "onnxruntime.jsonl")
-    yield Runs(name, tuple(weights.meta["categories"]), reference, ours, json.loads((package / "package.json").read_text()))
+    batch, batch_results = run_batch(str(package), video, root / "batch")
+    evaluation = evaluate(load_engine(str(package), score_threshold=0.05), dataset(root / "data"), progress=False)
+    yield Runs(name, tuple(weights.meta["categories"]), reference, ours, json.loads((package / "package.json").read_text()),
+               batch, batch_results, evaluation)
     staged.unlink()
     shutil.rmtree(root)  # hundreds of MB for the ResNet-50 models
 
@@ -221,6 +243,16 @@ def ground_truth(image_ids: list[int]) -> COCO:
     }
     coco.createIndex()
     return coco
+
+
+def test_batch_and_eval_run_it(runs: Runs):
+    assert runs.batch["counts"]["ok"] == 1 and runs.batch["frames"] == FRAMES, runs.batch
+    assert {r["image_id"] for r in runs.batch_results} <= set(range(FRAMES))
+    assert {r["category_id"] for r in runs.batch_results} <= set(COCO_CATEGORIES)
+    detected = sum(len(m["detections"]) for m in runs.onnxruntime)
+    assert len(runs.batch_results) == detected  # the same package, the same frames, the same threshold
+    assert runs.evaluation["images"] == 2 and "AP" in runs.evaluation["bbox"]  # random weights: AP means nothing
+    assert ("segm" in runs.evaluation) == runs.package["info"]["has_masks"]
 
 
 def test_class_ids_are_coco_category_ids(runs: Runs):
