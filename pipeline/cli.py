@@ -28,6 +28,7 @@ from engines.training.train_cli import add_parser as add_train_parser
 from pipeline.batch.cli import add_parser as add_batch_parser
 from pipeline.redis.cli import add_parser as add_consume_parser
 from pipeline.core.errors import ConfigError, DetstreamError
+from pipeline.core.flags import add_model_arguments, model_overrides
 from pipeline.core.trace import DEFAULT_LIMIT as DEFAULT_TRACE_LIMIT
 from pipeline.core.secrets import RedactingFilter
 from pipeline.core.threads import sleep_idle_threads
@@ -44,14 +45,7 @@ def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "sources": args.source,
         "sinks": args.sink,
-        "model.path": args.model,
-        "model.weights": args.weights,
-        "model.input_size": args.input_size,
-        "model.device": args.device,
-        "model.engine": args.engine,
-        "model.score_threshold": args.score_threshold,
-        "model.classes": args.classes,
-        "batch.max_batch": args.max_batch,
+        **model_overrides(args),
         "max_frames": args.max_frames,
         "metrics.port": args.metrics_port,
     }
@@ -136,17 +130,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     """The arguments of `run`, shared by `profile`."""
     p.add_argument("config", nargs="?", type=Path, help="YAML config (see configs/)")
     p.add_argument("--source", action="append", metavar="URI", help="video file or URL; repeat for several")
-    p.add_argument("--model", metavar="SPEC", help="model file, engine package, embedded:NAME, torchvision:NAME or arch:NAME")
-    p.add_argument("--weights", metavar="PATH.pth", help="torchvision:NAME only: a local state dict instead of the torch hub cache")
-    p.add_argument("--input-size", metavar="HxW", help="padded model input, multiples of 32, e.g. 384x640 (default: the model's)")
     p.add_argument("--sink", action="append", metavar="URI", help="jsonl:PATH, video:PATH.mp4 or redis://HOST:PORT/DB; repeat for several")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop each source after N frames")
-    p.add_argument("--device", help="cpu, cuda or cuda:N")
-    p.add_argument("--engine", help="auto, torch, onnxruntime or tensorrt (auto: TensorRT on CUDA when the package has plans, "
-                                    "else ONNX Runtime; a model file is exported once into the cache; torch: PyTorch)")
-    p.add_argument("--score-threshold", type=float, metavar="S", help="default: the model's")
-    p.add_argument("--classes", metavar="LIST", help="keep only these classes, e.g. person,car (default: all)")
-    p.add_argument("--max-batch", type=int, metavar="N", help="frames per engine call")
+    add_model_arguments(p)
     p.add_argument("--metrics-port", type=int, metavar="PORT", help="serve Prometheus metrics on this port (/metrics)")
 
 

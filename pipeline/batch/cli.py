@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.logging import RichHandler
 
+from pipeline.core.flags import add_model_arguments, model_overrides
+
 if TYPE_CHECKING:
     from pipeline.batch.config import BatchSettings
 
@@ -34,14 +36,7 @@ def engine_factory(settings: BatchSettings, on_ray: bool) -> functools.partial[A
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     """Flags as dotted settings keys (None: not given, the file's value stays)."""
     return {
-        "model.path": args.model,
-        "model.weights": args.weights,
-        "model.input_size": args.input_size,
-        "model.device": args.device,
-        "model.engine": args.engine,
-        "model.score_threshold": args.score_threshold,
-        "model.classes": args.classes,
-        "batch.max_batch": args.max_batch,
+        **model_overrides(args),
         "decoders": args.decoders,
         "format": args.format,
         "video": True if args.video else None,
@@ -83,18 +78,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="directory, glob, list file (.txt) or video file")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder (mirrors the input tree)")
     p.add_argument("--config", type=Path, metavar="YAML", help="batch settings file (see configs/batch.yaml)")
-    p.add_argument("--model", metavar="SPEC", help="model file, engine package, embedded:NAME, torchvision:NAME or arch:NAME")
-    p.add_argument("--weights", metavar="PATH.pth", help="torchvision:NAME only: a local state dict instead of the torch hub cache")
-    p.add_argument("--input-size", metavar="HxW", help="padded model input, multiples of 32, e.g. 384x640 (default: the model's)")
     p.add_argument("--decoders", type=int, metavar="N", help="files decoded at once (default 2)")
     p.add_argument("--format", choices=("jsonl", "coco"), help="per-file results: jsonl messages (default) or COCO results JSON")
     p.add_argument("--video", action="store_true", help="also write an annotated MP4 per file")
     p.add_argument("--force", action="store_true", help="process every file again, finished or not")
     p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS", help="run on a Ray cluster (default: RAY_ADDRESS, else a local one)")
     p.add_argument("--ext", metavar="LIST", help="extensions to take from directories, e.g. mp4,mkv")
-    p.add_argument("--device", help="cpu, cuda or cuda:N")
-    p.add_argument("--engine", help="auto, torch, onnxruntime or tensorrt")
-    p.add_argument("--score-threshold", type=float, metavar="S", help="default: the model's")
-    p.add_argument("--classes", metavar="LIST", help="keep only these classes, e.g. person,car (default: all)")
-    p.add_argument("--max-batch", type=int, metavar="N", help="frames per engine call (default: the number of decoders)")
+    add_model_arguments(p, max_batch_default="the number of decoders")
     p.set_defaults(func=cmd_batch)
