@@ -19,6 +19,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from pipeline.core.errors import DatasetError
+from pipeline.core.video_frames import video_frame
 
 BOX_TOLERANCE = 1.0  # pixels a box may reach beyond the image (rounding in annotation tools)
 
@@ -60,6 +61,18 @@ class Annotations:
     @property
     def has_segmentation(self) -> bool:
         return all(i.segmentation is not None for group in self.instances.values() for i in group)
+
+
+def image_file(images_dir: Path, file_name: str) -> Path | None:
+    """The file that holds image `file_name`: the image itself, or the video of a
+    `VIDEO#N` name (an existing file of that very name wins); None when neither exists."""
+    path = images_dir / file_name
+    if path.is_file():
+        return path
+    frame = video_frame(file_name)
+    if frame is not None and (images_dir / frame[0]).is_file():
+        return images_dir / frame[0]
+    return None
 
 
 def default_images_dir(annotations: Path) -> Path:
@@ -144,7 +157,7 @@ def _check_images(raw: list[Any], images_dir: Path, problems: list[str]) -> dict
             problems.append(f"image id {iid}: duplicate id")
         elif not isinstance(name, str) or not _is_int(width) or not _is_int(height) or width <= 0 or height <= 0:
             problems.append(f"image id {iid}: needs 'file_name' and positive integer 'width', 'height'")
-        elif not (images_dir / name).is_file():
+        elif image_file(images_dir, name) is None:
             problems.append(f"image id {iid}: file not found: {images_dir / name}")
         else:
             images[iid] = ImageRecord(iid, name, width, height)
@@ -268,7 +281,7 @@ def fingerprint(annotations: Path, images: Path | None = None) -> str:
         raise DatasetError(annotations, [f"not a readable JSON file: {exc}"]) from exc
     listed = data.get("images", []) if isinstance(data, dict) else []
     for name in sorted(str(image.get("file_name")) for image in listed if isinstance(image, dict)):
-        path = images_dir / name
-        size = path.stat().st_size if path.is_file() else -1
+        path = image_file(images_dir, name)
+        size = path.stat().st_size if path is not None else -1
         digest.update(f"\0{name}\0{size}".encode())
     return digest.hexdigest()[:16]

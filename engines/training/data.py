@@ -14,12 +14,18 @@ transform normalizes during training) and a target dict of tensors:
 With `train=True` crowd annotations are left out: torchvision cannot learn from them,
 and evaluation reads the JSON directly, so nothing is lost there. `read_image(i)` gives
 the plain RGB uint8 image that the pipeline's own preprocess takes (used by evaluation).
+
+An image may be a frame of a video: `file_name` `clip.mp4#N` is frame N (0-based, decode
+order) of `clip.mp4`, as `detstream synth video` writes its ground truth. Frames read in
+order decode the video once (`VideoFrames`); only going back re-opens it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import torch
@@ -31,8 +37,10 @@ from engines.training.annotations import (
     ImageRecord,
     decode_mask,
     fingerprint,
+    image_file,
     load_annotations,
 )
+from pipeline.core.video_frames import video_frame
 from engines.training.transforms import Augment, letterbox
 
 __all__ = ["Augment", "CocoDataset", "DatasetError", "collate", "fingerprint"]
@@ -40,6 +48,57 @@ __all__ = ["Augment", "CocoDataset", "DatasetError", "collate", "fingerprint"]
 # Ignore EXIF orientation: COCO annotations refer to the stored pixels, as PIL and
 # pycocotools read them; cv2 would otherwise rotate some photos under their boxes.
 READ_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+
+
+class VideoFrames:
+    """Frames of videos by index, decoded sequentially: asking for frame N after frame M < N
+    of the same video decodes only the frames in between; an earlier frame or another
+    video re-opens. One video is open at a time. Decoded as `detstream run` and `batch`
+    read a file (PyAV, RGB), so a frame here is the frame with that `seq` there."""
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self._path: Path | None = None
+        self._container: av.container.InputContainer | None = None
+        self._frames: Iterator[av.VideoFrame] = iter(())
+        self._next = 0  # index of the next frame out of the decoder
+        self._last: np.ndarray | None = None  # frame self._next - 1
+
+    def read(self, path: Path, index: int) -> np.ndarray | None:
+        """Frame `index` of `path` as H x W x 3 uint8 RGB, None past the end or if undecodable."""
+        if path == self._path and index == self._next - 1 and self._last is not None:
+            return self._last.copy()  # asked again: the caller may have changed the first one
+        if path != self._path or index < self._next:
+            self.close()
+            try:
+                self._container = av.open(str(path))
+                stream = self._container.streams.video[0]
+                stream.thread_type = "AUTO"
+                self._frames = (f for f in self._container.decode(stream) if not f.is_corrupt)
+            except (av.FFmpegError, IndexError, OSError):
+                return None
+            self._path = path
+        try:
+            while self._next <= index:
+                self._last = next(self._frames).to_ndarray(format="rgb24")
+                self._next += 1
+        except (StopIteration, av.FFmpegError):
+            self.close()
+            return None
+        return self._last
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+        self._reset()
+
+    def __getstate__(self) -> dict:
+        return {}  # an open decoder does not cross processes (DataLoader workers): re-open there
+
+    def __setstate__(self, state: dict) -> None:
+        self._reset()
 
 
 class CocoDataset(Dataset):
@@ -68,6 +127,7 @@ class CocoDataset(Dataset):
         self.input_size = input_size
         if with_masks:
             self._require_segmentation()
+        self.videos = VideoFrames()
         self.label_of = {cid: label for label, (cid, _) in enumerate(self.annotations.categories, start=1)}
 
     @property
@@ -112,9 +172,21 @@ class CocoDataset(Dataset):
         """The image as stored: H x W x 3 uint8 RGB, checked against the JSON's size."""
         record = self.records[index]
         path = self.images_dir / record.file_name
+        source = image_file(self.images_dir, record.file_name)
+        frame = video_frame(record.file_name)
+        if source is not None and source != path and frame is not None:
+            rgb = self.videos.read(source, frame[1])
+            if rgb is None:
+                raise DatasetError(self.path, [f"image id {record.id}: {source} has no frame {frame[1]}"])
+            self._check_size(record, path, rgb)
+            return rgb
         image = cv2.imread(str(path), READ_FLAGS)
         if image is None:
             raise DatasetError(self.path, [f"image id {record.id}: cannot decode {path}"])
+        self._check_size(record, path, image)
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+    def _check_size(self, record: ImageRecord, path: Path, image: np.ndarray) -> None:
         if image.shape[:2] != (record.height, record.width):
             raise DatasetError(
                 self.path,
@@ -123,7 +195,6 @@ class CocoDataset(Dataset):
                     f"the JSON says {record.width}x{record.height}"
                 ],
             )
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
     def target(self, index: int) -> dict:
         """The target of image `index` as numpy arrays (crowd left out when training)."""

@@ -41,6 +41,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "format": args.format,
         "video": True if args.video else None,
         "extensions": args.ext.split(",") if args.ext else None,
+        "ground_truth": args.ground_truth,
         "ray.address": args.ray or None,
     }
 
@@ -80,6 +81,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--config", type=Path, metavar="YAML", help="batch settings file (see configs/batch.yaml)")
     p.add_argument("--decoders", type=int, metavar="N", help="files decoded at once (default 2)")
     p.add_argument("--format", choices=("jsonl", "coco"), help="per-file results: jsonl messages (default) or COCO results JSON")
+    p.add_argument("--ground-truth", type=Path, metavar="GT.json",
+                   help="with --format coco: number the frames with this COCO file's image ids (images VIDEO#N, as "
+                        "detstream synth video writes), so the results score against it")
     p.add_argument("--video", action="store_true", help="also write an annotated MP4 per file")
     p.add_argument("--force", action="store_true", help="process every file again, finished or not")
     p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS", help="run on a Ray cluster (default: RAY_ADDRESS, else a local one)")

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from pydantic import Field
 
 from pipeline.batch.collection import VIDEO_EXTENSIONS
+from pipeline.core.errors import ConfigError
+from pipeline.core.video_frames import video_image_ids
 from pipeline.core.config import EngineBatchConfig, ModelConfig, Settings, load_settings
 
 
@@ -37,6 +39,9 @@ class BatchSettings(Settings):
     stride: int = Field(1, ge=1, description="keep every Nth decoded frame")
     max_fps: float | None = Field(None, gt=0, description="keep at most this many frames per stream second")
     max_frames: int | None = Field(None, ge=1, description="stop each file after N frames")
+    ground_truth: Path | None = Field(
+        None, description="COCO file listing the videos' frames as images VIDEO#N: COCO results take its image ids"
+    )
     queue_size: int = Field(8, ge=1, description="capacity of every queue between stages")
     shutdown_timeout_s: float = Field(3.0, gt=0, description="grace period to drain on Ctrl-C")
     ray: RaySettings = Field(default_factory=RaySettings)
@@ -72,8 +77,41 @@ class BatchSettings(Settings):
             decisive["score_thresholds"] = self.model.score_thresholds
         if self.model.input_size is not None:
             decisive["input_size"] = list(self.model.input_size)
-        text = json.dumps(decisive, sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        if self.ground_truth is not None and self.format == "coco":
+            decisive["ground_truth"] = hashlib.sha256(self.ground_truth.read_bytes()).hexdigest()
+        return hashlib.sha256(json.dumps(decisive, sort_keys=True).encode()).hexdigest()[:16]
+
+    def ground_truth_ids(self) -> GroundTruthIds | None:
+        return GroundTruthIds(self.ground_truth) if self.ground_truth is not None else None
+
+
+class GroundTruthIds:
+    """The image ids a ground-truth COCO file gives a batch file's frames.
+
+    The file's frame seq N is image `NAME#N`, NAME being the file's path relative to its
+    input (as in the output folder) or else its file name alone; both are relative to the
+    COCO file's image folder, as `detstream eval` reads them.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.ids = video_image_ids(path)
+
+    def __call__(self, rel: str) -> dict[int, int] | None:
+        return self.ids.get(rel) or self.ids.get(PurePosixPath(rel).name)
+
+    def check(self, rels: list[str], stride: int, max_fps: float | None) -> None:
+        """Raise a ConfigError unless every file's frames are images of the file."""
+        if stride != 1 or max_fps is not None:
+            raise ConfigError(
+                f"ground_truth {self.path}: frame seq N is frame N of the video only with stride 1 and no max_fps"
+            )
+        missing = [rel for rel in rels if self(rel) is None]
+        if missing:
+            raise ConfigError(
+                f"ground_truth {self.path} lists no frames (images 'NAME#N') of {', '.join(missing[:3])}"
+                + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+            )
 
 
 def load_batch_settings(path: Path | None = None, overrides: dict[str, Any] | None = None) -> BatchSettings:

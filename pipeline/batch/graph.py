@@ -128,6 +128,7 @@ class BatchPipeline:
         self.kinds = [settings.format] + (["video"] if settings.video else [])
         # class names are checked against the loaded model here, before any file is read
         self.selection = Selection.for_model(settings.model, engine.info)
+        self.image_ids = settings.ground_truth_ids() if settings.format == "coco" else None
 
     def run(
         self,
@@ -159,7 +160,7 @@ class BatchPipeline:
         mux = SourceMux(slots, settings.queue_size, ctx.abort)
         batches = Channel(settings.queue_size, ctx.abort)
         results = Channel(settings.queue_size, ctx.abort)
-        sink = PerFileWriter(self.staging, self.kinds, on_result, ctx, settings.queue_size)
+        sink = PerFileWriter(self.staging, self.kinds, on_result, ctx, settings.queue_size, self.image_ids)
         return [
             *(DecodeSlot(slot, feed, mux, sink.input, settings, ctx, on_start) for slot in slots),
             Preprocess(mux, batches, info, settings.engine_batch, ctx),

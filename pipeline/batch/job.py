@@ -123,9 +123,15 @@ class BatchJob:
         self.settings = settings
         self.engine_factory = engine_factory
         self.model = model_checksum
-        self.fingerprint = settings.fingerprint()
         self.force = force
         self.tasks = expand(inputs, tuple(settings.extensions))
+        if settings.ground_truth is not None:  # before any file is read: one line, not unscorable results
+            if settings.format != "coco":
+                raise ConfigError("ground_truth numbers COCO results: it needs format coco (--format coco)")
+            ids = settings.ground_truth_ids()
+            assert ids is not None
+            ids.check([task.rel for task in self.tasks], settings.stride, settings.max_fps)
+        self.fingerprint = settings.fingerprint()
         self.report = BatchReport()
         self._stats: dict[str, FileStat] = {}
         self.manifest: Manifest | None = None

@@ -49,13 +49,13 @@ class FileResult:
     outputs: dict[str, Path | bytes] = field(default_factory=dict)
 
 
-def coco_results(message: dict[str, Any]) -> list[dict[str, Any]]:
-    """COCO results records of one frame's message; image_id is the frame's seq."""
+def coco_results(message: dict[str, Any], image_id: int | None = None) -> list[dict[str, Any]]:
+    """COCO results records of one frame's message; image_id is the frame's seq unless given."""
     records = []
     for det in message["detections"]:
         x1, y1, x2, y2 = det["box"]
         record = {
-            "image_id": message["seq"],
+            "image_id": message["seq"] if image_id is None else image_id,
             "category_id": det["class_id"],
             "bbox": [x1, y1, round(x2 - x1, 2), round(y2 - y1, 2)],
             "score": det["score"],
@@ -69,8 +69,11 @@ def coco_results(message: dict[str, Any]) -> list[dict[str, Any]]:
 class FileOutputs:
     """The staged outputs of one file while its frames come in."""
 
-    def __init__(self, rel: str, staging: Path, kinds: list[str]) -> None:
+    def __init__(self, rel: str, staging: Path, kinds: list[str], image_ids: dict[int, int] | None = None) -> None:
+        """`image_ids`: frame seq -> COCO image id of the ground truth (frames not in it
+        get no COCO results); None: the image id is the seq."""
         self.rel = rel
+        self.image_ids = image_ids
         self.staged = {name: staging / name for name in output_names(rel, kinds).values()}
         self.names = output_names(rel, kinds)
         for path in self.staged.values():
@@ -91,7 +94,10 @@ class FileOutputs:
         if self.jsonl is not None:
             self.jsonl.write(message.line + "\n")
         if self.coco is not None:
-            self.coco.extend(coco_results(message.body))
+            if self.image_ids is None:
+                self.coco.extend(coco_results(message.body))
+            elif (image_id := self.image_ids.get(message.body["seq"])) is not None:
+                self.coco.extend(coco_results(message.body, image_id))
         if self.video is not None:
             self.video.write(annotate(detections), detections.frame.pts)
         self.written += 1
@@ -131,8 +137,11 @@ class PerFileWriter(Stage):
         on_result: Callable[[FileResult], None],
         ctx: RunContext,
         queue_size: int,
+        image_ids: Callable[[str], dict[int, int] | None] | None = None,
     ) -> None:
+        """`image_ids(rel)`: the COCO image ids of a file's frames (see `FileOutputs`)."""
         super().__init__("per-file-writer", ctx)
+        self.image_ids = image_ids
         self.input = Channel(queue_size, ctx.abort)
         self.staging = staging
         self.kinds = kinds
@@ -141,7 +150,8 @@ class PerFileWriter(Stage):
 
     def _file(self, rel: str) -> FileOutputs:
         if rel not in self.files:
-            self.files[rel] = FileOutputs(rel, self.staging, self.kinds)
+            ids = self.image_ids(rel) if self.image_ids is not None else None
+            self.files[rel] = FileOutputs(rel, self.staging, self.kinds, ids)
         return self.files[rel]
 
     def work(self) -> None:
