@@ -42,6 +42,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "video": True if args.video else None,
         "extensions": args.ext.split(",") if args.ext else None,
         "ground_truth": args.ground_truth,
+        "max_frames": args.max_frames,
         "ray.address": args.ray or None,
     }
 
@@ -62,7 +63,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     root = logging.getLogger()
     handlers, root.handlers = root.handlers, [RichHandler(console=console, show_time=False, show_path=False)]
     try:
-        report = job.run(RichProgress(console), settings.ray.address, use_ray)
+        report = job.run(RichProgress(console, settings.max_frames), settings.ray.address, use_ray)
     finally:
         root.handlers = handlers
     print_batch_summary(report, args.out, console)
@@ -84,6 +85,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ground-truth", type=Path, metavar="GT.json",
                    help="with --format coco: number the frames with this COCO file's image ids (images VIDEO#N, as "
                         "detstream synth video writes), so the results score against it")
+    p.add_argument("--max-frames", type=int, metavar="N", help="stop each file after N frames")
     p.add_argument("--video", action="store_true", help="also write an annotated MP4 per file")
     p.add_argument("--force", action="store_true", help="process every file again, finished or not")
     p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS", help="run on a Ray cluster (default: RAY_ADDRESS, else a local one)")

@@ -34,9 +34,11 @@ def declared_frames(task: FileTask) -> int:
 
 class RichProgress(JobEvents):
     """Two bars: files (with ETA) and frames; the frame total is estimated from the
-    files opened so far, since counting every file's frames up front costs an open each."""
+    files opened so far, since counting every file's frames up front costs an open each.
+    A file that fails counts with the frames it got through, not the ones it declared;
+    `max_frames` caps each file's count."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, max_frames: int | None = None) -> None:
         self.bars = Progress(
             TextColumn("{task.description:>6}"),
             BarColumn(),
@@ -48,10 +50,11 @@ class RichProgress(JobEvents):
             console=console,
             transient=False,
         )
+        self.max_frames = max_frames
         self.lock = threading.Lock()
-        self.opened = 0
-        self.declared = 0
         self.todo = 0
+        self.declared: dict[str, int] = {}  # frames of each file opened and not failed
+        self.failed: dict[str, int] = {}  # frames each failed file got through
 
     def begin(self, todo: list[FileTask], skipped: int) -> None:
         self.todo = len(todo)
@@ -61,15 +64,34 @@ class RichProgress(JobEvents):
 
     def file_started(self, task: FileTask) -> None:
         frames = declared_frames(task)
+        if self.max_frames is not None and frames:
+            frames = min(frames, self.max_frames)
         with self.lock:
-            self.opened += 1
-            self.declared += frames
-            estimate = round(self.declared / self.opened * self.todo) if frames else None
-        if estimate:
-            self.bars.update(self.frame_bar, total=max(estimate, self.declared))
+            self.declared[task.rel] = frames
+        self._update_total()
 
     def file_finished(self, result: FileResult) -> None:
+        if result.status == FAILED:
+            with self.lock:
+                self.declared.pop(result.rel, None)
+                self.failed[result.rel] = result.frames
+            self._update_total()
         self.bars.advance(self.files)
+
+    def frame_total(self) -> int | None:
+        """Frames of the files that failed, plus those declared by the others opened so far,
+        plus as many per file not yet opened; None until a file declares its frames."""
+        with self.lock:
+            known = [n for n in self.declared.values() if n]
+            if not known:
+                return None
+            unopened = max(0, self.todo - len(self.declared) - len(self.failed))
+            return sum(known) + round(sum(known) / len(known) * unopened) + sum(self.failed.values())
+
+    def _update_total(self) -> None:
+        total = self.frame_total()
+        if total:
+            self.bars.update(self.frame_bar, total=total)
 
     def frames(self, done: int) -> None:
         elapsed = self.bars.tasks[self.frame_bar].elapsed or 0
