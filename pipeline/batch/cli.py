@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.logging import RichHandler
 
-from pipeline.core.flags import add_model_arguments, model_overrides
+from pipeline.core.flags import MODEL_FLAGS, add_model_arguments, model_overrides
 
 if TYPE_CHECKING:
     from pipeline.batch.config import BatchSettings
@@ -33,6 +33,12 @@ def engine_factory(settings: BatchSettings, on_ray: bool) -> functools.partial[A
     )
 
 
+# settings key -> the flag that sets it (named in errors)
+BATCH_FLAGS = {
+    **MODEL_FLAGS, "decoders": "--decoders", "format": "--format", "video": "--video", "extensions": "--ext", "ray.address": "--ray",
+}
+
+
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     """Flags as dotted settings keys (None: not given, the file's value stays)."""
     return {
@@ -52,7 +58,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from pipeline.batch.job import BatchJob
     from pipeline.batch.manifest import model_checksum
 
-    settings = load_batch_settings(args.config, _overrides(args))
+    settings = load_batch_settings(args.config, _overrides(args), BATCH_FLAGS)
     use_ray = args.ray is not None
     checksum = model_checksum(settings.model.path, settings.model.weights)
     job = BatchJob(args.inputs, args.out, settings, engine_factory(settings, use_ray), checksum, args.force)

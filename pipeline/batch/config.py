@@ -76,5 +76,7 @@ class BatchSettings(Settings):
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def load_batch_settings(path: Path | None = None, overrides: dict[str, Any] | None = None) -> BatchSettings:
-    return load_settings(BatchSettings, path, overrides)
+def load_batch_settings(
+    path: Path | None = None, overrides: dict[str, Any] | None = None, flags: dict[str, str] | None = None
+) -> BatchSettings:
+    return load_settings(BatchSettings, path, overrides, flags)

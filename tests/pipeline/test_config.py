@@ -57,12 +57,29 @@ def test_bad_value_names_key_value_and_what_is_allowed(tmp_path):
     message = error_of(write(tmp_path, "sources:\n  - uri: a.mp4\n    stride: two\n"))
     assert "sources.0.stride = 'two'" in message and "integer" in message
     message = error_of(write(tmp_path, "model:\n  device: gpu\n"))
-    assert "model.device = 'gpu'" in message and "cuda" in message
+    assert "model.device = 'gpu'" in message and "allowed: cpu, cuda, cuda:N" in message
+    assert "pattern" not in message  # no regex
+
+
+def test_a_value_a_flag_gave_names_the_flag(tmp_path):
+    from pipeline.cli import RUN_FLAGS
+
+    path = write(tmp_path, "sources: [a.mp4]\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, {"batch.max_batch": 0, "model.device": "gpu"}, RUN_FLAGS)
+    message = str(info.value)
+    assert "--max-batch 0:" in message and "--device gpu:" in message and "allowed: cpu, cuda, cuda:N" in message
+    assert "batch.max_batch" not in message and "run.yaml" not in message
+    # the file's own bad values still name the file and the key
+    message = error_of(write(tmp_path, "batch:\n  max_batch: 0\n"), {"model.device": "cpu"})
+    assert "run.yaml: batch.max_batch = 0" in message
 
 
 def test_files_that_are_not_settings(tmp_path):
     assert "not found" in error_of(tmp_path / "missing.yaml")
-    assert "not valid YAML" in error_of(write(tmp_path, "sources: [a\n"))
+    message = error_of(write(tmp_path, "sources: [a\n  b: c\n"))
+    assert "run.yaml:2:4: not valid YAML" in message and "unicode" not in message
+    assert "a folder" in error_of(tmp_path)
     assert "expected a mapping" in error_of(write(tmp_path, "- a\n- b\n"))
 
 
