@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +37,17 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from engines.training.config import TrainConfig
-    from engines.training.train import Trainer  # torch-heavy: only when training
+    from engines.training.train import Trainer, TrainingInterrupted  # torch-heavy: only when training
     from pipeline.core.config import load_settings
 
     config = load_settings(TrainConfig, args.config, _overrides(args), TRAIN_FLAGS)
     console = Console(stderr=True)
     trainer = Trainer(config, console)
-    path = trainer.run(resume=args.resume)
+    try:
+        path = trainer.run(resume=args.resume)
+    except TrainingInterrupted as stopped:
+        console.print(f"{stopped} (checkpoint: {trainer.checkpoint_path})", highlight=False)
+        return 128 + signal.Signals[stopped.signal_name].value  # SIGINT 130, SIGTERM 143
     console.print(f"model written to {path} (loss curve: {path.parent / 'loss.png'})", highlight=False)
     return 0
 

@@ -23,7 +23,8 @@ from typing import Any, Sequence, TextIO
 from pipeline.redis.consumer import Consumer, ConsumerSettings, Handler
 from pipeline.core.errors import ConfigError, DetstreamError
 from pipeline.core.redis_url import DEFAULT_STREAM, check_server, parse_redis_url
-from pipeline.run.supervisor import Signals, exit_code
+from pipeline.core.signals import Signals
+from pipeline.run.supervisor import exit_code
 
 log = logging.getLogger("detstream")
 CONSUMER_OPTIONS = {"stream": f"stream key; {{source}} matches every source (default {DEFAULT_STREAM})"}
