@@ -88,6 +88,9 @@ def test_flags_override_the_file(tmp_path):
     config = load_config(path, {"sources": ["b.mp4", "c.mp4"], "max_frames": 9})
     assert [s.uri for s in config.sources] == ["b.mp4", "c.mp4"]
     assert config.max_frames == 9 and config.model.nms_iou == 0.3
+    # --sink replaces the file's sinks too (docs/configuration.md says so)
+    path = write(tmp_path, "sources: [a.mp4]\nsinks: [jsonl:a.jsonl, video:a.mp4]\n")
+    assert load_config(path, {"sinks": ["jsonl:b.jsonl"]}).sinks == ["jsonl:b.jsonl"]
 
 
 @pytest.mark.parametrize("uri", ["kafka:topic", "jsonl", "jsonl:", "video"])
