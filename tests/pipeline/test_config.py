@@ -59,6 +59,8 @@ def test_bad_value_names_key_value_and_what_is_allowed(tmp_path):
     message = error_of(write(tmp_path, "model:\n  device: gpu\n"))
     assert "model.device = 'gpu'" in message and "allowed: cpu, cuda, cuda:N" in message
     assert "pattern" not in message  # no regex
+    # a missing key says so (not pydantic's "Field required" with the whole mapping)
+    assert error_of(write(tmp_path, "sources:\n  - name: x\n")).endswith("run.yaml: sources.0.uri is required")
 
 
 def test_a_value_a_flag_gave_names_the_flag(tmp_path):
