@@ -17,6 +17,7 @@ import torch
 
 from engines.base import ModelInfo
 from engines.models import build_model, untrained
+from engines.package import METADATA
 from engines.torchvision_models import is_torchvision_spec, load_torchvision
 from pipeline.core.errors import ModelError
 from pipeline.core.files import write_atomic
@@ -24,6 +25,7 @@ from pipeline.core.files import write_atomic
 CHECKPOINT_FORMAT = "detstream.checkpoint/v1"
 MODEL_FORMAT = "detstream.model/v1"
 EMBEDDED_DIR = Path(__file__).parent / "embedded"
+NOT_A_MODEL = "not a detstream model file or engine package"
 
 
 def save_model(path: Path, model: torch.nn.Module, info: ModelInfo) -> None:
@@ -45,6 +47,9 @@ def resolve(spec: str) -> Path:
             raise ModelError(f"no embedded model {name!r} (shipped: {', '.join(shipped) or 'none'})")
         return shipped[name]
     path = Path(spec)
+    if path.is_dir():
+        raise ModelError(f"{spec}: a folder but not an engine package (it has no {METADATA}; "
+                         "see detstream export)")
     if not path.is_file():
         raise ModelError(f"model file not found: {spec} (or use embedded:NAME, torchvision:NAME, arch:NAME)")
     return path
@@ -78,11 +83,11 @@ def _read_record(spec: str) -> dict:
     path = resolve(spec)
     try:
         record = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a bad file
-        raise ModelError(f"{spec}: not a readable model file: {exc}") from exc
+    except Exception as exc:  # torch raises many types for a bad file; its text advises unsafe loads
+        raise ModelError(f"{spec}: {NOT_A_MODEL}") from exc
     # training checkpoints carry the same info + weights, so they load as models too
     if not isinstance(record, dict) or record.get("format") not in (MODEL_FORMAT, CHECKPOINT_FORMAT):
-        raise ModelError(f"{spec}: not a detstream model file or training checkpoint")
+        raise ModelError(f"{spec}: {NOT_A_MODEL}")
     return record
 
 

@@ -28,7 +28,7 @@ from engines.training.train_cli import add_parser as add_train_parser
 from pipeline.batch.cli import add_parser as add_batch_parser
 from pipeline.redis.cli import add_parser as add_consume_parser
 from pipeline.core.errors import ConfigError, DetstreamError
-from pipeline.core.flags import add_model_arguments, model_overrides
+from pipeline.core.flags import MODEL_FLAGS, add_model_arguments, flag_values
 from pipeline.core.trace import DEFAULT_LIMIT as DEFAULT_TRACE_LIMIT
 from pipeline.core.secrets import RedactingFilter
 from pipeline.core.threads import sleep_idle_threads
@@ -40,15 +40,19 @@ if TYPE_CHECKING:
 log = logging.getLogger("detstream")
 
 
+# settings key -> the flag of run and profile that sets it
+RUN_FLAGS = {
+    "sources": "--source",
+    "sinks": "--sink",
+    **MODEL_FLAGS,
+    "max_frames": "--max-frames",
+    "metrics.port": "--metrics-port",
+}
+
+
 def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """Flags as dotted config keys; those given (not None) replace the file's values."""
-    return {
-        "sources": args.source,
-        "sinks": args.sink,
-        **model_overrides(args),
-        "max_frames": args.max_frames,
-        "metrics.port": args.metrics_port,
-    }
+    return flag_values(args, RUN_FLAGS)
 
 
 def print_summary(summary: RunSummary, console: Console) -> None:
@@ -91,7 +95,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pipeline.core.config import load_config
     from pipeline.run.runner import run  # torch, PyAV and the stages: only when running
 
-    config = load_config(args.config, _run_overrides(args))
+    config = load_config(args.config, _run_overrides(args), RUN_FLAGS)
     summary = run(config)
     print_summary(summary, Console(stderr=True))
     return _exit(summary)
@@ -105,7 +109,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
     if args.trace_limit < 1:
         raise ConfigError(f"--trace-limit {args.trace_limit}: must be at least 1")
-    config = load_config(args.config, _run_overrides(args))
+    config = load_config(args.config, _run_overrides(args), RUN_FLAGS)
     result = profile(config, args.out, args.trace_limit)
     print_summary(result.summary, Console(stderr=True))
     # a table read in a log or a pipe would be squeezed to 80 columns

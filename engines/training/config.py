@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from pipeline.core.config import Settings
+from pipeline.core.config import Device, Settings
 
 
 class DataConfig(Settings):
@@ -62,7 +62,7 @@ class TrainConfig(Settings):
     clip_grad_norm: float | None = Field(10.0, gt=0)
     amp: bool = Field(True, description="mixed precision; only used on CUDA")
     seed: int = 0
-    device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?)$")
+    device: Device = Field("cpu", description="cpu, cuda or cuda:N")
     threads: int | None = Field(None, ge=1, description="torch intra-op threads")
     checkpoint_every: int = Field(200, ge=1)
     eval_every: int = Field(0, ge=0, description="evaluate on data.val every N steps; 0: only at the end")

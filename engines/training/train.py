@@ -3,7 +3,8 @@
 One step: a batch through the model in train mode (it returns its loss components),
 backward, optional gradient clipping, optimizer and LR-schedule step. Checkpoints every
 `checkpoint_every` steps make `--resume` continue from the same step with the same
-optimizer, schedule and data order.
+optimizer, schedule and data order. The first SIGINT/SIGTERM (Ctrl-C) stops after the
+step in hand and writes a checkpoint (`TrainingInterrupted`: `--resume` goes on from it).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import json
 import logging
 import math
 import random
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -33,8 +36,23 @@ from engines.training.data import Augment, CocoDataset, collate
 from engines.training.evaluate import evaluate
 from engines.training.progress import TrainProgress
 from pipeline.core.errors import ModelError, TrainingError
+from pipeline.core.signals import Signals
 
 log = logging.getLogger("detstream")
+
+
+class TrainingInterrupted(TrainingError):
+    """A signal stopped training; the checkpoint of the last step is written."""
+
+    def __init__(self, step: int, signal_name: str) -> None:
+        super().__init__(f"interrupted at step {step}; resume with --resume")
+        self.step = step
+        self.signal_name = signal_name
+
+
+def _ignore_signals(_worker: int) -> None:
+    # Ctrl-C reaches the whole process group: data loader workers leave stopping to the trainer
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class EpochSampler(Sampler[int]):
@@ -130,6 +148,10 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.step = 0
         self.fingerprint = self.data.fingerprint()
+        schedule = config.schedule
+        if schedule.warmup_steps > schedule.steps:
+            log.warning("schedule.warmup_steps %d is more than the %d steps of the run: the learning rate never "
+                        "reaches optimizer.lr (lower schedule.warmup_steps)", schedule.warmup_steps, schedule.steps)
 
     def _starts_from_coco(self) -> bool:
         """`weights: coco`, or its other spelling `init_from: torchvision:NAME` (NAME must be
@@ -243,6 +265,7 @@ class Trainer:
                 num_workers=self.config.workers,
                 collate_fn=collate,
                 drop_last=True,
+                worker_init_fn=_ignore_signals,
                 generator=torch.Generator().manual_seed(self.config.seed + 7919 * epoch + skip),
             )
             yield from loader
@@ -289,11 +312,19 @@ class Trainer:
         total = self.config.schedule.steps
         self.train_mode()
         metrics = None
-        with self.log_path.open("a") as log_file, TrainProgress(self.console, total, self.step) as progress:
+        signals = Signals(threading.Event())
+        with (
+            signals.installed(),
+            self.log_path.open("a") as log_file,
+            TrainProgress(self.console, total, self.step) as progress,
+        ):
             started, seen = time.monotonic(), 0
             for images, targets in self.batches():
                 if self.step >= total:
                     break
+                if signals.stop.is_set():
+                    self.save()
+                    raise TrainingInterrupted(self.step, signals.received or "SIGINT")
                 values = self.train_step(images, targets)
                 self.step += 1
                 seen += len(images)
@@ -313,6 +344,9 @@ class Trainer:
                     if metrics:
                         log_file.write(json.dumps({"step": self.step, "eval": metrics}) + "\n")
                         progress.note(f"step {self.step}: box AP {metrics['bbox']['AP']:.3f}")
+                if signals.stop.is_set() and self.step < total:
+                    self.save()
+                    raise TrainingInterrupted(self.step, signals.received or "SIGINT")
         metrics = self.evaluate()
         if metrics:
             with self.log_path.open("a") as log_file:

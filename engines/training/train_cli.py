@@ -3,40 +3,51 @@
 from __future__ import annotations
 
 import argparse
+import signal
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from pipeline.core.flags import flag_values
+
+
+# settings key -> the flag that sets it (named in errors)
+TRAIN_FLAGS = {
+    "data.train": "--train",
+    "data.val": "--val",
+    "architecture": "--architecture",
+    "schedule.steps": "--steps",
+    "batch_size": "--batch-size",
+    "optimizer.lr": "--lr",
+    "out": "--out",
+    "device": "--device",
+    "workers": "--workers",
+    "eval_every": "--eval-every",
+    "checkpoint_every": "--checkpoint-every",
+    "weights": "--weights",
+    "weights_backbone": "--weights-backbone",
+}
+
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     """Flags as dotted settings keys (None: not given, the file's value stays)."""
-    return {
-        "data.train": args.train,
-        "data.val": args.val,
-        "architecture": args.architecture,
-        "schedule.steps": args.steps,
-        "batch_size": args.batch_size,
-        "optimizer.lr": args.lr,
-        "out": args.out,
-        "device": args.device,
-        "workers": args.workers,
-        "eval_every": args.eval_every,
-        "checkpoint_every": args.checkpoint_every,
-        "weights": args.weights,
-        "weights_backbone": args.weights_backbone,
-    }
+    return flag_values(args, TRAIN_FLAGS)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from engines.training.config import TrainConfig
-    from engines.training.train import Trainer  # torch-heavy: only when training
+    from engines.training.train import Trainer, TrainingInterrupted  # torch-heavy: only when training
     from pipeline.core.config import load_settings
 
-    config = load_settings(TrainConfig, args.config, _overrides(args))
+    config = load_settings(TrainConfig, args.config, _overrides(args), TRAIN_FLAGS)
     console = Console(stderr=True)
     trainer = Trainer(config, console)
-    path = trainer.run(resume=args.resume)
+    try:
+        path = trainer.run(resume=args.resume)
+    except TrainingInterrupted as stopped:
+        console.print(f"{stopped} (checkpoint: {trainer.checkpoint_path})", highlight=False)
+        return 128 + signal.Signals[stopped.signal_name].value  # SIGINT 130, SIGTERM 143
     console.print(f"model written to {path} (loss curve: {path.parent / 'loss.png'})", highlight=False)
     return 0
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.logging import RichHandler
 
-from pipeline.core.flags import add_model_arguments, model_overrides
+from pipeline.core.flags import MODEL_FLAGS, add_model_arguments, model_overrides
 
 if TYPE_CHECKING:
     from pipeline.batch.config import BatchSettings
@@ -31,6 +31,12 @@ def engine_factory(settings: BatchSettings, on_ray: bool) -> functools.partial[A
         load_engine, model.path, model.device, model.score_threshold, threads, model.engine,
         other_thresholds=model.thresholds(), weights=model.weights, input_size=model.input_size,
     )
+
+
+# settings key -> the flag that sets it (named in errors)
+BATCH_FLAGS = {
+    **MODEL_FLAGS, "decoders": "--decoders", "format": "--format", "video": "--video", "extensions": "--ext", "ray.address": "--ray",
+}
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -54,7 +60,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from pipeline.batch.job import BatchJob
     from pipeline.batch.manifest import model_checksum
 
-    settings = load_batch_settings(args.config, _overrides(args))
+    settings = load_batch_settings(args.config, _overrides(args), BATCH_FLAGS)
     use_ray = args.ray is not None
     checksum = model_checksum(settings.model.path, settings.model.weights)
     job = BatchJob(args.inputs, args.out, settings, engine_factory(settings, use_ray), checksum, args.force)

@@ -114,5 +114,7 @@ class GroundTruthIds:
             )
 
 
-def load_batch_settings(path: Path | None = None, overrides: dict[str, Any] | None = None) -> BatchSettings:
-    return load_settings(BatchSettings, path, overrides)
+def load_batch_settings(
+    path: Path | None = None, overrides: dict[str, Any] | None = None, flags: dict[str, str] | None = None
+) -> BatchSettings:
+    return load_settings(BatchSettings, path, overrides, flags)

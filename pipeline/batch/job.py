@@ -29,7 +29,8 @@ from pipeline.batch.collection import FileStat, FileTask, expand, stat_of
 from pipeline.core.context import RunContext
 from pipeline.core.errors import ConfigError
 from pipeline.batch.manifest import Manifest, ManifestEntry
-from pipeline.run.supervisor import Signals, exit_code
+from pipeline.core.signals import Signals
+from pipeline.run.supervisor import exit_code
 from stages.sinks.per_file import FAILED, INTERRUPTED, OK, FileResult
 
 log = logging.getLogger("detstream")

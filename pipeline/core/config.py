@@ -6,11 +6,13 @@ works with no file. Validation errors name the key, the bad value and what is al
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.core.errors import ConfigError
 from pipeline.core.secrets import redact
@@ -34,6 +36,15 @@ def _comma_list(value: Any) -> Any:
 Score = Annotated[float, Field(ge=0, le=1)]
 ClassNames = Annotated[tuple[str, ...], BeforeValidator(_comma_list), Field(min_length=1)]
 ClassScores = dict[str, Score]
+
+
+def _device(value: str) -> str:
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", value):
+        raise ValueError("not a device (allowed: cpu, cuda, cuda:N)")
+    return value
+
+
+Device = Annotated[str, AfterValidator(_device)]
 # The class and score keys a source may set for itself: each replaces the model's key.
 SOURCE_SELECTION_KEYS = ("classes", "score_threshold", "score_thresholds")
 
@@ -126,7 +137,7 @@ class ModelConfig(Settings):
     input_size: tuple[int, int] | None = Field(
         None, description="[height, width] of the padded model input, multiples of 32; default: the model's"
     )
-    device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?)$", description="cpu, cuda or cuda:N")
+    device: Device = Field("cpu", description="cpu, cuda or cuda:N")
     # checked when the model loads, against engines/loading.py's one list of backends
     engine: str = Field(
         "auto", description="auto, torch, onnxruntime or tensorrt; auto: TensorRT on CUDA with plans, else ONNX Runtime "
@@ -226,14 +237,30 @@ def _settings_class_at(root: type[BaseModel], loc: tuple[Any, ...]) -> type[Base
     return cls
 
 
-def _describe(root: type[BaseModel], error: ValidationError, origin: str) -> str:
+def _flag_of(loc: tuple[Any, ...], flags: Mapping[str, str]) -> str | None:
+    """The flag that set the value at `loc` (or a list or mapping holding it), if a flag did."""
+    parts = [str(p) for p in loc]
+    for end in range(len(parts), 0, -1):
+        flag = flags.get(".".join(parts[:end]))
+        if flag:
+            return flag
+    return None
+
+
+def _describe(root: type[BaseModel], error: ValidationError, origin: str, flags: Mapping[str, str] = {}) -> str:
     lines = []
     for item in error.errors():
         key = ".".join(str(p) for p in item["loc"])
+        flag = _flag_of(item["loc"], flags)
         if item["type"] == "extra_forbidden":
             owner = _settings_class_at(root, item["loc"])
             allowed = ", ".join(owner.model_fields) if owner else "?"
             lines.append(f"{origin}: unknown key {key!r} (allowed here: {allowed})")
+        elif item["type"] == "missing":
+            lines.append(f"{origin}: {key} is required")
+        elif flag:
+            msg = item["msg"].removeprefix("Value error, ")
+            lines.append(f"{flag} {item['input']}: {msg}")
         else:
             msg = item["msg"].removeprefix("Value error, ")
             lines.append(f"{origin}: {key} = {item['input']!r}: {msg}")
@@ -241,15 +268,24 @@ def _describe(root: type[BaseModel], error: ValidationError, origin: str) -> str
     return redact("\n".join(lines))
 
 
-def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+def load_config(
+    path: Path | None = None, overrides: dict[str, Any] | None = None, flags: Mapping[str, str] | None = None
+) -> RunConfig:
     """Run settings: read YAML (if given), apply CLI overrides (dotted keys), validate."""
-    return load_settings(RunConfig, path, overrides)
+    return load_settings(RunConfig, path, overrides, flags)
 
 
-def load_settings(root: type[S], path: Path | None = None, overrides: dict[str, Any] | None = None) -> S:
+def load_settings(
+    root: type[S],
+    path: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    flags: Mapping[str, str] | None = None,
+) -> S:
     """Settings of class `root` from YAML (if given) and CLI overrides (dotted keys).
 
     An override whose value is None is a flag that was not given: the file's value stays.
+    `flags` names the flag behind each override key (`batch.max_batch` -> `--max-batch`):
+    an error in a value a flag gave names the flag, not the key.
     """
     data: dict[str, Any] = {}
     origin = str(path) if path else "flags"
@@ -258,8 +294,10 @@ def load_settings(root: type[S], path: Path | None = None, overrides: dict[str, 
             loaded = yaml.safe_load(Path(path).read_text())
         except FileNotFoundError as exc:
             raise ConfigError(f"config file not found: {path}") from exc
+        except IsADirectoryError as exc:
+            raise ConfigError(f"{path}: a folder, not a config file") from exc
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+            raise ConfigError(_yaml_error(path, exc)) from exc
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a mapping of settings, got {type(loaded).__name__}")
         data = loaded or {}
@@ -276,4 +314,14 @@ def load_settings(root: type[S], path: Path | None = None, overrides: dict[str, 
     try:
         return root.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_describe(root, exc, origin)) from exc
+        given = {key: flag for key, flag in (flags or {}).items() if (overrides or {}).get(key) is not None}
+        raise ConfigError(_describe(root, exc, origin, given)) from exc
+
+
+def _yaml_error(path: Path, exc: yaml.YAMLError) -> str:
+    """`FILE:LINE:COLUMN: not valid YAML: problem` (PyYAML's own text names "<unicode string>")."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+    problem = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None)
+    return f"{where}: not valid YAML: {problem}" + (f" ({context})" if context else "")

@@ -20,15 +20,24 @@ def add_model_arguments(p: argparse.ArgumentParser, max_batch_default: str = "1"
     p.add_argument("--max-batch", type=int, metavar="N", help=f"frames per engine call (default: {max_batch_default})")
 
 
+# settings key -> the flag that sets it: errors in a value a flag gave name the flag
+MODEL_FLAGS = {
+    "model.path": "--model",
+    "model.weights": "--weights",
+    "model.input_size": "--input-size",
+    "model.device": "--device",
+    "model.engine": "--engine",
+    "model.score_threshold": "--score-threshold",
+    "model.classes": "--classes",
+    "batch.max_batch": "--max-batch",
+}
+
+
+def flag_values(args: argparse.Namespace, flags: dict[str, str]) -> dict[str, Any]:
+    """The flags of `flags` (settings key -> flag) as dotted settings keys (None: not given)."""
+    return {key: getattr(args, flag.removeprefix("--").replace("-", "_")) for key, flag in flags.items()}
+
+
 def model_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The model flags as dotted settings keys (None: not given, the file's value stays)."""
-    return {
-        "model.path": args.model,
-        "model.weights": args.weights,
-        "model.input_size": args.input_size,
-        "model.device": args.device,
-        "model.engine": args.engine,
-        "model.score_threshold": args.score_threshold,
-        "model.classes": args.classes,
-        "batch.max_batch": args.max_batch,
-    }
+    return flag_values(args, MODEL_FLAGS)

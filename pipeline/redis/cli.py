@@ -14,6 +14,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import sys
 import threading
 from contextlib import ExitStack
@@ -23,17 +24,22 @@ from typing import Any, Sequence, TextIO
 from pipeline.redis.consumer import Consumer, ConsumerSettings, Handler
 from pipeline.core.errors import ConfigError, DetstreamError
 from pipeline.core.redis_url import DEFAULT_STREAM, check_server, parse_redis_url
-from pipeline.run.supervisor import Signals, exit_code
+from pipeline.core.signals import Signals
+from pipeline.run.supervisor import exit_code
 
 log = logging.getLogger("detstream")
 CONSUMER_OPTIONS = {"stream": f"stream key; {{source}} matches every source (default {DEFAULT_STREAM})"}
 
 
 def load_handler(spec: str) -> Handler:
-    """The callable named by `module:function` (the module must be importable)."""
+    """The callable named by `module:function`: the module is found in the current
+    directory first, then on the Python path (as `python -m` finds it)."""
     module_name, sep, name = spec.partition(":")
     if not sep or not module_name or not name:
         raise ConfigError(f"--handler {spec!r}: expected module:function")
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -53,6 +59,7 @@ def _jsonl_writer(file: TextIO) -> Handler:
 
 
 def cmd_consume(args: argparse.Namespace) -> int:
+    user = load_handler(args.handler) if args.handler else None  # a bad handler fails before connecting
     target = parse_redis_url(args.redis, CONSUMER_OPTIONS)
     stream = target.key_template("stream", DEFAULT_STREAM) or DEFAULT_STREAM
     client = target.client()
@@ -68,7 +75,6 @@ def cmd_consume(args: argparse.Namespace) -> int:
         max_deliveries=args.max_deliveries,
         start=args.start,
     )
-    user = load_handler(args.handler) if args.handler else None
     stop = threading.Event()
     # a signal lets the batch in hand finish (handled entries get acknowledged), then exit
     signals = Signals(stop)
@@ -102,7 +108,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--group", required=True, metavar="G", help="consumer group (created if missing)")
     p.add_argument("--consumer", required=True, metavar="C", help="this consumer's name, stable across restarts")
     p.add_argument("--out", metavar="JSONL", help="append messages to this file (- for stdout; the default without --handler)")
-    p.add_argument("--handler", metavar="MODULE:FUNCTION", help="call FUNCTION(message) for each message; raise to fail it")
+    p.add_argument("--handler", metavar="MODULE:FUNCTION", help="call FUNCTION(message) for each message; raise to fail it "
+                   "(MODULE: in the current directory or on the Python path)")
     p.add_argument("--claim-idle-ms", type=int, default=60_000, metavar="MS", help="take over other consumers' entries idle this long (default 60000)")
     p.add_argument("--max-deliveries", type=int, default=5, metavar="N", help="after N failed deliveries an entry goes to STREAM:dead (default 5)")
     p.add_argument("--block-ms", type=int, default=1000, metavar="MS", help="longest wait for new entries per read (default 1000)")

@@ -26,7 +26,8 @@ from pipeline.core.errors import ConfigError
 from pipeline.core.health import SourceHealth
 from pipeline.core.secrets import mask_url
 from pipeline.run.metrics_server import live_metrics
-from pipeline.run.supervisor import Signals, exit_code, join
+from pipeline.core.signals import Signals
+from pipeline.run.supervisor import exit_code, join
 from pipeline.core.queues import Channel, SourceMux
 from stages.base import Stage
 from stages.decode import Decoder

@@ -3,7 +3,7 @@
 Used by `detstream run` (pipeline/run/runner.py), `detstream batch` (pipeline/batch/) and
 `detstream consume` (pipeline/redis/cli.py). Rules:
 
-- Signals: the first SIGINT/SIGTERM sets `stop` (sources stop reading, what is in flight
+- Signals (pipeline/core/signals.py): the first SIGINT/SIGTERM sets `stop` (sources stop reading, what is in flight
   drains); the second sets `abort` (every stage stops at once). Python lets only the main
   thread install handlers: from any other thread (a Ray worker, a test's background run)
   `Signals.installed()` does nothing and the run is stopped through its events.
@@ -23,11 +23,8 @@ from __future__ import annotations
 
 import logging
 import signal
-import threading
 import time
-from contextlib import contextmanager
-from types import FrameType
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 from pipeline.core.context import RunContext
 from stages.base import Stage
@@ -35,51 +32,6 @@ from stages.base import Stage
 log = logging.getLogger("detstream")
 JOIN_AFTER_ABORT_S = 0.5  # sinks need a moment to close files once aborted
 POLL_S = 0.05  # short sleeps keep the main thread responsive to signals
-HANDLED = (signal.SIGINT, signal.SIGTERM)
-
-
-class Signals:
-    """First SIGINT/SIGTERM: set `stop`. Second: set `abort`.
-
-    Without an `abort` event (a command with nothing to abort, e.g. `consume`) a second
-    signal only says that the command is already stopping. `received` names the first
-    signal, for the exit code.
-    """
-
-    def __init__(self, stop: threading.Event, abort: threading.Event | None = None) -> None:
-        self.stop = stop
-        self.abort = abort
-        self.received: str | None = None
-
-    @classmethod
-    def of(cls, ctx: RunContext) -> Signals:
-        """Signals that stop a run: `stop_reading`, then `abort`."""
-        return cls(ctx.stop_reading, ctx.abort)
-
-    def __call__(self, signum: int, _frame: FrameType | None) -> None:
-        name = signal.Signals(signum).name
-        if self.received is None:
-            self.received = name
-            log.warning("%s: stopping, finishing the work in hand%s", name, " (again to abort)" if self.abort is not None else "")
-            self.stop.set()
-        elif self.abort is not None:
-            log.warning("%s again: aborting", name)
-            self.abort.set()
-        else:
-            log.warning("%s again: already stopping", name)
-
-    @contextmanager
-    def installed(self) -> Iterator[None]:
-        """Handle SIGINT/SIGTERM while inside; the previous handlers come back after."""
-        if threading.current_thread() is not threading.main_thread():
-            yield  # signal handlers can only be set from the main thread
-            return
-        previous = {s: signal.signal(s, self) for s in HANDLED}
-        try:
-            yield
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
 
 
 def join(

@@ -69,6 +69,21 @@ def test_missing_tensorrt_says_how_to_install(monkeypatch, tmp_path):
         _run_cli("--package", str(tmp_path))
 
 
+@pytest.mark.skipif(_tensorrt_missing() is None, reason="TensorRT and a GPU here: this checks the error without them")
+def test_the_package_folder_is_positional_or_a_flag(tmp_path):
+    from support import run_cli
+
+    for argv in ([str(tmp_path)], ["--package", str(tmp_path)]):
+        result = run_cli("build-engine", *argv)
+        # past the parser: the one-line TensorRT / CUDA error of this machine
+        assert result.returncode == 2 and "usage:" not in result.stderr, result.stderr
+        assert "TensorRT is not installed" in result.stderr or "CUDA" in result.stderr, result.stderr
+    result = run_cli("build-engine")
+    assert result.returncode == 2 and "name the engine package folder (detstream build-engine PACKAGE)" in result.stderr
+    result = run_cli("build-engine", "a", "--package", "b")
+    assert result.returncode == 2 and "two packages given: a and --package b" in result.stderr
+
+
 def test_missing_cuda_is_one_clear_error(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "tensorrt", types.ModuleType("tensorrt"))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)

@@ -57,12 +57,31 @@ def test_bad_value_names_key_value_and_what_is_allowed(tmp_path):
     message = error_of(write(tmp_path, "sources:\n  - uri: a.mp4\n    stride: two\n"))
     assert "sources.0.stride = 'two'" in message and "integer" in message
     message = error_of(write(tmp_path, "model:\n  device: gpu\n"))
-    assert "model.device = 'gpu'" in message and "cuda" in message
+    assert "model.device = 'gpu'" in message and "allowed: cpu, cuda, cuda:N" in message
+    assert "pattern" not in message  # no regex
+    # a missing key says so (not pydantic's "Field required" with the whole mapping)
+    assert error_of(write(tmp_path, "sources:\n  - name: x\n")).endswith("run.yaml: sources.0.uri is required")
+
+
+def test_a_value_a_flag_gave_names_the_flag(tmp_path):
+    from pipeline.cli import RUN_FLAGS
+
+    path = write(tmp_path, "sources: [a.mp4]\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, {"batch.max_batch": 0, "model.device": "gpu"}, RUN_FLAGS)
+    message = str(info.value)
+    assert "--max-batch 0:" in message and "--device gpu:" in message and "allowed: cpu, cuda, cuda:N" in message
+    assert "batch.max_batch" not in message and "run.yaml" not in message
+    # the file's own bad values still name the file and the key
+    message = error_of(write(tmp_path, "batch:\n  max_batch: 0\n"), {"model.device": "cpu"})
+    assert "run.yaml: batch.max_batch = 0" in message
 
 
 def test_files_that_are_not_settings(tmp_path):
     assert "not found" in error_of(tmp_path / "missing.yaml")
-    assert "not valid YAML" in error_of(write(tmp_path, "sources: [a\n"))
+    message = error_of(write(tmp_path, "sources: [a\n  b: c\n"))
+    assert "run.yaml:2:4: not valid YAML" in message and "unicode" not in message
+    assert "a folder" in error_of(tmp_path)
     assert "expected a mapping" in error_of(write(tmp_path, "- a\n- b\n"))
 
 
@@ -71,6 +90,9 @@ def test_flags_override_the_file(tmp_path):
     config = load_config(path, {"sources": ["b.mp4", "c.mp4"], "max_frames": 9})
     assert [s.uri for s in config.sources] == ["b.mp4", "c.mp4"]
     assert config.max_frames == 9 and config.model.nms_iou == 0.3
+    # --sink replaces the file's sinks too (docs/configuration.md says so)
+    path = write(tmp_path, "sources: [a.mp4]\nsinks: [jsonl:a.jsonl, video:a.mp4]\n")
+    assert load_config(path, {"sinks": ["jsonl:b.jsonl"]}).sinks == ["jsonl:b.jsonl"]
 
 
 @pytest.mark.parametrize("uri", ["kafka:topic", "jsonl", "jsonl:", "video"])

@@ -8,7 +8,8 @@ import threading
 import pytest
 
 from pipeline.core.context import RunContext
-from pipeline.run.supervisor import Signals, exit_code, join
+from pipeline.core.signals import Signals
+from pipeline.run.supervisor import exit_code, join
 from stages.base import Stage
 
 

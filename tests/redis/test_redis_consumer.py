@@ -187,3 +187,15 @@ def test_consume_stops_on_sigterm_after_acknowledging_and_exits_143(tmp_path, re
     assert process.returncode == 143, stderr
     assert "SIGTERM: stopping" in stderr
     assert pending(client, "detstream:cam", "g") == {"c": 0}  # what it wrote, it acknowledged
+
+
+def test_a_handler_module_in_the_current_directory_is_found(tmp_path):
+    # as `python -m` would: the console script's own folder is on sys.path, the cwd is not
+    from support import run_cli
+
+    (tmp_path / "my_alerts.py").write_text("def on_message(message):\n    pass\n")
+    args = ("consume", "--redis", "redis://127.0.0.1:1/0", "--group", "g", "--consumer", "c")
+    found = run_cli(*args, "--handler", "my_alerts:on_message", cwd=tmp_path)
+    assert found.returncode == 2 and "cannot connect" in found.stderr, found.stderr  # imported, then no server
+    missing = run_cli(*args, "--handler", "my_alerts:on_message", cwd=tmp_path.parent)
+    assert missing.returncode == 2 and "cannot import my_alerts" in missing.stderr, missing.stderr

@@ -153,3 +153,43 @@ def test_freezing_an_unknown_module_is_a_clear_error(tiny, tmp_path):
 def test_training_on_cuda_with_amp(tiny, tmp_path):
     path = Trainer(config(tiny, tmp_path / "cuda", device="cuda", amp=True)).run()
     assert load_engine(str(path), device="cuda").info.architecture == "fasterrcnn_compact"
+
+
+def test_ctrl_c_writes_a_checkpoint_and_says_how_to_resume(tiny, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from engines.training.checkpoint import load_checkpoint
+    from support import DETSTREAM, run_cli
+
+    settings = tmp_path / "train.yaml"
+    settings.write_text(
+        f"architecture: fasterrcnn_compact\ndata:\n  train: {tiny / 'train/annotations.json'}\n"
+        "input_size: [96, 160]\nbatch_size: 2\nworkers: 0\ncheckpoint_every: 100000\n"
+        "schedule:\n  steps: 100000\n  warmup_steps: 50\n"
+    )
+    out = tmp_path / "run"
+    process = subprocess.Popen(
+        [*DETSTREAM, "train", str(settings), "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    log = out / "log.jsonl"
+    deadline = time.monotonic() + 120
+    while not (log.exists() and len(log.read_text().splitlines()) >= 2):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "warm-up" not in stderr and "warmup" not in stderr
+    step = load_checkpoint(out / "checkpoint.pt")["step"]
+    assert step >= 2 and f"interrupted at step {step}; resume with --resume" in stderr
+    assert not (out / "model.pt").exists()
+    # resuming goes on from that step; a warm-up longer than the run is a warning, not an error
+    done = run_cli("train", str(settings), "--out", str(out), "--resume", "--steps", str(step + 1))
+    assert done.returncode == 0, done.stderr
+    assert f"resumed from {out / 'checkpoint.pt'} at step {step}" in " ".join(done.stderr.split())
+    assert "schedule.warmup_steps 50 is more than the" in " ".join(done.stderr.split())
+    assert (out / "model.pt").exists()
