@@ -35,7 +35,8 @@ def engine_factory(settings: BatchSettings, on_ray: bool) -> functools.partial[A
 
 # settings key -> the flag that sets it (named in errors)
 BATCH_FLAGS = {
-    **MODEL_FLAGS, "decoders": "--decoders", "format": "--format", "video": "--video", "extensions": "--ext", "ray.address": "--ray",
+    **MODEL_FLAGS, "decoders": "--decoders", "format": "--format", "video": "--video", "extensions": "--ext",
+    "ground_truth": "--ground-truth", "max_frames": "--max-frames", "ray.address": "--ray",
 }
 
 
