@@ -87,11 +87,24 @@ def print_sources(summary: RunSummary, console: Console) -> None:
             )
 
 
+NO_SINKS = (
+    "no sinks: every result would be discarded; give --sink jsonl:-, --sink jsonl:PATH, "
+    "--sink video:PATH.mp4 or --sink redis://HOST:PORT/DB (or sinks: in the config file)"
+)
+
+
+def _require_sinks(config: Any) -> None:
+    """A run that writes its results nowhere is a mistake, not a silent no-op."""
+    if not config.sinks:
+        raise ConfigError(NO_SINKS)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from pipeline.core.config import load_config
     from pipeline.run.runner import run  # torch, PyAV and the stages: only when running
 
     config = load_config(args.config, _run_overrides(args))
+    _require_sinks(config)
     summary = run(config)
     print_summary(summary, Console(stderr=True))
     return _exit(summary)
@@ -106,6 +119,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     if args.trace_limit < 1:
         raise ConfigError(f"--trace-limit {args.trace_limit}: must be at least 1")
     config = load_config(args.config, _run_overrides(args))
+    _require_sinks(config)
     result = profile(config, args.out, args.trace_limit)
     print_summary(result.summary, Console(stderr=True))
     # a table read in a log or a pipe would be squeezed to 80 columns

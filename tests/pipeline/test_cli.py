@@ -71,19 +71,30 @@ def test_bad_sources_are_one_clear_line_each(tmp_path, videos):
         (["--sink", "video:/proc/nope/a.mp4"], "cannot create /proc/nope"),
     ],
 )
-def test_usage_errors_are_one_line_and_exit_2(videos, args, expected):
+def test_usage_errors_are_one_line_and_exit_2(tmp_path, videos, args, expected):
     if "cuda" in args:
         import torch
 
         if torch.cuda.is_available():
             pytest.skip("this machine has CUDA: the GPU case is not an error here")
-    result = run_cli("run", "--source", str(videos["b"]), *args)
+    result = run_cli("run", "--source", str(videos["b"]), "--sink", f"jsonl:{tmp_path / 'out.jsonl'}", *args)
     assert result.returncode == 2
     assert expected in result.stderr
     assert "Traceback" not in result.stderr
     # progress lines may come first (the first run of a session exports the default model)
     assert len([l for l in result.stderr.splitlines() if l.strip() and not l.startswith("detstream INFO:")]) <= 2, \
         result.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "profile"])
+def test_no_sink_is_refused_with_a_hint_before_the_model_loads(tmp_path, videos, command):
+    extra = ["--out", str(tmp_path / "prof")] if command == "profile" else []
+    # a model that does not exist: the sink check comes first, before any loading
+    result = run_cli(command, "--source", str(videos["b"]), "--model", "nowhere.pt", *extra)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "no sinks" in lines[0] and "--sink jsonl:-" in lines[0], result.stderr
+    assert not (tmp_path / "prof").exists()
 
 
 def test_config_file_with_unknown_key(tmp_path, videos):
