@@ -30,7 +30,7 @@ from pipeline.redis.cli import add_parser as add_consume_parser
 from pipeline.core.errors import ConfigError, DetstreamError
 from pipeline.core.flags import add_model_arguments, model_overrides
 from pipeline.core.trace import DEFAULT_LIMIT as DEFAULT_TRACE_LIMIT
-from pipeline.core.secrets import RedactingFilter
+from pipeline.core.secrets import RedactingFilter, redact
 from pipeline.core.threads import sleep_idle_threads
 from synth.cli import add_parser as add_synth_parser
 
@@ -94,7 +94,8 @@ NO_SINKS = (
 
 
 def _require_sinks(config: Any) -> None:
-    """A run that writes its results nowhere is a mistake, not a silent no-op."""
+    """A run that writes its results nowhere is a mistake, not a silent no-op (-v: the settings in effect)."""
+    log.debug("settings in effect: %s", redact(config.model_dump_json()))
     if not config.sinks:
         raise ConfigError(NO_SINKS)
 
@@ -181,17 +182,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_models_parser(subparsers)
     add_export_parser(subparsers)
     add_build_engine_parser(subparsers)
+    for sub in subparsers.choices.values():  # `detstream run -v ...` as well as `detstream -v run ...`
+        # SUPPRESS: not given after the command, the value before it stays
+        sub.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     sleep_idle_threads()  # before any command imports torch (pipeline/core/threads.py)
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="detstream %(levelname)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logging.basicConfig(level=logging.INFO, format="detstream %(levelname)s: %(message)s", stream=sys.stderr)
+    if args.verbose:  # detstream's own debug lines; other libraries' would drown them
+        log.setLevel(logging.DEBUG)
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactingFilter())
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -154,3 +155,33 @@ def test_stdout_sink_and_config_file_with_flag_override(tmp_path, videos):
     messages = [json.loads(line) for line in result.stdout.splitlines()]  # stdout holds messages only
     assert [m["seq"] for m in messages] == [0, 1, 2]
     assert "postprocess" in result.stderr  # the summary goes to stderr
+
+
+def test_run_says_what_is_running_and_v_after_the_command_adds_debug_lines(tmp_path, videos):
+    out = tmp_path / "out.jsonl"
+    result = run_cli("run", "-v", "--source", str(videos["b"]), "--sink", f"jsonl:{out}", "--max-frames", "3",
+                     "--engine", "onnxruntime")
+    assert result.returncode == 0, result.stderr
+    (line,) = [l for l in result.stderr.splitlines() if l.startswith("detstream INFO: running ")]
+    assert re.search(r"running faster-compact-synth on ONNX Runtime \(OnnxRuntimeEngine\) on cpu, \d+ threads, "
+                     r"input \d+x\d+ \(HxW\); ", line), line
+    assert f"sources: {videos['b']}; sinks: jsonl:{out}" in line, line
+    assert "detstream DEBUG: stage detect started" in result.stderr  # -v after `run` works
+    assert "detstream DEBUG: settings in effect: " in result.stderr
+
+
+def test_without_v_there_are_no_debug_lines(tmp_path, videos):
+    result = run_cli("run", "--source", str(videos["b"]), "--sink", f"jsonl:{tmp_path / 'o.jsonl'}", "--max-frames", "2")
+    assert result.returncode == 0, result.stderr
+    assert "DEBUG" not in result.stderr and "detstream INFO: running " in result.stderr
+
+
+def test_the_start_line_masks_secrets():
+    from types import SimpleNamespace
+
+    from pipeline.run.runner import describe_run
+
+    engine = SimpleNamespace(info=SimpleNamespace(name="m", input_size=(320, 576)), backend="PyTorch", device="cpu", threads=2)
+    line = describe_run(engine, ["rtsp://admin:hunter2@cam/stream"], ["redis://:pw@host:6379/0"])
+    assert line == ("running m on PyTorch (SimpleNamespace) on cpu, 2 threads, input 320x576 (HxW); "
+                    "sources: rtsp://admin:***@cam/stream; sinks: redis://:***@host:6379/0")
