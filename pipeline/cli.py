@@ -74,9 +74,15 @@ def print_sources(summary: RunSummary, console: Console) -> None:
     """Per source: status, then its final health state and the counters of the whole run."""
     for source in summary.sources:
         reason = summary.source_errors.get(source)
-        status = f"[red]FAILED[/red]: {escape(reason)}" if reason else "ok"
-        console.print(f"source {escape(repr(source))}: {status}")
         h = summary.health.get(source)
+        if reason:
+            status = f"[red]FAILED[/red]: {escape(reason)}"
+        elif h and h["live"] and not h["ever_connected"]:
+            attempts = f"{h['failed_attempts']} attempts" + (f": {h['last_error']}" if h["last_error"] else "")
+            status = f"[yellow]never connected[/yellow] ({escape(attempts)})"
+        else:
+            status = "ok"
+        console.print(f"source {escape(repr(source))}: {status}", highlight=False)
         if h:
             dropped = ", ".join(f"{cause} {n}" for cause, n in sorted(h["dropped"].items())) or "0"
             console.print(

@@ -102,7 +102,7 @@ def build_stages(config: RunConfig, engine: Engine, ctx: RunContext) -> tuple[li
         if model is not config.model
     }
     for name, source in sources.items():
-        ctx.health[name] = SourceHealth(name, source.is_live)
+        ctx.health[name] = SourceHealth(name, source.is_live, finish_logged_later=True)
     mux = SourceMux(
         names,
         {name: s.queue_capacity(config.queue_size) for name, s in sources.items()},
@@ -161,6 +161,8 @@ def run(config: RunConfig, engine: Engine | None = None, ctx: RunContext | None 
             stage.start()
         stuck = join(stages, ctx, config.shutdown_timeout_s)
     ctx.metrics.stop()
+    for health in ctx.health.values():  # the frames in flight have drained: the counts are the summary's
+        health.log_finish()
     return RunSummary(
         counts=ctx.metrics.frames_out(),
         source_errors=dict(ctx.source_errors),

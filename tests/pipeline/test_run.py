@@ -137,3 +137,14 @@ def test_a_failing_stage_stops_the_run_cleanly(tmp_path, videos):
     # what was written before the failure is whole
     for message in read_jsonl(tmp_path / "out.jsonl"):
         assert validate_message(message) == []
+
+
+def test_the_finish_line_and_the_summary_agree_on_counts(tmp_path, videos, caplog):
+    """The file is read long before the slow detector is done: the line waits for the drain."""
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="detstream"):
+        summary = run(config(tmp_path, [str(videos["b"])]), BlobEngine(delay_s=0.01))
+    (line,) = [r.getMessage() for r in caplog.records if "-> finished" in r.getMessage()]
+    assert summary.health["b.mp4"]["processed"] == 25
+    assert "received 25, processed 25," in line, line
