@@ -27,6 +27,7 @@ from engines.training.eval_cli import add_parser as add_eval_parser
 from engines.training.train_cli import add_parser as add_train_parser
 from pipeline.batch.cli import add_parser as add_batch_parser
 from pipeline.redis.cli import add_parser as add_consume_parser
+from pipeline.core.console import make_console
 from pipeline.core.errors import ConfigError, DetstreamError
 from pipeline.core.flags import add_model_arguments, model_overrides
 from pipeline.core.trace import DEFAULT_LIMIT as DEFAULT_TRACE_LIMIT
@@ -108,12 +109,17 @@ def _require_sinks(config: Any) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from pipeline.core.config import load_config
+    from pipeline.core.context import RunContext
+    from pipeline.run.progress import file_progress
     from pipeline.run.runner import run  # torch, PyAV and the stages: only when running
 
     config = load_config(args.config, _run_overrides(args))
     _require_sinks(config)
-    summary = run(config)
-    print_summary(summary, Console(stderr=True))
+    console = make_console(stderr=True)
+    ctx = RunContext(metrics_enabled=config.metrics.enabled)
+    with file_progress(config, ctx, console):
+        summary = run(config, ctx=ctx)
+    print_summary(summary, console)
     return _exit(summary)
 
 
@@ -128,9 +134,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
     config = load_config(args.config, _run_overrides(args))
     _require_sinks(config)
     result = profile(config, args.out, args.trace_limit)
-    print_summary(result.summary, Console(stderr=True))
-    # a table read in a log or a pipe would be squeezed to 80 columns
-    console = Console() if sys.stdout.isatty() else Console(width=160)
+    print_summary(result.summary, make_console(stderr=True))
+    console = make_console()
     print_profile(result.report, console)
     console.print("wrote " + ", ".join(str(path) for path in result.files.values()), highlight=False)
     return _exit(result.summary)

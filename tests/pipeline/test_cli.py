@@ -185,3 +185,10 @@ def test_the_start_line_masks_secrets():
     line = describe_run(engine, ["rtsp://admin:hunter2@cam/stream"], ["redis://:pw@host:6379/0"])
     assert line == ("running m on PyTorch (SimpleNamespace) on cpu, 2 threads, input 320x576 (HxW); "
                     "sources: rtsp://admin:***@cam/stream; sinks: redis://:***@host:6379/0")
+
+
+def test_output_to_a_pipe_is_not_wrapped_at_80_columns(tmp_path, videos):
+    result = run_cli("run", "--source", str(videos["b"]), "--sink", f"jsonl:{tmp_path / 'o.jsonl'}")
+    assert result.returncode == 0, result.stderr
+    (line,) = [l for l in result.stderr.splitlines() if l.startswith("  finished: received 25")]  # the summary
+    assert len(line) > 80 and "max age at detector" in line, result.stderr
