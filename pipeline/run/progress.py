@@ -11,6 +11,7 @@ import contextlib
 import logging
 import sys
 import threading
+import time
 from typing import Iterator
 
 import av
@@ -56,10 +57,13 @@ def file_progress(config: RunConfig, ctx: RunContext, console: Console) -> Itera
     done = threading.Event()
 
     def poll() -> None:
+        first: float | None = None  # when the first frame came out: the model's load time is not in the rate
         while not done.wait(POLL_S):
             frames = ctx.metrics.frames_out().get(COUNTED_STAGE, 0)
-            elapsed = progress.tasks[0].elapsed or 0.0
-            rate = f"{frames / elapsed:.1f} frames/s" if elapsed > 0 else ""
+            now = time.monotonic()
+            if frames and first is None:
+                first, first_frames = now, frames
+            rate = f"{(frames - first_frames) / (now - first):.1f} frames/s" if first is not None and now > first else ""
             progress.update(task, completed=frames, rate=rate)
 
     # log lines through rich's stderr proxy while the bar shows: they print above it
