@@ -60,3 +60,15 @@ class Engine(Protocol):
         pixels.
         """
         ...
+
+
+def describe_engine(engine: Engine) -> str:
+    """What runs the model, for the line a run starts with: backend (engine class), device, threads.
+
+    A backend class names itself in `backend` (e.g. "ONNX Runtime"); its `device` and
+    `threads` attributes, when it has them, say where it runs (else: CPU, torch's threads).
+    """
+    backend = getattr(engine, "backend", type(engine).__name__)
+    device = getattr(engine, "device", "cpu")
+    threads = getattr(engine, "threads", None) or torch.get_num_threads()
+    return f"{backend} ({type(engine).__name__}) on {device}, {threads} threads"

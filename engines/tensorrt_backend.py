@@ -160,6 +160,8 @@ def _plan_bytes(package: Package, part: str, entry: dict[str, str]) -> bytes:
 
 
 class TensorRTEngine(TwoStageEngine):
+    backend = "TensorRT"
+
     def __init__(self, package: Package, score_floor: float, device: str = "cuda") -> None:
         import_tensorrt()  # one clear error when TensorRT or CUDA is missing
         self.device = torch.device(device)

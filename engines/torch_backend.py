@@ -35,6 +35,8 @@ class TorchParts:
 
 
 class TorchEngine(TwoStageEngine):
+    backend = "PyTorch"
+
     def __init__(self, model: GeneralizedRCNN, info: ModelInfo, device: str = "cpu", score_floor: float = 0.05) -> None:
         self.device = torch.device(device)
         model = model.to(self.device).eval()

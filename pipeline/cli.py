@@ -27,10 +27,11 @@ from engines.training.eval_cli import add_parser as add_eval_parser
 from engines.training.train_cli import add_parser as add_train_parser
 from pipeline.batch.cli import add_parser as add_batch_parser
 from pipeline.redis.cli import add_parser as add_consume_parser
+from pipeline.core.console import make_console
 from pipeline.core.errors import ConfigError, DetstreamError
 from pipeline.core.flags import MODEL_FLAGS, add_model_arguments, flag_values
 from pipeline.core.trace import DEFAULT_LIMIT as DEFAULT_TRACE_LIMIT
-from pipeline.core.secrets import RedactingFilter
+from pipeline.core.secrets import RedactingFilter, redact
 from pipeline.core.threads import sleep_idle_threads
 from synth.cli import add_parser as add_synth_parser
 
@@ -78,9 +79,15 @@ def print_sources(summary: RunSummary, console: Console) -> None:
     """Per source: status, then its final health state and the counters of the whole run."""
     for source in summary.sources:
         reason = summary.source_errors.get(source)
-        status = f"[red]FAILED[/red]: {escape(reason)}" if reason else "ok"
-        console.print(f"source {escape(repr(source))}: {status}")
         h = summary.health.get(source)
+        if reason:
+            status = f"[red]FAILED[/red]: {escape(reason)}"
+        elif h and h["live"] and not h["ever_connected"]:
+            attempts = f"{h['failed_attempts']} attempts" + (f": {h['last_error']}" if h["last_error"] else "")
+            status = f"[yellow]never connected[/yellow] ({escape(attempts)})"
+        else:
+            status = "ok"
+        console.print(f"source {escape(repr(source))}: {status}", highlight=False)
         if h:
             dropped = ", ".join(f"{cause} {n}" for cause, n in sorted(h["dropped"].items())) or "0"
             console.print(
@@ -91,13 +98,32 @@ def print_sources(summary: RunSummary, console: Console) -> None:
             )
 
 
+NO_SINKS = (
+    "no sinks: every result would be discarded; give --sink jsonl:-, --sink jsonl:PATH, "
+    "--sink video:PATH.mp4 or --sink redis://HOST:PORT/DB (or sinks: in the config file)"
+)
+
+
+def _require_sinks(config: Any) -> None:
+    """A run that writes its results nowhere is a mistake, not a silent no-op (-v: the settings in effect)."""
+    log.debug("settings in effect: %s", redact(config.model_dump_json()))
+    if not config.sinks:
+        raise ConfigError(NO_SINKS)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from pipeline.core.config import load_config
+    from pipeline.core.context import RunContext
+    from pipeline.run.progress import file_progress
     from pipeline.run.runner import run  # torch, PyAV and the stages: only when running
 
     config = load_config(args.config, _run_overrides(args), RUN_FLAGS)
-    summary = run(config)
-    print_summary(summary, Console(stderr=True))
+    _require_sinks(config)
+    console = make_console(stderr=True)
+    ctx = RunContext(metrics_enabled=config.metrics.enabled)
+    with file_progress(config, ctx, console):
+        summary = run(config, ctx=ctx)
+    print_summary(summary, console)
     return _exit(summary)
 
 
@@ -110,10 +136,10 @@ def cmd_profile(args: argparse.Namespace) -> int:
     if args.trace_limit < 1:
         raise ConfigError(f"--trace-limit {args.trace_limit}: must be at least 1")
     config = load_config(args.config, _run_overrides(args), RUN_FLAGS)
+    _require_sinks(config)
     result = profile(config, args.out, args.trace_limit)
-    print_summary(result.summary, Console(stderr=True))
-    # a table read in a log or a pipe would be squeezed to 80 columns
-    console = Console() if sys.stdout.isatty() else Console(width=160)
+    print_summary(result.summary, make_console(stderr=True))
+    console = make_console()
     print_profile(result.report, console)
     console.print("wrote " + ", ".join(str(path) for path in result.files.values()), highlight=False)
     return _exit(result.summary)
@@ -171,17 +197,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_models_parser(subparsers)
     add_export_parser(subparsers)
     add_build_engine_parser(subparsers)
+    for sub in subparsers.choices.values():  # `detstream run -v ...` as well as `detstream -v run ...`
+        # SUPPRESS: not given after the command, the value before it stays
+        sub.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     sleep_idle_threads()  # before any command imports torch (pipeline/core/threads.py)
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="detstream %(levelname)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logging.basicConfig(level=logging.INFO, format="detstream %(levelname)s: %(message)s", stream=sys.stderr)
+    if args.verbose:  # detstream's own debug lines; other libraries' would drown them
+        log.setLevel(logging.DEBUG)
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactingFilter())
     try:

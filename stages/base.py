@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 
 from pipeline.core.context import RunContext
 from pipeline.core.queues import Aborted
+
+log = logging.getLogger("detstream")
 
 
 class Stage(threading.Thread):
@@ -33,15 +37,20 @@ class Stage(threading.Thread):
 
     def run(self) -> None:
         self.metrics.thread_started()
+        started = time.monotonic()
+        log.debug("stage %s started", self.name)
+        ended = "ended"
         try:
             self.work()
         except Aborted:
-            pass
+            ended = "aborted"
         except Exception as exc:  # noqa: BLE001 - converted to a clean stop of the run
+            ended = "failed"
             self.metrics.error()
             self.ctx.stage_failed(self.name, exc)
         finally:
             self.finish()
+            log.debug("stage %s %s after %.2f s", self.name, ended, time.monotonic() - started)
 
     def work(self) -> None:
         raise NotImplementedError

@@ -8,9 +8,9 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
 from rich.logging import RichHandler
 
+from pipeline.core.console import make_console
 from pipeline.core.flags import MODEL_FLAGS, add_model_arguments, model_overrides
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     use_ray = args.ray is not None
     checksum = model_checksum(settings.model.path, settings.model.weights)
     job = BatchJob(args.inputs, args.out, settings, engine_factory(settings, use_ray), checksum, args.force)
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     # log lines go above the progress bars instead of through them
     root = logging.getLogger()
     handlers, root.handlers = root.handlers, [RichHandler(console=console, show_time=False, show_path=False)]

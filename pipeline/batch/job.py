@@ -30,6 +30,7 @@ from pipeline.core.context import RunContext
 from pipeline.core.errors import ConfigError
 from pipeline.batch.manifest import Manifest, ManifestEntry
 from pipeline.core.signals import Signals
+from pipeline.run.runner import describe_run
 from pipeline.run.supervisor import exit_code
 from stages.sinks.per_file import FAILED, INTERRUPTED, OK, FileResult
 
@@ -160,7 +161,15 @@ class BatchJob:
             # the model loads, and its class names are checked, before the progress display
             # and the staging folder: a bad setting is one line, not a report of unstarted files
             staging = self.out_dir / PARTIAL_DIR
-            local = BatchPipeline(self.engine_factory(), self.settings, staging) if todo and not use_ray else None
+            local = None
+            if todo and not use_ray:
+                engine = self.engine_factory()
+                log.info("%s", describe_run(engine, [f"{len(todo)} files"], [f"{self.settings.format} in {self.out_dir}"]))
+                local = BatchPipeline(engine, self.settings, staging)
+            elif todo:
+                log.info("running %s on Ray: each worker loads it (engine %s, device %s); %d files; %s in %s",
+                         self.settings.model.path, self.settings.model.engine, self.settings.model.device, len(todo),
+                         self.settings.format, self.out_dir)
             clear_partial(self.out_dir)
             progress.begin(todo, len(self.tasks) - len(todo))
             ctx = RunContext()

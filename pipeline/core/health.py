@@ -8,7 +8,8 @@
         +--> ... --> streaming (session + 1)
 
 Every state change is logged with the counters, so a log alone tells the story of a
-camera. Stages call the methods from several threads (decoder, stall watchdog, detect),
+camera. The move to `finished` of a run's source is logged by the runner once the frames
+in flight have drained (`log_finish`): its counters are then the summary's. Stages call the methods from several threads (decoder, stall watchdog, detect),
 hence the lock.
 """
 
@@ -43,9 +44,12 @@ _LEVELS = {State.FAILED: logging.ERROR, State.STALLED: logging.WARNING, State.RE
 class SourceHealth:
     """State and counters of one source. `received == processed + sum(dropped)` once drained."""
 
-    def __init__(self, source: str, live: bool) -> None:
+    def __init__(self, source: str, live: bool, finish_logged_later: bool = False) -> None:
         self.source = source
         self.live = live
+        # True: `finished` only changes the state; `log_finish` logs it once the counts are final
+        self._finish_logged_later = finish_logged_later
+        self._finish_pending: tuple[State, str | None] | None = None
         self.state = State.CONNECTING
         self.session = 0  # connection number: 0 first, +1 per successful reconnect
         self.reconnects = 0
@@ -98,13 +102,35 @@ class SourceHealth:
 
     def finished(self, reason: str | None = None) -> None:
         with self._lock:
-            if self.state is not State.FAILED:
+            if self.state in (State.FAILED, State.FINISHED):
+                return
+            if self._finish_logged_later:
+                self._finish_pending = (self.state, reason)
+                self.state = State.FINISHED
+            else:
                 self._move(State.FINISHED, reason)
+
+    def log_finish(self) -> None:
+        """Log the move to `finished` held back by `finished` (once the frames in flight drained)."""
+        with self._lock:
+            self._finish_logged_later = False  # a reader that ends later still says so
+            if self._finish_pending is not None:
+                previous, reason = self._finish_pending
+                self._finish_pending = None
+                self._log(previous, State.FINISHED, reason)
+
+    @property
+    def never_connected(self) -> bool:
+        """A live source whose every connection attempt failed."""
+        return self.live and not self._ever_streamed
 
     def _move(self, state: State, reason: str | None) -> None:
         if state is self.state:
             return
         previous, self.state = self.state, state
+        self._log(previous, state, reason)
+
+    def _log(self, previous: State, state: State, reason: str | None) -> None:
         detail = f": {reason}" if reason else ""
         log.log(
             _LEVELS.get(state, logging.INFO),
@@ -136,6 +162,7 @@ class SourceHealth:
             return {
                 "state": self.state.value,
                 "live": self.live,
+                "ever_connected": self._ever_streamed,
                 "session": self.session,
                 "received": self.received,
                 "processed": self.processed,

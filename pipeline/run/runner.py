@@ -12,13 +12,14 @@ exit code are the supervisor's (pipeline/run/supervisor.py).
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
-from engines.base import Engine
+from engines.base import Engine, describe_engine
 from engines.loading import load_engine
 from pipeline.core.config import RunConfig, SourceConfig
 from pipeline.core.context import RunContext
@@ -38,6 +39,18 @@ from stages.postprocess import Postprocess
 from stages.preprocess import Preprocess
 from stages.sinks.base import Sink
 from stages.sinks.registry import make_sink, sink_kind
+
+log = logging.getLogger("detstream")
+
+
+def describe_run(engine: Engine, sources: list[str], sinks: list[str]) -> str:
+    """The line a run starts with: model, backend, device, threads, input size, sources, sinks (masked)."""
+    height, width = engine.info.input_size
+    return (
+        f"running {engine.info.name} on {describe_engine(engine)}, input {height}x{width} (HxW); "
+        f"sources: {', '.join(mask_url(s) for s in sources) or 'none'}; "
+        f"sinks: {', '.join(mask_url(s) for s in sinks) or 'none'}"
+    )
 
 
 @dataclass
@@ -90,7 +103,7 @@ def build_stages(config: RunConfig, engine: Engine, ctx: RunContext) -> tuple[li
         if model is not config.model
     }
     for name, source in sources.items():
-        ctx.health[name] = SourceHealth(name, source.is_live)
+        ctx.health[name] = SourceHealth(name, source.is_live, finish_logged_later=True)
     mux = SourceMux(
         names,
         {name: s.queue_capacity(config.queue_size) for name, s in sources.items()},
@@ -138,6 +151,7 @@ def run(config: RunConfig, engine: Engine | None = None, ctx: RunContext | None 
             model.path, model.device, model.score_threshold, model.threads, model.engine,
             other_thresholds=config.thresholds(), weights=model.weights, input_size=model.input_size,
         )
+    log.info("%s", describe_run(engine, [s.uri for s in config.sources], config.sinks))
     ctx = ctx or RunContext(metrics_enabled=config.metrics.enabled)
     # built first: a caller watching ctx.health from another thread finds every source in it
     stages, detect = build_stages(config, engine, ctx)
@@ -148,6 +162,8 @@ def run(config: RunConfig, engine: Engine | None = None, ctx: RunContext | None 
             stage.start()
         stuck = join(stages, ctx, config.shutdown_timeout_s)
     ctx.metrics.stop()
+    for health in ctx.health.values():  # the frames in flight have drained: the counts are the summary's
+        health.log_finish()
     return RunSummary(
         counts=ctx.metrics.frames_out(),
         source_errors=dict(ctx.source_errors),

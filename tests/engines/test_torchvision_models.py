@@ -359,7 +359,7 @@ def detstream(*args: str, torch_home: Path, timeout: float = 300) -> subprocess.
 
 def test_cli_offline_without_the_file_says_which_file_where_and_from_where(tmp_path: Path, video: Path):
     empty_home = tmp_path / "empty-home"
-    done = detstream("run", "--model", f"torchvision:{SMALL}", "--source", str(video), torch_home=empty_home)
+    done = detstream("run", "--model", f"torchvision:{SMALL}", "--source", str(video), "--sink", "jsonl:-", torch_home=empty_home)
     assert done.returncode == 2, done.stderr
     errors = [line for line in done.stderr.splitlines() if "ERROR" in line]
     assert len(errors) == 1, done.stderr
@@ -374,7 +374,7 @@ def test_cli_corrupt_cached_file(tmp_path: Path, video: Path):
     cached = home / "hub" / "checkpoints" / Path(coco_weights(SMALL).url).name
     cached.parent.mkdir(parents=True)
     cached.write_bytes(b"PK\x03\x04 half a download")
-    done = detstream("run", "--model", f"torchvision:{SMALL}", "--source", str(video), torch_home=home)
+    done = detstream("run", "--model", f"torchvision:{SMALL}", "--source", str(video), "--sink", "jsonl:-", torch_home=home)
     assert done.returncode == 2, done.stderr
     errors = [line for line in done.stderr.splitlines() if "ERROR" in line]
     assert len(errors) == 1 and str(cached) in errors[0] and "delete the file" in errors[0], done.stderr

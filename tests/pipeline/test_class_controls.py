@@ -74,7 +74,7 @@ def test_real_model_classes_and_thresholds_below_the_global_one_per_source(tmp_p
 @pytest.mark.parametrize("command", ["run", "profile"])
 def test_unknown_class_flag_is_one_line_naming_the_allowed_ones(tmp_path, synth_clip, command):
     extra = ["--out", str(tmp_path / "profile")] if command == "profile" else []
-    result = run_cli(command, "--source", str(synth_clip), "--classes", "person,persn", *extra)
+    result = run_cli(command, "--source", str(synth_clip), "--sink", "jsonl:-", "--classes", "person,persn", *extra)
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines == [

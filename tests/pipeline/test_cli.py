@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -82,13 +83,24 @@ def test_usage_errors_are_one_line_and_exit_2(tmp_path, videos, args, expected):
 
         if torch.cuda.is_available():
             pytest.skip("this machine has CUDA: the GPU case is not an error here")
-    result = run_cli("run", "--source", str(videos["b"]), *args)
+    result = run_cli("run", "--source", str(videos["b"]), "--sink", f"jsonl:{tmp_path / 'out.jsonl'}", *args)
     assert result.returncode == 2
     assert expected in result.stderr
     assert "Traceback" not in result.stderr and "weights_only" not in result.stderr
     # progress lines may come first (the first run of a session exports the default model)
     assert len([l for l in result.stderr.splitlines() if l.strip() and not l.startswith("detstream INFO:")]) <= 2, \
         result.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "profile"])
+def test_no_sink_is_refused_with_a_hint_before_the_model_loads(tmp_path, videos, command):
+    extra = ["--out", str(tmp_path / "prof")] if command == "profile" else []
+    # a model that does not exist: the sink check comes first, before any loading
+    result = run_cli(command, "--source", str(videos["b"]), "--model", "nowhere.pt", *extra)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "no sinks" in lines[0] and "--sink jsonl:-" in lines[0], result.stderr
+    assert not (tmp_path / "prof").exists()
 
 
 def test_config_file_with_unknown_key(tmp_path, videos):
@@ -148,3 +160,40 @@ def test_stdout_sink_and_config_file_with_flag_override(tmp_path, videos):
     messages = [json.loads(line) for line in result.stdout.splitlines()]  # stdout holds messages only
     assert [m["seq"] for m in messages] == [0, 1, 2]
     assert "postprocess" in result.stderr  # the summary goes to stderr
+
+
+def test_run_says_what_is_running_and_v_after_the_command_adds_debug_lines(tmp_path, videos):
+    out = tmp_path / "out.jsonl"
+    result = run_cli("run", "-v", "--source", str(videos["b"]), "--sink", f"jsonl:{out}", "--max-frames", "3",
+                     "--engine", "onnxruntime")
+    assert result.returncode == 0, result.stderr
+    (line,) = [l for l in result.stderr.splitlines() if l.startswith("detstream INFO: running ")]
+    assert re.search(r"running faster-compact-synth on ONNX Runtime \(OnnxRuntimeEngine\) on cpu, \d+ threads, "
+                     r"input \d+x\d+ \(HxW\); ", line), line
+    assert f"sources: {videos['b']}; sinks: jsonl:{out}" in line, line
+    assert "detstream DEBUG: stage detect started" in result.stderr  # -v after `run` works
+    assert "detstream DEBUG: settings in effect: " in result.stderr
+
+
+def test_without_v_there_are_no_debug_lines(tmp_path, videos):
+    result = run_cli("run", "--source", str(videos["b"]), "--sink", f"jsonl:{tmp_path / 'o.jsonl'}", "--max-frames", "2")
+    assert result.returncode == 0, result.stderr
+    assert "DEBUG" not in result.stderr and "detstream INFO: running " in result.stderr
+
+
+def test_the_start_line_masks_secrets():
+    from types import SimpleNamespace
+
+    from pipeline.run.runner import describe_run
+
+    engine = SimpleNamespace(info=SimpleNamespace(name="m", input_size=(320, 576)), backend="PyTorch", device="cpu", threads=2)
+    line = describe_run(engine, ["rtsp://admin:hunter2@cam/stream"], ["redis://:pw@host:6379/0"])
+    assert line == ("running m on PyTorch (SimpleNamespace) on cpu, 2 threads, input 320x576 (HxW); "
+                    "sources: rtsp://admin:***@cam/stream; sinks: redis://:***@host:6379/0")
+
+
+def test_output_to_a_pipe_is_not_wrapped_at_80_columns(tmp_path, videos):
+    result = run_cli("run", "--source", str(videos["b"]), "--sink", f"jsonl:{tmp_path / 'o.jsonl'}")
+    assert result.returncode == 0, result.stderr
+    (line,) = [l for l in result.stderr.splitlines() if l.startswith("  finished: received 25")]  # the summary
+    assert len(line) > 80 and "max age at detector" in line, result.stderr

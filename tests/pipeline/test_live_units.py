@@ -161,3 +161,20 @@ def test_messages_carry_the_session():
     assert any("'session'" in p for p in validate_message({**message, "session": -1}))
     older = {k: v for k, v in message.items() if k != "session"}
     assert validate_message(older) == []  # an additive field: v1 messages without it stay valid
+
+
+def test_a_runs_finish_is_logged_once_the_counts_are_final(caplog):
+    health = SourceHealth("file", live=False, finish_logged_later=True)
+    with caplog.at_level(logging.INFO, logger="detstream"):
+        health.streaming()
+        health.count_received()
+        health.count_received()
+        health.finished()  # the reader is done; one frame is still in flight
+        assert health.snapshot()["state"] == "finished"
+        assert not any("-> finished" in r.getMessage() for r in caplog.records)
+        health.count_processed(1.0)
+        health.count_processed(1.0)
+        health.log_finish()  # the runner, after the drain
+        health.log_finish()  # once only
+    finished = [r.getMessage() for r in caplog.records if "-> finished" in r.getMessage()]
+    assert len(finished) == 1 and "streaming -> finished" in finished[0] and "received 2, processed 2" in finished[0]

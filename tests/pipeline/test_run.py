@@ -137,3 +137,37 @@ def test_a_failing_stage_stops_the_run_cleanly(tmp_path, videos):
     # what was written before the failure is whole
     for message in read_jsonl(tmp_path / "out.jsonl"):
         assert validate_message(message) == []
+
+
+def test_the_finish_line_and_the_summary_agree_on_counts(tmp_path, videos, caplog):
+    """The file is read long before the slow detector is done: the line waits for the drain."""
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="detstream"):
+        summary = run(config(tmp_path, [str(videos["b"])]), BlobEngine(delay_s=0.01))
+    (line,) = [r.getMessage() for r in caplog.records if "-> finished" in r.getMessage()]
+    assert summary.health["b.mp4"]["processed"] == 25
+    assert "received 25, processed 25," in line, line
+
+
+def test_a_file_run_on_a_terminal_shows_a_frames_bar(tmp_path, videos):
+    from io import StringIO
+
+    from rich.console import Console
+
+    from pipeline.core.context import RunContext
+    from pipeline.run.progress import declared_total, file_progress
+
+    cfg = config(tmp_path, [str(videos["b"]), str(videos["a"])], max_frames=30)
+    assert declared_total(cfg) == 25 + 30
+    screen = StringIO()
+    ctx = RunContext()
+    with file_progress(cfg, ctx, Console(file=screen, force_terminal=True, width=120)):
+        summary = run(cfg, BlobEngine(delay_s=0.02), ctx)
+    assert summary.counts["postprocess"] == 55
+    assert "frames" in screen.getvalue() and "/55" in screen.getvalue() and "frames/s" in screen.getvalue()
+    # not a terminal: no bar, nothing written
+    quiet = StringIO()
+    with file_progress(cfg, RunContext(), Console(file=quiet)):
+        pass
+    assert quiet.getvalue() == ""

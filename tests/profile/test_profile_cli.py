@@ -107,6 +107,6 @@ def test_capped_trace_is_reported(tmp_path, videos):
 def test_an_out_folder_that_cannot_be_made_fails_before_the_run(tmp_path, videos):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    result = run_cli("profile", "--source", str(videos["b"]), "--out", str(blocker / "prof"))
+    result = run_cli("profile", "--source", str(videos["b"]), "--sink", "jsonl:-", "--out", str(blocker / "prof"))
     assert result.returncode == 2
     assert "cannot create the folder" in result.stderr and "Traceback" not in result.stderr

@@ -37,3 +37,25 @@ def test_bad_cameras_retry_with_clear_errors_while_the_good_one_streams(tmp_path
         lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"source '{name}': attempt")]
         assert len(lines) >= 3 and all(reason in line and "rtsp://admin:***@127.0.0.1" in line for line in lines), lines
 
+
+
+def test_a_camera_that_never_connected_is_not_reported_ok(tmp_path):
+    """A refused port needs no server: the summary says `never connected (N attempts: reason)`."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from pipeline.cli import print_sources
+
+    sources = [{"uri": f"rtsp://admin:hunter2@127.0.0.1:{free_port()}/cam", "name": "refused", **FAST_RETRY}]
+    config = load_config(None, {"sources": sources, "sinks": [f"jsonl:{tmp_path / 'out.jsonl'}"]})
+    run = BackgroundRun(config, BlobEngine())
+    run.wait_for(lambda: run.health("refused")["failed_attempts"] >= 2, 30, "two refused attempts")
+    summary = run.stop()
+    assert summary.health["refused"]["ever_connected"] is False
+    out = StringIO()
+    print_sources(summary, Console(file=out, width=300))
+    first = out.getvalue().splitlines()[0]
+    attempts = summary.health["refused"]["failed_attempts"]
+    assert first.startswith(f"source 'refused': never connected ({attempts} attempts: cannot open rtsp://admin:***@"), first
+    assert first.endswith("Connection refused)") and "hunter2" not in out.getvalue(), first
