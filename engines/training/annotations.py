@@ -19,7 +19,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from pipeline.core.errors import DatasetError
-from pipeline.core.video_frames import video_frame
+from pipeline.core.coco_files import read_json, video_frame
 
 BOX_TOLERANCE = 1.0  # pixels a box may reach beyond the image (rounding in annotation tools)
 
@@ -79,23 +79,6 @@ def default_images_dir(annotations: Path) -> Path:
     """`images/` next to the JSON if it exists, else the JSON's own folder."""
     beside = annotations.parent / "images"
     return beside if beside.is_dir() else annotations.parent
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise DatasetError(path, ["file not found"]) from None
-    except (OSError, ValueError) as exc:
-        raise DatasetError(path, [f"not a readable JSON file: {exc}"]) from exc
-    if not isinstance(data, dict):
-        raise DatasetError(path, ["expected a JSON object with images, annotations, categories"])
-    missing = [key for key in ("images", "categories") if not isinstance(data.get(key), list)]
-    if missing:
-        raise DatasetError(path, [f"missing or non-list key {key!r}" for key in missing])
-    if not isinstance(data.setdefault("annotations", []), list):
-        raise DatasetError(path, ["'annotations' is not a list"])
-    return data
 
 
 def load_annotations(path: Path, images_dir: Path | None = None) -> Annotations:

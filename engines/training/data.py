@@ -40,7 +40,7 @@ from engines.training.annotations import (
     image_file,
     load_annotations,
 )
-from pipeline.core.video_frames import video_frame
+from pipeline.core.coco_files import video_frame
 from engines.training.transforms import Augment, letterbox
 
 __all__ = ["Augment", "CocoDataset", "DatasetError", "collate", "fingerprint"]

@@ -16,7 +16,7 @@ from pydantic import Field
 
 from pipeline.batch.collection import VIDEO_EXTENSIONS
 from pipeline.core.errors import ConfigError
-from pipeline.core.video_frames import video_image_ids
+from pipeline.core.coco_files import video_image_ids
 from pipeline.core.config import EngineBatchConfig, ModelConfig, Settings, load_settings
 
 

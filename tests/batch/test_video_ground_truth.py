@@ -15,7 +15,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from engines.training import data as data_module
-from pipeline.core.video_frames import video_frame, video_image_ids
+from pipeline.core.coco_files import video_frame, video_image_ids
 from engines.training.data import CocoDataset
 from pipeline.batch.config import BatchSettings, GroundTruthIds
 from pipeline.batch.job import BatchJob
