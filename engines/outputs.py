@@ -28,8 +28,6 @@ from pipeline.core.errors import ConfigError
 from pipeline.core.types import Detections, Frame, Geometry, RawOutput
 
 
-
-
 @dataclass(frozen=True, eq=False)
 class Selection:
     """Which candidates become detections.
