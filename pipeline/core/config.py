@@ -12,18 +12,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, ValidationError, field_validator, model_validator
 
+from pipeline.core.config_base import Settings
 from pipeline.core.errors import ConfigError
+from pipeline.core.scene_config import LineConfig, ZoneConfig
 from pipeline.core.secrets import redact
 from pipeline.core.urls import is_live_uri
 
 # The compact Faster R-CNN trained by `make models` on synthetic scenes, shipped in engines/embedded/.
 DEFAULT_MODEL = "embedded:faster-compact-synth"
-
-
-class Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _comma_list(value: Any) -> Any:
@@ -59,6 +57,38 @@ class ReconnectConfig(Settings):
     max_attempts: int | None = Field(None, ge=1, description="consecutive failed attempts before giving up; none: forever")
 
 
+class TrackingConfig(Settings):
+    """`tracking`: identities across frames (ByteTrack-style; stages/tracking/)."""
+
+    enabled: bool = Field(True, description="give detections track ids and emit track, zone and line events")
+    method: Literal["bytetrack", "iou"] = Field(
+        "bytetrack", description="bytetrack: motion model, two-step association, memory; iou: greedy IoU baseline"
+    )
+    low_score: Score = Field(
+        0.1, description="candidates from this score up to the emitted threshold keep tracks alive; never emitted"
+    )
+    match_iou: float = Field(0.2, gt=0, le=1, description="least IoU between a track's predicted box and an emitted detection")
+    low_match_iou: float = Field(0.5, gt=0, le=1, description="least IoU for a low-score candidate to continue a track")
+    min_hits: int = Field(3, ge=1, description="matched frames before a track is confirmed and gets an id")
+    buffer_s: float = Field(1.0, gt=0, description="a track unmatched for this long (stream time) ends")
+
+
+def _tracking_override(value: Any) -> Any:
+    """A source's `tracking` keys, each checked against TrackingConfig; merged over the run's."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError("expected a mapping of tracking settings")
+    for key, item in value.items():
+        if key not in TrackingConfig.model_fields:
+            raise ValueError(f"unknown key {key!r} (allowed here: {', '.join(TrackingConfig.model_fields)})")
+        try:
+            TrackingConfig.model_validate({key: item})
+        except ValidationError as exc:
+            raise ValueError(f"{key} = {item!r}: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
+    return value
+
+
 # A live queue only needs to absorb jitter: every frame waiting in it is latency.
 LIVE_QUEUE_SIZE = 2
 
@@ -81,6 +111,19 @@ class SourceConfig(Settings):
     classes: ClassNames | None = Field(None, description="this source only: replaces model.classes")
     score_threshold: Score | None = Field(None, description="this source only: replaces model.score_threshold")
     score_thresholds: ClassScores | None = Field(None, description="this source only: replaces model.score_thresholds")
+    tracking: Annotated[dict[str, Any] | None, AfterValidator(_tracking_override)] = Field(
+        None, description="this source only: tracking keys that replace the run's (e.g. {enabled: false})"
+    )
+    zones: list[ZoneConfig] = Field(default_factory=list, description="polygons: zone_enter / zone_exit events, dwell")
+    lines: list[LineConfig] = Field(default_factory=list, description="segments: line_cross events with direction")
+
+    @model_validator(mode="after")
+    def _unique_scene_names(self) -> SourceConfig:
+        names = [item.name for item in (*self.zones, *self.lines)]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"zone and line names must be unique within a source: {', '.join(repeated)} repeated")
+        return self
 
     @property
     def is_live(self) -> bool:
@@ -192,6 +235,7 @@ class RunConfig(Settings):
     max_frames: int | None = Field(None, ge=1, description="stop each source after N frames")
     shutdown_timeout_s: float = Field(3.0, gt=0, description="grace period to drain on Ctrl-C")
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
     @field_validator("sources", mode="before")
     @classmethod
@@ -206,14 +250,20 @@ class RunConfig(Settings):
         own = {key: getattr(source, key) for key in SOURCE_SELECTION_KEYS if getattr(source, key) is not None}
         return self.model.model_copy(update=own) if own else self.model
 
+    def source_tracking(self, source: SourceConfig) -> TrackingConfig:
+        """The tracking settings of `source`: its own keys over the run's."""
+        return self.tracking.model_copy(update=source.tracking) if source.tracking else self.tracking
+
     def thresholds(self) -> tuple[float, ...]:
-        """Every score threshold set, for the model and for each source.
+        """Every score threshold set, for the model and for each source, and the tracker's
+        low score where tracking is on.
 
         The engine's score floor must be the lowest of them all, or a threshold below
         the global one would never see its candidates.
         """
         scopes = [self.model, *(self.source_model(source) for source in self.sources)]
-        return tuple(t for scope in scopes for t in scope.thresholds())
+        low = [t.low_score for t in map(self.source_tracking, self.sources) if t.enabled]
+        return tuple(t for scope in scopes for t in scope.thresholds()) + tuple(low)
 
     # sink URIs are checked by their kind's module (stages/sinks/registry.py), before the
     # model loads: the one list of sink kinds lives there
