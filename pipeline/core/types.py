@@ -113,18 +113,44 @@ class Inference:
             raise ValueError(f"Inference.outputs: expected {len(self.batch)} outputs (one per frame), got {len(self.outputs)}")
 
 
-def _check_shape(name: str, array: np.ndarray, expected: tuple[int | None, ...]) -> None:
+def _check_shape(name: str, array: np.ndarray, expected: tuple[int | None, ...], owner: str = "Detections") -> None:
     ok = array.ndim == len(expected) and all(
         e is None or e == a for e, a in zip(expected, array.shape)
     )
     if not ok:
         shown = tuple("*" if e is None else e for e in expected)
-        raise ValueError(f"Detections.{name}: expected shape {shown}, got {array.shape}")
+        raise ValueError(f"{owner}.{name}: expected shape {shown}, got {array.shape}")
+
+
+@dataclass
+class Candidates:
+    """Boxes of one frame with scores and class ids, in source pixels (a tracker's input)."""
+
+    boxes: np.ndarray  # N x 4 float32, xyxy
+    scores: np.ndarray  # N float32
+    class_ids: np.ndarray  # N int64
+
+    def __post_init__(self) -> None:
+        n = len(self.boxes)
+        _check_shape("boxes", self.boxes, (n, 4), "Candidates")
+        _check_shape("scores", self.scores, (n,), "Candidates")
+        _check_shape("class_ids", self.class_ids, (n,), "Candidates")
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    @classmethod
+    def empty(cls) -> Candidates:
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
 
 
 @dataclass
 class Detections:
-    """Final detections of one frame, in source pixels."""
+    """Final detections of one frame, in source pixels.
+
+    `low`: candidates below the emitted thresholds (down to tracking.low_score) that a
+    tracker may use to keep its tracks alive; never emitted.
+    """
 
     frame: Frame
     boxes: np.ndarray  # N x 4 float32, xyxy
@@ -132,6 +158,7 @@ class Detections:
     class_ids: np.ndarray  # N int64
     labels: list[str]
     masks: list[dict] | None = None  # N COCO RLEs ({"size": [h, w], "counts": str})
+    low: Candidates | None = None
 
     def __post_init__(self) -> None:
         n = len(self.boxes)
@@ -145,3 +172,8 @@ class Detections:
 
     def __len__(self) -> int:
         return len(self.boxes)
+
+    @property
+    def candidates(self) -> Candidates:
+        """The emitted detections as a tracker's input."""
+        return Candidates(self.boxes, self.scores, self.class_ids)

@@ -1,0 +1,25 @@
+"""The tracker interface and the one place a `tracking.method` picks its class.
+
+A tracker belongs to one source. `update` takes one frame's emitted detections and the
+low-score candidates (ByteTrack's second association) at stream time `t` (seconds);
+`end_all` ends every track (a reconnect, the end of the source) but keeps the id counter,
+so ids stay unique per source for the whole run.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from pipeline.core.config import TrackingConfig
+from pipeline.core.types import Candidates
+from stages.tracking.tracks import TrackUpdate, TrackView
+
+
+class Tracker(Protocol):
+    def update(self, t: float, detections: Candidates, low: Candidates) -> TrackUpdate: ...
+
+    def end_all(self) -> list[TrackView]: ...
+
+
+def make_tracker(settings: TrackingConfig) -> Tracker:
+    raise NotImplementedError("written with the trackers")
