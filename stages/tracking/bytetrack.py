@@ -62,6 +62,7 @@ class ByteTracker:
         self.t: float | None = None  # stream time of the previous update
 
     def update(self, t: float, detections: Candidates, low: Candidates) -> TrackUpdate:
+        """One frame at stream time `t`, by the rules of the module docstring."""
         dt = 0.0 if self.t is None or t <= self.t else t - self.t
         self.t = t
         lost = np.array([not track.tracked for track in self.tracks], bool)
@@ -76,7 +77,8 @@ class ByteTracker:
         boxes = np.array(detections.boxes, np.float32)  # a copy: views must not alias the input
         scores = detections.scores.tolist()
         owners: list[Track | None] = [None] * len(detections)
-        for row, det in zip([*high.rows.tolist(), *tentative.rows.tolist()], [*high.picks.tolist(), *tentative.picks.tolist()]):
+        rows, dets = np.concatenate([high.rows, tentative.rows]), np.concatenate([high.picks, tentative.picks])
+        for row, det in zip(rows.tolist(), dets.tolist()):
             self.tracks[row].hit(t, boxes[det], scores[det])
             owners[det] = self.tracks[row]
         for row in weak.rows.tolist():
@@ -102,32 +104,31 @@ class ByteTracker:
         classes = np.array([track.class_id for track in tracks], np.int64)
         confirmed = np.array([track.track_id for track in tracks], np.int64) != NO_TRACK
         tracked = np.array([track.tracked for track in tracks], bool)
-        predicted = self.kalman.boxes()
-        # steps 2 and 4 both pair tracks with detections: one overlap matrix serves both
-        overlap = np.zeros((len(tracks), len(detections)), np.float32)
+        # One overlap matrix for all three steps: columns are the detections, then the
+        # low candidates (one IoU call costs less than two at these sizes).
+        n = len(detections)
+        overlap = np.zeros((len(tracks), n + len(low)), np.float32)
         if overlap.size:
-            overlap = class_iou(predicted, classes, detections.boxes, detections.class_ids)
+            boxes = np.concatenate([detections.boxes, low.boxes])
+            box_classes = np.concatenate([detections.class_ids, low.class_ids])
+            overlap = class_iou(self.kalman.boxes(), classes, boxes, box_classes)
 
-        def match(pool: np.ndarray, picks: np.ndarray) -> Pairs:
-            """Pairs among track rows `pool` and detection indices `picks`, IoU >= match_iou."""
-            if not len(pool) or not len(picks):  # often so for step 4: skip the maths
+        def match(pool: np.ndarray, picks: np.ndarray, gate: float) -> Pairs:
+            """Pairs among track rows `pool` and columns `picks` of `overlap`, IoU >= gate."""
+            if not len(pool) or not len(picks):  # often so for steps 3 and 4: skip the maths
                 return Pairs(pool[:0], picks[:0])
-            rows, cols = assign(overlap[pool][:, picks], settings.match_iou)
+            rows, cols = assign(overlap[pool][:, picks], gate)
             return Pairs(pool[rows], picks[cols])
 
-        high = match(nonzero(confirmed), np.arange(len(detections)))
+        high = match(nonzero(confirmed), np.arange(n), settings.match_iou)
         waiting = confirmed & tracked
         waiting[high.rows] = False
-        pool = nonzero(waiting)
-        weak = Pairs(pool[:0], pool[:0])
-        if len(pool) and len(low):
-            rows, cols = assign(class_iou(predicted[pool], classes[pool], low.boxes, low.class_ids), settings.low_match_iou)
-            weak = Pairs(pool[rows], cols)
-        free = np.ones(len(detections), bool)
+        weak = match(nonzero(waiting), np.arange(n, n + len(low)), settings.low_match_iou)
+        free = np.ones(n, bool)
         free[high.picks] = False
-        tentative = match(nonzero(~confirmed), nonzero(free))
+        tentative = match(nonzero(~confirmed), nonzero(free), settings.match_iou)
         free[tentative.picks] = False
-        return high, weak, tentative, nonzero(free)
+        return high, Pairs(weak.rows, weak.picks - n), tentative, nonzero(free)  # weak: indices into low
 
     def _forget(self, matched: np.ndarray, dt: float) -> list[TrackView]:
         """Age the unmatched tracks by `dt`: drop tentative ones, end confirmed ones unseen

@@ -89,7 +89,7 @@ def report(owners: Sequence[Track | None], ended: list[TrackView], ids: IdCounte
     Tracks due are confirmed here, in detection order, so new ids follow the input order.
     """
     before = ids.last  # ids above this one are confirmed in this update
-    track_ids = np.full(len(owners), NO_TRACK, np.int64)
+    track_ids = [NO_TRACK] * len(owners)
     started: list[TrackView] = []
     active: list[TrackView] = []
     for det, track in enumerate(owners):
@@ -102,4 +102,4 @@ def report(owners: Sequence[Track | None], ended: list[TrackView], ids: IdCounte
         active.append(view)
         if track.track_id > before:
             started.append(view)
-    return TrackUpdate(ids=track_ids, started=started, ended=ended, active=active)
+    return TrackUpdate(ids=np.array(track_ids, np.int64), started=started, ended=ended, active=active)

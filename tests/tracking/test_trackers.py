@@ -15,6 +15,7 @@ from stages.tracking.tracks import NO_TRACK, TrackUpdate
 FPS = 30
 NONE = Candidates.empty()
 PERSON, BICYCLE = 0, 1
+Frames = list[tuple[float, Candidates, Candidates]]  # (t, detections, low) per update
 
 
 def box(cx: float, cy: float, w: float = 40, h: float = 80) -> list[float]:
@@ -30,11 +31,11 @@ def frame(*boxes: list[float], classes: list[int] | None = None, score: float = 
     )
 
 
-def run(tracker, frames: list[tuple[float, Candidates, Candidates]]) -> list[TrackUpdate]:
+def run(tracker, frames: Frames) -> list[TrackUpdate]:
     return [tracker.update(t, detections, low) for t, detections, low in frames]
 
 
-def walker(speed: float, times: list[float], x0: float = 100, y: float = 200) -> list[tuple[float, Candidates, Candidates]]:
+def walker(speed: float, times: list[float], x0: float = 100, y: float = 200) -> Frames:
     """One person moving right at `speed` px/s, seen at `times`."""
     return [(t, frame(box(x0 + speed * t, y)), NONE) for t in times]
 
@@ -48,7 +49,7 @@ def test_make_tracker_picks_the_method():
     assert isinstance(make_tracker(TrackingConfig(method="iou")), IouTracker)
 
 
-def crossing_scene() -> list[tuple[float, Candidates, Candidates]]:
+def crossing_scene() -> Frames:
     """Two people of the same size walk towards each other at 150 px/s on the same line.
     They pass between frames 39 and 40, so each one's box at 40 is exactly where the
     other one was at 39."""
@@ -89,7 +90,7 @@ def test_long_occlusion_ends_the_track_once_and_a_new_id_follows():
     unseen = [(f / FPS, NONE, NONE) for f in range(30, 75)]
     back = walker(60, [f / FPS for f in range(75, 90)])
     updates = run(tracker, seen + unseen + back)
-    ended = [(u_t, view) for (u_t, _, _), u in zip(seen + unseen + back, updates) for view in u.ended]
+    ended = [(t, view) for (t, _, _), u in zip(seen + unseen + back, updates) for view in u.ended]
     assert len(ended) == 1
     t_end, view = ended[0]
     assert view.track_id == 1 and view.last_t == pytest.approx(29 / FPS)
@@ -106,7 +107,7 @@ def test_thinned_frames_keep_one_id(step):
     assert set(ids_of(updates)[2:]) == {1}
 
 
-def fast_mover_with_gaps() -> list[tuple[float, Candidates, Candidates]]:
+def fast_mover_with_gaps() -> Frames:
     """240 px/s, 15 frames at 30 fps, then one frame in 10: each jump (80 px) is twice the
     box width, so successive boxes do not overlap at all."""
     times = [f / FPS for f in range(15)] + [f / FPS for f in range(20, 120, 10)]
@@ -125,7 +126,7 @@ def test_iou_baseline_loses_the_fast_mover_at_every_gap():
     assert ids[15:] == list(range(2, 12))  # a new track at every sparse frame
 
 
-def low_scene(with_low: bool) -> list[tuple[float, Candidates, Candidates]]:
+def low_scene(with_low: bool) -> Frames:
     """A person seen at 0.9 for 10 frames, then only as a 0.3 candidate for 1 s, then at
     0.9 again; moving 30 px/s."""
     frames = []
@@ -176,7 +177,8 @@ def test_unconfirmed_detections_have_no_id(tracker_class):
     tracker = tracker_class(TrackingConfig(min_hits=3))
     here = frame(box(100, 200))
     # seen twice, missed once (a tentative track is dropped at once), then seen again
-    updates = run(tracker, [(0.0, here, NONE), (0.1, here, NONE), (0.2, NONE, NONE), (0.3, here, NONE), (0.4, here, NONE)])
+    frames = [(0.0, here), (0.1, here), (0.2, NONE), (0.3, here), (0.4, here)]
+    updates = run(tracker, [(t, detections, NONE) for t, detections in frames])
     assert [u.ids.tolist() for u in updates] == [[0], [0], [], [0], [0]]
     assert all(not u.started and not u.active and not u.ended for u in updates)
     confirmed = tracker.update(0.5, here, NONE)
@@ -193,7 +195,10 @@ def test_rider_and_bicycle_keep_distinct_ids_and_classes(tracker_class):
         x = 100 + 90 * f / FPS
         rider, bicycle = box(x, 150, 40, 100), box(x, 200, 80, 60)  # IoU about 0.3
         # the detector's order changes from frame to frame
-        detections = frame(rider, bicycle, classes=[PERSON, BICYCLE]) if f % 2 else frame(bicycle, rider, classes=[BICYCLE, PERSON])
+        if f % 2:
+            detections = frame(rider, bicycle, classes=[PERSON, BICYCLE])
+        else:
+            detections = frame(bicycle, rider, classes=[BICYCLE, PERSON])
         update = tracker.update(f / FPS, detections, NONE)
         for view in update.active:
             classes_by_id.setdefault(view.track_id, set()).add(view.class_id)
