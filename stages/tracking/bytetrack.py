@@ -10,10 +10,12 @@ Rules of one `update(t, detections, low)`:
    motion model and keeps the track alive, but a low candidate never starts a track, has
    no id in the output, and leaves the track out of `active` (no emitted detection of
    this frame carries its id).
-4. Tentative tracks vs the emitted detections left, IoU >= match_iou. The same gate as
-   step 2 on purpose: a tentative track has no velocity yet, so its prediction is its last
-   box; a stricter gate would make confirming a moving object depend on the frame rate
-   (stride / max_fps thinning spreads its boxes apart). Flicker is min_hits' job.
+4. Tentative tracks vs the emitted detections left, buffered IoU >= match_iou: both
+   boxes grown by TENTATIVE_BUFFER of their size on every side (matching.buffered). A
+   tentative track has no velocity yet, so its prediction is its last box; with frames
+   thinned by stride or max_fps a narrow moving box (a cyclist: tall and thin, moving
+   sideways) is further than its own width from it, plain IoU is 0, and the object
+   would never be confirmed. Flicker is min_hits' job.
    A tentative track left unmatched is deleted at once.
 5. Every emitted detection still unmatched starts a tentative track. A track is confirmed,
    and gets an id, in the update where its emitted matches reach min_hits (also on the
@@ -34,7 +36,7 @@ import numpy as np
 from pipeline.core.config import TrackingConfig
 from pipeline.core.types import Candidates
 from stages.tracking.kalman import KalmanBoxes
-from stages.tracking.matching import assign, class_iou
+from stages.tracking.matching import assign, buffered, class_iou
 from stages.tracking.records import IdCounter, Track, report
 from stages.tracking.tracks import NO_TRACK, TrackUpdate, TrackView
 
@@ -42,6 +44,10 @@ from stages.tracking.tracks import NO_TRACK, TrackUpdate, TrackView
 def nonzero(mask: np.ndarray) -> np.ndarray:
     """Indices where a 1-d mask is True (np.flatnonzero without its Python-level overhead)."""
     return mask.nonzero()[0]
+
+
+# how much a tentative track's box and a detection grow for step 4 (of their width and height, each side)
+TENTATIVE_BUFFER = 0.5
 
 
 class Pairs(NamedTuple):
@@ -126,7 +132,13 @@ class ByteTracker:
         weak = match(nonzero(waiting), np.arange(n, n + len(low)), settings.low_match_iou)
         free = np.ones(n, bool)
         free[high.picks] = False
-        tentative = match(nonzero(~confirmed), nonzero(free), settings.match_iou)
+        tentative = Pairs(np.zeros(0, np.intp), np.zeros(0, np.intp))
+        pool, picks = nonzero(~confirmed), nonzero(free)
+        if len(pool) and len(picks):
+            grown = class_iou(buffered(self.kalman.boxes()[pool], TENTATIVE_BUFFER), classes[pool],
+                              buffered(detections.boxes[picks], TENTATIVE_BUFFER), detections.class_ids[picks])
+            rows, cols = assign(grown, settings.match_iou)
+            tentative = Pairs(pool[rows], picks[cols])
         free[tentative.picks] = False
         return high, Pairs(weak.rows, weak.picks - n), tentative, nonzero(free)  # weak: indices into low
 

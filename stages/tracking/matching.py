@@ -35,6 +35,15 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.divide(inter, np.maximum(union, 1e-9, out=union), out=inter)
 
 
+def buffered(boxes: np.ndarray, scale: float) -> np.ndarray:
+    """xyxy boxes grown by `scale` times their width (height) on the left and right (top
+    and bottom): the "buffered IoU" of C-BIoU tracking (Yang et al., 2023), which lets an
+    object whose box moved further than its own width still overlap its previous box."""
+    boxes = np.asarray(boxes, np.float32)
+    grow = (boxes[:, 2:] - boxes[:, :2]) * scale
+    return np.concatenate([boxes[:, :2] - grow, boxes[:, 2:] + grow], axis=1)
+
+
 def class_iou(boxes_a: np.ndarray, classes_a: np.ndarray, boxes_b: np.ndarray, classes_b: np.ndarray) -> np.ndarray:
     """`iou`, with 0 wherever the two classes differ."""
     overlap = iou(boxes_a, boxes_b)
