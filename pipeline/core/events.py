@@ -14,8 +14,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.core.messages import EVENT_NAMESPACE
-
+# Fixed namespace of every event id (frames' and tracks'): the same on every machine and run.
+EVENT_NAMESPACE = uuid.UUID("6f1d8a52-3c4e-4b7a-9f0e-2d5c8b1a7e90")
 EVENTS_SCHEMA = "detstream.events/v1"
 TRACK_TYPES = ("track_start", "track_end")
 ZONE_TYPES = ("zone_enter", "zone_exit")

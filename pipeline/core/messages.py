@@ -11,18 +11,14 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from pipeline.core.events import EVENT_NAMESPACE, Event
 from pipeline.core.types import Detections
 
-if TYPE_CHECKING:
-    from pipeline.core.events import Event
-
 SCHEMA = "detstream.detections/v1"
-# Fixed namespace so event ids are the same on every machine and every run.
-EVENT_NAMESPACE = uuid.UUID("6f1d8a52-3c4e-4b7a-9f0e-2d5c8b1a7e90")
 STAGES = ("decode", "preprocess", "detect", "postprocess", "track")
 
 
