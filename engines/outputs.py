@@ -25,7 +25,7 @@ from torchvision.ops import batched_nms
 from engines.base import PLACEHOLDER_CLASSES, ModelInfo
 from pipeline.core.config import ModelConfig
 from pipeline.core.errors import ConfigError
-from pipeline.core.types import Detections, Frame, Geometry, RawOutput
+from pipeline.core.types import Candidates, Detections, Frame, Geometry, RawOutput
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,6 +75,12 @@ class Selection:
         finite = self.thresholds[self.thresholds.isfinite()]
         return float(finite.min()) if len(finite) else math.inf
 
+    def lowered(self, low_score: float) -> Selection:
+        """The same labels down to `low_score` (a tracker's weak candidates), without the top-k
+        cut: with per-class thresholds a weak candidate may outscore an emitted detection."""
+        low = torch.minimum(self.thresholds, torch.tensor(low_score, dtype=torch.float32))
+        return Selection(torch.where(self.thresholds.isfinite(), low, self.thresholds), self.nms_iou, 2**31 - 1)
+
     def keep(self, raw: RawOutput) -> torch.Tensor:
         """Indices of the candidates that survive, best first."""
         above = torch.where(raw.scores >= self.thresholds[raw.labels])[0]
@@ -101,15 +107,34 @@ def encode_masks(logits: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int
 
 
 def finish_frame(
-    frame: Frame, geometry: Geometry, raw: RawOutput, selection: Selection, class_names: tuple[str, ...]
+    frame: Frame,
+    geometry: Geometry,
+    raw: RawOutput,
+    selection: Selection,
+    class_names: tuple[str, ...],
+    low_score: float | None = None,
 ) -> Detections:
+    """The frame's detections; with `low_score`, also the candidates from it up to the
+    emitted thresholds (`Detections.low`, after the same NMS: a weaker box never removes
+    a stronger one, so the emitted detections are the same either way)."""
     raw = RawOutput(
         raw.boxes.float().cpu(),
         raw.scores.float().cpu(),
         raw.labels.cpu(),
         None if raw.mask_logits is None else raw.mask_logits.float().cpu(),
     )
-    keep = selection.keep(raw)
+    low = None
+    if low_score is None:
+        keep = selection.keep(raw)
+    else:
+        both = selection.lowered(low_score).keep(raw)
+        strong = raw.scores[both] >= selection.thresholds[raw.labels[both]]
+        keep, weak = both[strong][: selection.top_k], both[~strong][: selection.top_k]
+        low = Candidates(
+            geometry.to_source(raw.boxes[weak]).numpy().astype(np.float32),
+            raw.scores[weak].numpy().astype(np.float32),
+            raw.labels[weak].numpy().astype(np.int64),
+        )
     boxes = geometry.to_source(raw.boxes[keep])
     class_ids = raw.labels[keep]
     masks = None
@@ -122,4 +147,5 @@ def finish_frame(
         class_ids=class_ids.numpy().astype(np.int64),
         labels=[class_names[i] for i in class_ids.tolist()],
         masks=masks,
+        low=low,
     )

@@ -9,10 +9,12 @@ sources (stages/live.py) reuse this stage and add reconnects.
 from __future__ import annotations
 
 from functools import partial
+from typing import Callable
 
 from pipeline.core.config import SourceConfig
 from pipeline.core.context import RunContext
 from pipeline.core.queues import SourceMux
+from pipeline.core.types import SourceEnd
 from stages.base import Stage
 from stages.reader import FrameReader
 
@@ -25,8 +27,11 @@ class Decoder(Stage):
         mux: SourceMux,
         ctx: RunContext,
         max_frames: int | None = None,
+        on_end: Callable[[SourceEnd], None] | None = None,
     ) -> None:
+        """`on_end`: told how many frames the file gave once it is read to its end (or failed)."""
         super().__init__(f"decode[{source}]", ctx)
+        self.on_end = on_end
         self.config = config
         self.source = source
         self.mux = mux
@@ -40,6 +45,8 @@ class Decoder(Stage):
 
     def work(self) -> None:
         self.reader.read_file()
+        if self.on_end is not None:
+            self.on_end(SourceEnd(self.source, self.frames))
 
     def finish(self) -> None:
         self.mux.close(self.source)

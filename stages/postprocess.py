@@ -3,16 +3,18 @@
 Score thresholds, kept classes, class-wise NMS and top-k run here (not in the engine)
 so they are runtime settings; the maths is engines/outputs.py, shared with evaluation.
 A frame gets its source's own selection when that source has one, else the run's.
+Where its source is tracked, the frame also carries the weaker candidates down to the
+tracker's `low_score` (never emitted). Detections go on to the track stage.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 from engines.base import ModelInfo
 from engines.outputs import Selection, finish_frame
 from pipeline.core.context import RunContext
-from pipeline.core.messages import Message
 from pipeline.core.queues import END, Channel
 from stages.base import Stage
 
@@ -21,17 +23,20 @@ class Postprocess(Stage):
     def __init__(
         self,
         upstream: Channel,
-        outputs: list[Channel],
+        output: Channel,
         selection: Selection,
         info: ModelInfo,
         ctx: RunContext,
         source_selections: dict[str, Selection] | None = None,
+        low_score: Callable[[str], float | None] = lambda source: None,
     ) -> None:
+        """`low_score(source)`: the tracker's low score for a tracked source, else None."""
         super().__init__("postprocess", ctx)
         self.input = upstream
-        self.outputs = outputs
+        self.output = output
         self.selection = selection
         self.source_selections = source_selections or {}
+        self.low_score = low_score
         self.info = info
 
     def work(self) -> None:
@@ -41,11 +46,9 @@ class Postprocess(Stage):
             for frame, geometry, raw in zip(batch.frames, batch.geometry, inference.outputs):
                 started = time.monotonic()  # the unit of work here is one frame
                 selection = self.source_selections.get(frame.source, self.selection)
-                detections = finish_frame(frame, geometry, raw, selection, self.info.class_names)
+                low = self.low_score(frame.source)
+                detections = finish_frame(frame, geometry, raw, selection, self.info.class_names, low)
                 frame.stamp(self.name)
-                message = Message.of(detections, self.info.name)  # once, for every sink
                 self.metrics.served((frame,), started)
-                for output in self.outputs:
-                    output.put(message)
-        for output in self.outputs:
-            output.put(END)
+                self.output.put(detections)
+        self.output.put(END)

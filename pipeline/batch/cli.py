@@ -29,7 +29,7 @@ def engine_factory(settings: BatchSettings, on_ray: bool) -> functools.partial[A
         threads = max(1, int(settings.ray.cpus_per_worker))
     return functools.partial(
         load_engine, model.path, model.device, model.score_threshold, threads, model.engine,
-        other_thresholds=model.thresholds(), weights=model.weights, input_size=model.input_size,
+        other_thresholds=settings.thresholds(), weights=model.weights, input_size=model.input_size,
     )
 
 

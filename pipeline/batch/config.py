@@ -17,7 +17,8 @@ from pydantic import Field
 from pipeline.batch.collection import VIDEO_EXTENSIONS
 from pipeline.core.errors import ConfigError
 from pipeline.core.coco_files import video_image_ids
-from pipeline.core.config import EngineBatchConfig, ModelConfig, Settings, load_settings
+from pipeline.core.config import EngineBatchConfig, ModelConfig, Settings, TrackingConfig, load_settings
+from pipeline.core.scene_config import LineConfig, ZoneConfig
 
 
 class RaySettings(Settings):
@@ -45,11 +46,18 @@ class BatchSettings(Settings):
     queue_size: int = Field(8, ge=1, description="capacity of every queue between stages")
     shutdown_timeout_s: float = Field(3.0, gt=0, description="grace period to drain on Ctrl-C")
     ray: RaySettings = Field(default_factory=RaySettings)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    zones: list[ZoneConfig] = Field(default_factory=list, description="every file's zones (normalized fits any size)")
+    lines: list[LineConfig] = Field(default_factory=list, description="every file's lines (normalized fits any size)")
 
     @property
     def engine_batch(self) -> EngineBatchConfig:
         """The `batch` setting (frames per engine call), else one frame of each open file."""
         return self.batch or EngineBatchConfig(max_batch=self.decoders)
+
+    def thresholds(self) -> tuple[float, ...]:
+        """Every score threshold the engine's floor must allow (the tracker's low score too)."""
+        return self.model.thresholds() + ((self.tracking.low_score,) if self.tracking.enabled else ())
 
     @property
     def gpus_per_worker(self) -> float:
@@ -77,6 +85,9 @@ class BatchSettings(Settings):
             decisive["score_thresholds"] = self.model.score_thresholds
         if self.model.input_size is not None:
             decisive["input_size"] = list(self.model.input_size)
+        if self.tracking.enabled:  # track ids and events are part of the results
+            decisive["tracking"] = self.tracking.model_dump()
+            decisive["scene"] = [shape.model_dump() for shape in (*self.zones, *self.lines)]
         if self.ground_truth is not None and self.format == "coco":
             decisive["ground_truth"] = hashlib.sha256(self.ground_truth.read_bytes()).hexdigest()
         return hashlib.sha256(json.dumps(decisive, sort_keys=True).encode()).hexdigest()[:16]

@@ -1,7 +1,10 @@
 """One batch pipeline instance: N decoder slots feeding one detector, per-file outputs.
 
-    slot[0..N-1] --SourceMux (one queue per slot)--> preprocess --> detect --> postprocess --> per-file-writer
+    slot[0..N-1] --SourceMux (one queue per slot)--> preprocess --> detect --> postprocess --> track --> per-file-writer
        ^ next file from the feed when the current one is done
+
+A slot's `FileDone` goes to the track stage, which passes it on once the file's frames
+and its tracks' last events are through.
 
 A slot is a thread that takes the next file from the feed and reads it with the run's
 own frame reader (stages/reader.py, in the slot's thread, so there is never a thread per
@@ -33,6 +36,8 @@ from engines.outputs import Selection
 from stages.postprocess import Postprocess
 from stages.preprocess import Preprocess
 from stages.reader import FrameReader
+from stages.track import Track
+from stages.tracking.source_tracks import SourceSettings
 
 
 class ListFeed:
@@ -129,6 +134,10 @@ class BatchPipeline:
         # class names are checked against the loaded model here, before any file is read
         self.selection = Selection.for_model(settings.model, engine.info)
         self.image_ids = settings.ground_truth_ids() if settings.format == "coco" else None
+        if settings.tracking.enabled:
+            self.kinds.append("events")
+        # every file is tracked the same way (zones and lines: normalized fit files of any size)
+        self.tracking = SourceSettings(settings.tracking, settings.zones, settings.lines)
 
     def run(
         self,
@@ -160,11 +169,14 @@ class BatchPipeline:
         mux = SourceMux(slots, settings.queue_size, ctx.abort)
         batches = Channel(settings.queue_size, ctx.abort)
         results = Channel(settings.queue_size, ctx.abort)
+        finished = Channel(settings.queue_size, ctx.abort)
         sink = PerFileWriter(self.staging, self.kinds, on_result, ctx, settings.queue_size, self.image_ids)
+        low_score = settings.tracking.low_score if settings.tracking.enabled else None
         return [
-            *(DecodeSlot(slot, feed, mux, sink.input, settings, ctx, on_start) for slot in slots),
+            *(DecodeSlot(slot, feed, mux, finished, settings, ctx, on_start) for slot in slots),
             Preprocess(mux, batches, info, settings.engine_batch, ctx),
             Detect(self.engine, batches, results, ctx),
-            Postprocess(results, [sink.input], self.selection, info, ctx),
+            Postprocess(results, finished, self.selection, info, ctx, low_score=lambda source: low_score),
+            Track(finished, [sink.input], info, ctx, lambda source: self.tracking),
             sink,
         ]

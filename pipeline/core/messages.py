@@ -2,7 +2,8 @@
 
 The schema is documented in docs/message-schema.md; `validate_message` is the executable
 form of that document and is what the tests (and consumers, if they like) check against.
-Postprocess builds each frame's `Message` once; every sink writes the same line.
+The track stage builds each frame's `Message` once (with the frame's events, schema
+pipeline/core/events.py); every sink writes the same line.
 """
 
 from __future__ import annotations
@@ -10,14 +11,19 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from pipeline.core.types import Detections
+
+if TYPE_CHECKING:
+    from pipeline.core.events import Event
 
 SCHEMA = "detstream.detections/v1"
 # Fixed namespace so event ids are the same on every machine and every run.
 EVENT_NAMESPACE = uuid.UUID("6f1d8a52-3c4e-4b7a-9f0e-2d5c8b1a7e90")
-STAGES = ("decode", "preprocess", "detect", "postprocess")
+STAGES = ("decode", "preprocess", "detect", "postprocess", "track")
 
 
 def event_id(source: str, seq: int) -> str:
@@ -38,7 +44,8 @@ def latency_ms(stamps: dict[str, float]) -> dict[str, float]:
     return out
 
 
-def to_message(detections: Detections, model: str) -> dict[str, Any]:
+def to_message(detections: Detections, model: str, track_ids: np.ndarray | None = None) -> dict[str, Any]:
+    """The frame's message; with `track_ids` (0: no confirmed track) each detection gets `track_id`."""
     frame = detections.frame
     items = []
     for i in range(len(detections)):
@@ -48,6 +55,8 @@ def to_message(detections: Detections, model: str) -> dict[str, Any]:
             "class_id": int(detections.class_ids[i]),
             "label": detections.labels[i],
         }
+        if track_ids is not None:
+            item["track_id"] = int(track_ids[i]) or None
         if detections.masks is not None:
             item["mask"] = detections.masks[i]
         items.append(item)
@@ -68,17 +77,37 @@ def to_message(detections: Detections, model: str) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class Overlay:
+    """What an annotated frame shows beyond its boxes: its source's zones and lines (pixels)
+    and their running counts by class name."""
+
+    zones: dict[str, np.ndarray]  # name -> K x 2 polygon
+    lines: dict[str, np.ndarray]  # name -> 2 x 2 segment
+    counts: dict[str, dict[str, dict[str, int]]]  # zone or line -> group -> class -> n
+
+
+@dataclass(frozen=True)
 class Message:
-    """What sinks receive: one frame's detections and its message, serialised once."""
+    """What sinks receive: one frame's detections and its message, serialised once, with
+    the events the frame caused and what to draw over it."""
 
     detections: Detections
     body: dict[str, Any]
     line: str  # `body` as compact JSON, without a newline
+    events: tuple[Event, ...] = ()
+    overlay: Overlay | None = None
 
     @classmethod
-    def of(cls, detections: Detections, model: str) -> Message:
-        body = to_message(detections, model)
-        return cls(detections, body, json.dumps(body, separators=(",", ":")))
+    def of(
+        cls,
+        detections: Detections,
+        model: str,
+        track_ids: np.ndarray | None = None,
+        events: tuple[Event, ...] = (),
+        overlay: Overlay | None = None,
+    ) -> Message:
+        body = to_message(detections, model, track_ids)
+        return cls(detections, body, json.dumps(body, separators=(",", ":")), events, overlay)
 
 
 _TOP_LEVEL: dict[str, type | tuple[type, ...]] = {
@@ -128,6 +157,9 @@ def validate_message(message: Any) -> list[str]:
             problems.append(f"detections[{i}].score {det.get('score')!r} is not in [0, 1]")
         if not isinstance(det.get("class_id"), int) or not isinstance(det.get("label"), str):
             problems.append(f"detections[{i}] needs an int class_id and a str label")
+        track_id = det.get("track_id")  # added within v1: null or absent means no confirmed track
+        if track_id is not None and (not isinstance(track_id, int) or isinstance(track_id, bool) or track_id < 1):
+            problems.append(f"detections[{i}].track_id {track_id!r} is not null or an int >= 1")
         mask = det.get("mask")
         if mask is not None and (mask.get("size") != [message["height"], message["width"]] or not isinstance(mask.get("counts"), str)):
             problems.append(f"detections[{i}].mask is not a COCO RLE of the frame size")

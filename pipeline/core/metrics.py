@@ -61,6 +61,8 @@ class StageMetrics:
         self.batch_service = LogHistogram()  # per unit of work
         self.queue_wait = LogHistogram()
         self.latency: dict[str, LogHistogram] = {}  # sinks: capture -> written, per source
+        # the track stage: events by (source, type, zone or line, direction, class name)
+        self.events: Counter[tuple[str, str, str, str, str]] = Counter()
 
     def thread_started(self) -> None:
         """Called first thing in the stage's thread: names its track in the trace."""
@@ -106,6 +108,10 @@ class StageMetrics:
             if histogram is None:
                 histogram = self.latency[frame.source] = LogHistogram()
             histogram.observe(time.monotonic() - frame.stamps["start"])
+
+    def event(self, source: str, kind: str, place: str, direction: str, label: str) -> None:
+        """One event (always counted, like frames: they are the run's event counts)."""
+        self.events[(source, kind, place, direction, label)] += 1
 
     def drop(self, cause: str, n: int = 1) -> None:
         if self.enabled:
@@ -182,7 +188,8 @@ class Metrics:
           drops {cause: n}, queue_depth (input queue, now; None without one), and
           service_ms / batch_service_ms / queue_wait_ms, each {count, mean, p50, p95, p99, max};
         - `queues[name]`: consumer, depth, capacity;
-        - `sources[name]`: health (pipeline/health.py's snapshot) and latency_ms {sink: {...}}.
+        - `sources[name]`: health (pipeline/health.py's snapshot) and latency_ms {sink: {...}};
+        - `events`: [{source, type, place, direction, label, count}] (place: zone or line, or "").
         """
         elapsed = self.elapsed_s
         queues = self.queues()
@@ -196,7 +203,15 @@ class Metrics:
             "stages": stages,
             "queues": {q.name: {"consumer": q.consumer, "depth": depths[q.name], "capacity": q.capacity} for q in queues},
             "sources": self._sources(),
+            "events": self.event_counts(),
         }
+
+    def event_counts(self) -> list[dict[str, Any]]:
+        keys = ("source", "type", "place", "direction", "label")
+        return [
+            {**dict(zip(keys, key)), "count": n}
+            for stage in self.stages() for key, n in sorted(dict(stage.events).items())
+        ]
 
     @staticmethod
     def _stage_view(

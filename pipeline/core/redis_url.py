@@ -25,6 +25,8 @@ from pipeline.core.secrets import mask_url, redact
 
 DEFAULT_PORT = 6379
 DEFAULT_STREAM = "detstream:{source}"  # one stream per source; the sink and the consumer agree on it
+# events of a source; not under `detstream:` so a consumer of detstream:{source} never matches it
+DEFAULT_EVENTS_STREAM = "detstream-events:{source}"
 DEFAULT_TIMEOUT_S = 5.0
 # Options every user of a Redis URL accepts: connection, credentials, TLS.
 CONNECTION_OPTIONS = {

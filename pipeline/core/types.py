@@ -74,6 +74,18 @@ class Geometry:
         return out
 
 
+@dataclass(frozen=True)
+class SourceEnd:
+    """A file source is through: its decoder put `frames` frames into the pipeline.
+
+    Sent past the detector straight to the track stage, which waits until it has seen that
+    many frames of the source (files are lossless) and then ends the source's tracks.
+    """
+
+    source: str
+    frames: int
+
+
 @dataclass
 class FrameBatch:
     """Frames (of one or more sources) stacked for the engine: images is N x 3 x H x W

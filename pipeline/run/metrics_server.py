@@ -45,6 +45,16 @@ class MetricsCollector(Collector):
         yield from self._stage_families()
         yield from self._queue_families()
         yield from self._source_families()
+        yield self._event_family()
+
+    def _event_family(self) -> Metric:
+        events = CounterMetricFamily(
+            "detstream_events", "Track, zone and line events, by source, type, zone or line, direction and class",
+            labels=["source", "type", "place", "direction", "label"],
+        )
+        for item in self.metrics.event_counts():
+            events.add_metric([redact(item["source"]), item["type"], item["place"], item["direction"], item["label"]], item["count"])
+        return events
 
     def _stage_families(self) -> Iterator[Metric]:
         label = ["stage"]

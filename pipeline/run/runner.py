@@ -1,7 +1,10 @@
 """Build the stage graph for a run, start it, stop it cleanly, and summarise.
 
     decode[s] --SourceMux--> preprocess --Channel--> detect --Channel--> postprocess
-                                                                 --Channel--> sink (each)
+        --Channel--> track --Channel--> sink (each)
+
+A file source's decoder tells the track stage when it is through (`SourceEnd`), so the
+file's tracks end then, not at the end of the run.
 
 Shutdown: end of input flows down as END sentinels. Ctrl-C / SIGTERM set `stop_reading`:
 sources stop and the frames in flight drain through to the sinks. If draining takes
@@ -39,6 +42,8 @@ from stages.postprocess import Postprocess
 from stages.preprocess import Preprocess
 from stages.sinks.base import Sink
 from stages.sinks.registry import make_sink, sink_kind
+from stages.track import Track
+from stages.tracking.source_tracks import SourceSettings
 
 log = logging.getLogger("detstream")
 
@@ -116,20 +121,28 @@ def build_stages(config: RunConfig, engine: Engine, ctx: RunContext) -> tuple[li
     batch_capacity = 1 if any_live else config.queue_size
     batches = Channel(batch_capacity, ctx.abort, on_demand=any_live)
     results = Channel(config.queue_size, ctx.abort)
+    finished = Channel(config.queue_size, ctx.abort)
     sinks = [make_sink(uri, ctx, config.queue_size, names) for uri in config.sinks]
+    tracking = {
+        name: SourceSettings(config.source_tracking(s), s.zones, s.lines, s.is_live) for name, s in sources.items()
+    }
     for name, source in sources.items():
         ctx.metrics.add_queue(f"source[{name}]", "preprocess", partial(mux.depth, name), source.queue_capacity(config.queue_size))
     ctx.metrics.add_queue("batches", "detect", batches.qsize, batch_capacity)
     ctx.metrics.add_queue("results", "postprocess", results.qsize, config.queue_size)
+    ctx.metrics.add_queue("detections", "track", finished.qsize, config.queue_size)
     for sink in sinks:
         ctx.metrics.add_queue(f"input of {sink.name}", sink.name, sink.input.qsize, config.queue_size)
     max_age_s = {name: s.max_age_s for name, s in sources.items() if s.max_age_s is not None}
     detect = Detect(engine, batches, results, ctx, max_age_s)
+    low_scores = {name: t.tracking.low_score for name, t in tracking.items() if t.tracking.enabled}
     stages: list[Stage] = [
-        *((LiveDecoder if s.is_live else Decoder)(s, n, mux, ctx, config.max_frames) for n, s in sources.items()),
+        *(LiveDecoder(s, n, mux, ctx, config.max_frames) if s.is_live else Decoder(s, n, mux, ctx, config.max_frames, finished.put)
+          for n, s in sources.items()),
         Preprocess(mux, batches, info, config.batch, ctx),
         detect,
-        Postprocess(results, [s.input for s in sinks], selection, info, ctx, source_selections),
+        Postprocess(results, finished, selection, info, ctx, source_selections, low_scores.get),
+        Track(finished, [s.input for s in sinks], info, ctx, tracking.__getitem__),
         *sinks,
     ]
     return stages, detect

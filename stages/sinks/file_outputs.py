@@ -1,7 +1,8 @@
 """Where a file's results go, and how they get there without ever looking complete early.
 
 For an input with relative path `day1/cam2.mp4` the outputs are `OUT/day1/cam2.mp4.jsonl`
-(or `.coco.json`) and, with --video, `OUT/day1/cam2.mp4.annotated.mp4`; the input's own
+(or `.coco.json`), with tracking on `OUT/day1/cam2.mp4.events.jsonl` (track, zone and line
+events) and, with --video, `OUT/day1/cam2.mp4.annotated.mp4`; the input's own
 extension stays in the name so `a.mp4` and `a.mkv` never collide. Each output is written
 under `OUT/.partial/` first and renamed into place (same file system, so the rename is
 atomic): a killed run leaves only whole outputs, and stale partial files are removed at
@@ -17,7 +18,7 @@ from pathlib import Path
 from pipeline.core.files import sync_folder, write_atomic
 
 PARTIAL_DIR = ".partial"
-SUFFIXES = {"jsonl": ".jsonl", "coco": ".coco.json", "video": ".annotated.mp4"}
+SUFFIXES = {"jsonl": ".jsonl", "coco": ".coco.json", "video": ".annotated.mp4", "events": ".events.jsonl"}
 
 
 def output_names(rel: str, kinds: list[str]) -> dict[str, str]:

@@ -18,23 +18,29 @@ from typing import Any, Callable, TextIO
 
 from stages.sinks.file_outputs import output_names
 from pipeline.core.context import RunContext
+from pipeline.core.events import Event, EventBatch
 from pipeline.core.messages import Message
 from pipeline.core.queues import END, Channel
+from pipeline.core.types import SourceEnd
 from stages.base import Stage
-from stages.sinks.draw import annotate
+from stages.sinks.draw import Trails, annotate
 from stages.sinks.mp4 import VideoWriter
 
 OK, FAILED, INTERRUPTED = "ok", "failed", "interrupted"
 
 
 @dataclass(frozen=True)
-class FileDone:
-    """A decoder slot is through with a file."""
+class FileDone(SourceEnd):
+    """A decoder slot is through with a file (`source`: its path relative to the
+    collection; `frames`: frames it put into the pipeline). The track stage passes it on
+    once the file's frames and its tracks' last events are through."""
 
-    rel: str
-    frames: int  # frames it put into the pipeline
     error: str | None = None  # the file is bad (its frames so far are discarded)
     interrupted: bool = False  # the run stopped before the end of the file
+
+    @property
+    def rel(self) -> str:
+        return self.source
 
 
 @dataclass
@@ -81,6 +87,9 @@ class FileOutputs:
         self.jsonl: TextIO | None = open(self._path("jsonl"), "w", encoding="utf-8") if "jsonl" in kinds else None  # noqa: SIM115
         self.coco: list[dict[str, Any]] | None = [] if "coco" in kinds else None
         self.video = VideoWriter(self._path("video")) if "video" in kinds else None
+        self.trails = Trails()
+        # events of a tracked file: written as they come (tracks end before the file is complete)
+        self.events: TextIO | None = open(self._path("events"), "w", encoding="utf-8") if "events" in kinds else None  # noqa: SIM115
         self.written = 0
         self.detections = 0
         self.expected: FileDone | None = None
@@ -99,9 +108,14 @@ class FileOutputs:
             elif (image_id := self.image_ids.get(message.body["seq"])) is not None:
                 self.coco.extend(coco_results(message.body, image_id))
         if self.video is not None:
-            self.video.write(annotate(detections), detections.frame.pts)
+            self.video.write(annotate(message, self.trails), detections.frame.pts)
+        self.add_events(message.events)
         self.written += 1
         self.detections += len(detections)
+
+    def add_events(self, events: tuple[Event, ...]) -> None:
+        if self.events is not None:
+            self.events.write("".join(event.line + "\n" for event in events))
 
     @property
     def complete(self) -> bool:
@@ -109,8 +123,9 @@ class FileOutputs:
 
     def close(self) -> dict[str, Path | bytes]:
         """Close every output; the staged files that exist, by output name."""
-        if self.jsonl is not None:
-            self.jsonl.close()
+        for file in (self.jsonl, self.events):
+            if file is not None:
+                file.close()
         if self.coco is not None:
             self._path("coco").write_text(json.dumps(self.coco, separators=(",", ":")))
         if self.video is not None:
@@ -118,8 +133,9 @@ class FileOutputs:
         return {name: path for name, path in self.staged.items() if path.exists()}
 
     def discard(self) -> None:
-        if self.jsonl is not None:
-            self.jsonl.close()
+        for file in (self.jsonl, self.events):
+            if file is not None:
+                file.close()
         if self.video is not None and self.video.container is not None:
             self.video.container.close()
         for path in self.staged.values():
@@ -128,7 +144,8 @@ class FileOutputs:
 
 class PerFileWriter(Stage):
     """The last stage of `detstream batch`. Not a `Sink` (those take sink URIs from a run
-    config): its queue carries Messages and the decoder slots' `FileDone` markers."""
+    config): its queue carries Messages, events of no frame, and `FileDone` markers (passed
+    on by the track stage after the file's frames and last events)."""
 
     def __init__(
         self,
@@ -159,6 +176,9 @@ class PerFileWriter(Stage):
             if isinstance(item, FileDone):
                 outputs = self._file(item.rel)
                 outputs.expected = item
+            elif isinstance(item, EventBatch):
+                outputs = self._file(item.source)
+                outputs.add_events(item.events)
             else:
                 frame = item.detections.frame
                 started = self.metrics.arrived((frame,))

@@ -8,7 +8,9 @@ by an earlier run is published before anything new. Delivery is at-least-once: a
 cut off mid-way is sent again, and consumers drop the repeats by `event_id`.
 
 Stream entry fields: `event_id`, `source`, `seq` and `message` (the JSON of schema
-detstream.detections/v1, the same line the JSONL sink writes).
+detstream.detections/v1, the same line the JSONL sink writes). Events (schema
+detstream.events/v1) go through the same outbox and spool, in order with the frames, to
+their own stream (`events` option): fields `event_id`, `source`, `type` and `message`.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ import redis
 from pipeline.core.backoff import Backoff
 from pipeline.core.context import RunContext
 from pipeline.core.files import cache_folder
+from pipeline.core.events import EVENTS_SCHEMA, Event
 from pipeline.core.messages import Message
-from pipeline.core.redis_url import DEFAULT_STREAM, RedisTarget, check_server, parse_redis_url
+from pipeline.core.redis_url import DEFAULT_EVENTS_STREAM, DEFAULT_STREAM, RedisTarget, check_server, parse_redis_url
 from pipeline.core.secrets import redact
 from stages.sinks.outbox import Chunk, Outbox
 from stages.sinks.spool import Spool
@@ -39,6 +42,7 @@ SINK_OPTIONS = {
     "buffer": "messages held in memory while Redis is slow, before the spool takes over (default 1000)",
     "spool": "spool directory (default ~/.cache/detstream/spool/HOST-PORT-DB, under $DETSTREAM_CACHE if set)",
     "spool_mb": "spool size bound in MB; beyond it the oldest messages are dropped and counted (default 256)",
+    "events": f"stream key of track, zone and line events; {{source}} is replaced (default {DEFAULT_EVENTS_STREAM})",
     "channel": "also PUBLISH each live message on this Pub/Sub channel, {source} allowed (lossy; default none)",
 }
 # retry delays while Redis fails (short: messages wait in memory or the spool meanwhile);
@@ -51,6 +55,7 @@ BACKOFF_JITTER = 0.2
 @dataclass(frozen=True)
 class RedisSinkSettings:
     stream: str
+    events_stream: str
     maxlen: int | None
     per_round_trip: int  # the URI's `batch` option: XADDs in one pipelined round trip
     buffer: int
@@ -64,6 +69,7 @@ class RedisSinkSettings:
         maxlen = int(target.number("maxlen", 100_000, minimum=0))
         return cls(
             stream=target.key_template("stream", DEFAULT_STREAM) or DEFAULT_STREAM,
+            events_stream=target.key_template("events", DEFAULT_EVENTS_STREAM) or DEFAULT_EVENTS_STREAM,
             maxlen=maxlen or None,
             per_round_trip=int(target.number("batch", 64, minimum=1)),
             buffer=int(target.number("buffer", 1000, minimum=1)),
@@ -154,11 +160,18 @@ class Publisher(threading.Thread):
         for line in chunk.lines:
             try:
                 message = json.loads(line)
-                source, event_id, seq = str(message["source"]), str(message["event_id"]), int(message["seq"])
-            except (ValueError, KeyError, TypeError):
+                source, event_id = str(message["source"]), str(message["event_id"])
+                is_event = message.get("schema") == EVENTS_SCHEMA
+                key = str(message["type"]) if is_event else int(message["seq"])
+            except (ValueError, KeyError, TypeError, AttributeError):
                 unreadable += 1
                 continue
-            fields = {"event_id": event_id, "source": source, "seq": seq, "message": line}
+            if is_event:
+                fields = {"event_id": event_id, "source": source, "type": key, "message": line}
+                pipe.xadd(settings.events_stream.format(source=source), fields, maxlen=settings.maxlen, approximate=True)
+                commands.append("XADD")
+                continue
+            fields = {"event_id": event_id, "source": source, "seq": key, "message": line}
             pipe.xadd(settings.stream.format(source=source), fields, maxlen=settings.maxlen, approximate=True)
             commands.append("XADD")
             # live dashboards want now, not the backlog: replayed messages are not announced
@@ -196,6 +209,10 @@ class RedisSink(Sink):
 
     def write(self, message: Message) -> None:
         self.outbox.offer(message.line)
+
+    def write_events(self, events: tuple[Event, ...]) -> None:
+        for event in events:
+            self.outbox.offer(event.line)
 
     def finish(self) -> None:
         # Drain while Redis takes messages; on abort, or if Redis still fails, what is

@@ -1,4 +1,5 @@
-"""`video:PATH.mp4` sink: annotated H.264, one file per source.
+"""`video:PATH.mp4` sink: annotated H.264, one file per source (boxes, labels, track ids
+and trails, zones and lines with their counts: stages/sinks/draw.py).
 
 With one source the file is PATH; with several, `{source}` in PATH is replaced by the
 source id (its file stem), or that is appended to PATH's stem: out/annotated-cam1.mp4. Timestamps come from the stream pts,
@@ -14,7 +15,7 @@ from pathlib import Path, PurePath
 from pipeline.core.context import RunContext
 from pipeline.core.errors import SinkError
 from pipeline.core.messages import Message
-from stages.sinks.draw import annotate
+from stages.sinks.draw import Trails, annotate
 from stages.sinks.mp4 import VideoWriter
 from stages.sinks.base import Sink
 
@@ -44,6 +45,7 @@ class VideoSink(Sink):
         if not template.endswith(".mp4"):
             raise SinkError(f"sink {uri!r}: the video sink writes MP4; the path must end in .mp4")
         self.writers: dict[str, VideoWriter] = {}
+        self.trails: dict[str, Trails] = {source: Trails() for source in sources}
         for source, path in output_paths(template, sources).items():
             try:  # fail now, not at the first frame, if the place is not writable
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -55,7 +57,7 @@ class VideoSink(Sink):
 
     def write(self, message: Message) -> None:
         frame = message.detections.frame
-        self.writers[frame.source].write(annotate(message.detections), frame.pts)
+        self.writers[frame.source].write(annotate(message, self.trails[frame.source]), frame.pts)
 
     def finish(self) -> None:
         for writer in self.writers.values():

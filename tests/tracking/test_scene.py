@@ -1,0 +1,206 @@
+"""The scene of one source: zone enter/exit with dwell, line crossings with direction and
+hysteresis, frame-size handling, counts per class name."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from pipeline.core.scene_config import LineConfig, ZoneConfig
+from stages.tracking.scene import Scene, SceneEvent
+from stages.tracking.tracks import TrackView
+
+CLASSES = ("person", "car")
+
+
+def track(track_id: int, x: float, y: float, t: float = 0.0, class_id: int = 0, first_t: float = 0.0) -> TrackView:
+    """A confirmed track whose box has its bottom centre (the default anchor) at (x, y)."""
+    box = np.array([x - 10, y - 40, x + 10, y], float)
+    return TrackView(track_id, class_id, box, 0.9, first_t, t, 3, 0.9)
+
+
+def walk(scene: Scene, path: list[tuple[float, float]], track_id: int = 1, dt: float = 1.0) -> list[SceneEvent]:
+    """One track along the anchor positions of `path`, one update each, t = 0, dt, 2 dt ..."""
+    events = []
+    for k, (x, y) in enumerate(path):
+        events += scene.update([track(track_id, x, y, k * dt)], k * dt)
+    return events
+
+
+def gate(**settings) -> Scene:
+    """The concrete picture: a horizontal line from (0, 100) to (200, 100) in a 640x360 frame.
+    Walking from point 1 to point 2 goes right on screen, so the right-hand side is below
+    the line (image y grows downward): moving down across it is `in`."""
+    return Scene([], [LineConfig(name="gate", points=[(0, 100), (200, 100)], **settings)], 640, 360, "cam", CLASSES)
+
+
+def square(**settings) -> ZoneConfig:
+    return ZoneConfig(name="door", points=[(100, 100), (300, 100), (300, 300), (100, 300)], **settings)
+
+
+def test_enter_and_exit_with_dwell():
+    scene = Scene([square()], [], 640, 360, "cam", CLASSES)
+    events = walk(scene, [(50, 200), (150, 200), (200, 200), (250, 250), (350, 250)], dt=0.5)
+    assert [(e.type, e.zone, e.t) for e in events] == [("zone_enter", "door", 0.5), ("zone_exit", "door", 2.0)]
+    enter, exit_ = events
+    assert exit_.dwell_s == pytest.approx(1.5) and enter.dwell_s is None
+    assert enter.counts == {"inside": {"person": 1}, "entered": {"person": 1}, "exited": {}}
+    assert exit_.counts == {"inside": {"person": 0}, "entered": {"person": 1}, "exited": {"person": 1}}
+    assert enter.track.track_id == 1 and scene.counts()["door"] == exit_.counts
+
+
+def test_a_track_first_seen_inside_enters_in_that_frame():
+    scene = Scene([square()], [], 640, 360, "cam", CLASSES)
+    events = scene.update([track(7, 200, 200, t=4.0, first_t=3.8)], 4.0)
+    assert [(e.type, e.t) for e in events] == [("zone_enter", 4.0)]
+    assert scene.update([track(7, 201, 200, t=4.1)], 4.1) == []  # still inside: nothing new
+
+
+def test_the_center_anchor_places_tracks_by_the_middle_of_their_box():
+    scene = Scene([square(anchor="center")], [], 640, 360, "cam", CLASSES)
+    # bottom centre (200, 110) inside, box centre (200, 90) outside the square
+    assert scene.update([track(1, 200, 110)], 0.0) == []
+    assert [e.type for e in scene.update([track(1, 200, 150, t=1.0)], 1.0)] == ["zone_enter"]
+
+
+def test_line_crossing_direction_names_follow_the_picture():
+    scene = gate()
+    events = walk(scene, [(100, 80), (100, 120)])  # down across the line
+    assert [(e.type, e.line, e.direction, e.t) for e in events] == [("line_cross", "gate", "in", 1.0)]
+    assert events[0].counts == {"in": {"person": 1}, "out": {}}
+    events = walk(scene, [(100, 120), (100, 80)], track_id=2)  # up across it
+    assert [e.direction for e in events] == ["out"]
+    assert scene.counts()["gate"] == {"in": {"person": 1}, "out": {"person": 1}}
+
+    named = gate(directions=("down", "up"))
+    assert [e.direction for e in walk(named, [(50, 60), (50, 140), (50, 60)])] == ["down", "up"]
+
+    # a vertical line walked downward on screen: the right-hand side is to the left (x < 0 side)
+    down = Scene([], [LineConfig(name="v", points=[(300, 0), (300, 200)])], 640, 360, "cam", CLASSES)
+    assert [e.direction for e in walk(down, [(320, 100), (280, 100)])] == ["in"]
+
+
+def test_jitter_on_the_line_counts_once():
+    path = [(100, 80), (100, 99), (100, 101), (100, 98), (100, 103), (100, 97), (100, 104), (100, 99),
+            (100, 120), (100, 102), (100, 98), (100, 103), (100, 96), (100, 121)]  # fmt: skip
+    assert [e.direction for e in walk(gate(), path)] == ["in"]
+    # without the margin, the same wobble counts every time it changes side
+    assert len(walk(gate(margin_px=0), path)) > 5
+
+
+def test_a_wide_margin_waits_until_the_track_is_clear_of_the_line():
+    events = walk(gate(margin_px=20), [(100, 80), (100, 115), (100, 119), (100, 121)])
+    assert [(e.direction, e.t) for e in events] == [("in", 3.0)]
+
+
+def test_crossing_in_then_out_counts_both():
+    events = walk(gate(), [(100, 50), (100, 150), (100, 140), (100, 50)])
+    assert [e.direction for e in events] == ["in", "out"]
+    assert events[-1].counts == {"in": {"person": 1}, "out": {"person": 1}}
+
+
+def test_jumps_between_updates_still_count_when_the_path_crosses_the_segment():
+    # frames thinned by stride: one update far above, the next far below
+    assert [e.direction for e in walk(gate(), [(100, 20), (100, 300)])] == ["in"]
+    # both anchors beyond the segment's ends, but the path between them crosses it at x = 100
+    assert [e.direction for e in walk(gate(), [(-50, 50), (250, 150)])] == ["in"]
+    # passing beside the segment (x = 300 > 200) is no crossing, however far the jump
+    assert walk(gate(), [(300, 20), (300, 300)]) == []
+
+
+def test_going_around_the_end_of_the_line_is_no_crossing():
+    assert walk(gate(), [(150, 80), (250, 80), (250, 120), (150, 120)]) == []
+
+
+def test_a_frame_with_no_tracks_changes_nothing():
+    scene = Scene([square()], [LineConfig(name="gate", points=[(0, 100), (200, 100)])], 640, 360, "cam", CLASSES)
+    assert scene.update([], 0.0) == []
+    assert [e.type for e in scene.update([track(1, 150, 90)], 1.0)] == []
+    assert scene.update([], 2.0) == []  # the track is not matched in this frame: it stays where it was
+    events = scene.update([track(1, 150, 150, t=3.0)], 3.0)
+    assert sorted(e.type for e in events) == ["line_cross", "zone_enter"]
+
+
+def test_counts_are_per_class_name():
+    scene = gate()
+    scene.update([track(1, 50, 50), track(2, 80, 50, class_id=1), track(3, 120, 50, class_id=1)], 0.0)
+    events = scene.update([track(1, 50, 150), track(2, 80, 150, class_id=1), track(3, 120, 150, class_id=1)], 1.0)
+    assert [e.track.track_id for e in events] == [1, 2, 3]
+    assert events[-1].counts == {"in": {"person": 1, "car": 2}, "out": {}}
+
+
+def test_a_zone_outside_the_frame_warns_once_and_never_fires(caplog):
+    far = ZoneConfig(name="yard", points=[(1000, 1000), (1100, 1000), (1100, 1100)])
+    away = LineConfig(name="road", points=[(700, 0), (700, 300)])
+    with caplog.at_level(logging.WARNING, logger="detstream"):
+        scene = Scene([far], [away], 640, 360, "cam-3", CLASSES)
+        for k in range(5):  # even anchors outside the frame never fire the shapes outside it
+            inside_yard, across_road = track(1, 1080, 1050, k), track(2, 750 - 50 * k, 100, k)
+            assert scene.update([inside_yard, across_road], float(k)) == []
+        scene.resize(640, 360)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2, warnings
+    assert all("cam-3" in w and "640x360" in w and "wholly outside" in w for w in warnings)
+    assert any("zone 'yard'" in w for w in warnings) and any("line 'road'" in w for w in warnings)
+    assert scene.counts() == {"yard": {"inside": {}, "entered": {}, "exited": {}}, "road": {"in": {}, "out": {}}}
+
+
+def test_normalized_and_pixel_coordinates_give_the_same_events():
+    pixel = Scene(
+        [ZoneConfig(name="z", points=[(64, 36), (320, 36), (320, 180), (64, 180)])],
+        [LineConfig(name="l", points=[(0, 180), (640, 180)])],
+        640, 360, "cam", CLASSES,
+    )  # fmt: skip
+    normalized = Scene(
+        [ZoneConfig(name="z", points=[(0.1, 0.1), (0.5, 0.1), (0.5, 0.5), (0.1, 0.5)], coordinates="normalized")],
+        [LineConfig(name="l", points=[(0, 0.5), (1, 0.5)], coordinates="normalized")],
+        640, 360, "cam", CLASSES,
+    )  # fmt: skip
+    path = [(20, 20), (100, 100), (200, 150), (300, 200), (400, 300), (300, 100), (500, 100)]
+    def summary(events: list[SceneEvent]) -> list[tuple]:
+        return [(e.type, e.zone, e.line, e.direction, e.t, e.dwell_s) for e in events]
+    expected = summary(walk(pixel, path))
+    assert len(expected) == 6 and summary(walk(normalized, path)) == expected
+    np.testing.assert_allclose(normalized.zones_px["z"], pixel.zones_px["z"])
+    np.testing.assert_allclose(normalized.lines_px["l"], pixel.lines_px["l"])
+
+
+def test_resize_rescales_normalized_shapes_and_keeps_counts():
+    line = LineConfig(name="l", points=[(0, 0.5), (1, 0.5)], coordinates="normalized")
+    scene = Scene([], [line], 640, 360, "cam", CLASSES)
+    walk(scene, [(100, 100), (100, 300)])
+    assert scene.counts()["l"] == {"in": {"person": 1}, "out": {}}
+    scene.resize(1280, 720)
+    np.testing.assert_allclose(scene.lines_px["l"], [[0, 360], [1280, 360]])
+    assert scene.counts()["l"] == {"in": {"person": 1}, "out": {}}
+    events = walk(scene, [(100, 500), (100, 200)], track_id=2)
+    assert [e.direction for e in events] == ["out"]
+    assert events[0].counts == {"in": {"person": 1}, "out": {"person": 1}}
+
+
+def test_end_track_exits_its_zones_and_forgets_its_line_state():
+    scene = Scene([square()], [LineConfig(name="gate", points=[(0, 150), (400, 150)])], 640, 360, "cam", CLASSES)
+    scene.update([track(1, 200, 120, t=1.0)], 1.0)
+    scene.update([track(1, 200, 130, t=2.5)], 2.5)
+    last = track(1, 200, 130, t=2.5)
+    events = scene.end_track(last, 4.0)  # ended after buffer_s without a match: dwell up to last_t
+    assert [(e.type, e.zone, e.t, e.dwell_s) for e in events] == [("zone_exit", "door", 4.0, 1.5)]
+    assert events[0].counts["inside"] == {"person": 0} and scene.end_track(last, 5.0) == []
+    # seen again (the same id, as a test of forgetting): no path from before the end, so no crossing
+    assert [e.type for e in scene.update([track(1, 200, 180, t=6.0)], 6.0)] == ["zone_enter"]
+
+
+def test_many_tracks_come_and_go():
+    scene = Scene([square()], [LineConfig(name="gate", points=[(0, 200), (640, 200)])], 640, 360, "cam", CLASSES)
+    total = 0
+    for wave in range(3):  # more tracks than the first allocation, ended and replaced
+        ids = range(1 + 100 * wave, 101 + 100 * wave)
+        scene.update([track(i, 5 + i % 100 * 6, 180, t=wave) for i in ids], wave)
+        total += len(scene.update([track(i, 5 + i % 100 * 6, 220, t=wave + 0.5) for i in ids], wave + 0.5))
+        for i in ids:
+            scene.end_track(track(i, 5 + i % 100 * 6, 220, t=wave + 0.5), wave + 0.9)
+    assert scene.counts()["gate"]["in"] == {"person": 300}
+    assert scene.counts()["door"]["entered"] == scene.counts()["door"]["exited"]
+    assert scene.counts()["door"]["inside"] == {"person": 0}
