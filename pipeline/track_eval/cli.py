@@ -77,6 +77,7 @@ def report_json(report: TrackEvalReport) -> dict[str, Any]:
         "dont_care": asdict(report.rule),
         "classes": list(report.classes),
         "metrics": {key: _finite(value) for key, value in asdict(report.score).items()},
+        "lines": [asdict(row) for row in report.lines],
     }
 
 
@@ -90,6 +91,17 @@ def print_report(report: TrackEvalReport) -> None:
         table.add_row(name, "-" if isinstance(value, float) and not math.isfinite(value) else format(value, form))
     console = make_console()
     console.print(table)
+    if report.lines:
+        crossings = Table(title="line crossings", title_justify="left")
+        for column in ("line", "direction", "class"):
+            crossings.add_column(column)
+        crossings.add_column("ground truth", justify="right")
+        crossings.add_column("tracked", justify="right")
+        for row in report.lines:
+            crossings.add_row(escape(row.line), escape(row.direction), row.label, str(row.truth), str(row.tracked))
+        console.print(crossings)
+    elif report.line_names:
+        console.print(f"no crossings of {', '.join(report.line_names)}, in the ground truth or the run", highlight=False)
     rule = report.rule
     console.print(
         f"classes scored: {', '.join(report.classes)}; don't care: under {rule.min_height:g} px tall "

@@ -6,6 +6,9 @@ Rules:
   on, and one JSON-lines sink in a temporary folder; the config's own sinks are not used.
 - Inputs are checked before the model loads: the video opens, the annotations list its
   frames with track ids, and the two have the same number of frames.
+- With lines on the source, their crossings by the ground-truth tracks (counted by the
+  pipeline's own Scene, pipeline/track_eval/lines.py) are compared with the run's
+  `line_cross` events.
 - Only a complete, clean run is scored: a failed stage or source, a signal, or frames the
   decoder had to skip (which would shift every later frame against the ground truth) are
   errors.
@@ -14,6 +17,7 @@ Rules:
 from __future__ import annotations
 
 import tempfile
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +30,12 @@ from pipeline.core.config import RunConfig, load_config
 from pipeline.core.context import RunContext
 from pipeline.core.errors import ConfigError, DatasetError, DetstreamError
 from pipeline.run.runner import RunSummary, run, source_names
+from pipeline.track_eval.lines import Key, LineCount, compare_lines, tracked_crossings, truth_crossings
 from pipeline.track_eval.predictions import read_tracked
 from pipeline.track_eval.referee import DontCare, TrackScore, score
 from pipeline.track_eval.truth import GroundTruth, load_truth
 from stages.reader import open_source
+from stages.sinks.jsonl import events_path
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,8 @@ class TrackEvalReport:
     rule: DontCare
     classes: tuple[str, ...]  # the classes scored
     score: TrackScore
+    line_names: tuple[str, ...]  # the source's lines
+    lines: list[LineCount]  # their crossings by direction and class: ground truth vs run (0 and 0 left out)
 
 
 def count_frames(video: Path) -> int:
@@ -107,12 +115,18 @@ def evaluate(
     if len(truth.frames) != frames:
         raise DatasetError(annotations, [f"lists {len(truth.frames)} frames of {video.name}, the video has {frames}"])
     source = config.sources[0]
+    classes = _scored_classes(truth, config.source_model(source).classes)
+    reference: Counter[Key] = Counter()
+    if source.lines:
+        if truth.size is None:
+            raise DatasetError(annotations, ["images of the video give no width and height: lines cannot be placed"])
+        reference = truth_crossings(truth, source.lines, truth.size)
     with tempfile.TemporaryDirectory(prefix="detstream-eval-track-") as folder:
         messages = Path(folder) / f"{video.stem}.jsonl"
         summary = run(config.model_copy(update={"sinks": [f"jsonl:{messages}"]}), engine=engine, ctx=ctx)
         _check_run(summary, source_names(config.sources)[0])
         predicted = read_tracked(messages, source.stride, truth)
-    classes = _scored_classes(truth, config.source_model(source).classes)
+        tracked = tracked_crossings(events_path(messages))
     return TrackEvalReport(
         video=video,
         annotations=annotations,
@@ -121,6 +135,8 @@ def evaluate(
         rule=rule,
         classes=classes,
         score=score(truth.frames, predicted, classes, rule),
+        line_names=tuple(line.name for line in source.lines),
+        lines=compare_lines(source.lines, reference, tracked, classes),
     )
 
 

@@ -28,6 +28,7 @@ class GroundTruth:
     frames: dict[int, list[TruthBox]]  # frame index -> objects in view (every frame of the video)
     pts: dict[int, float]  # frame index -> stream time (seconds), where the image gives one
     classes: tuple[str, ...]  # the categories' names
+    size: tuple[int, int] | None  # width, height of the video's first image, where it says
 
 
 def _number(value: Any) -> bool:
@@ -49,6 +50,7 @@ def load_truth(path: Path, video: str) -> GroundTruth:
     image_frames: dict[Any, int] = {}
     pts: dict[int, float] = {}
     videos: set[str] = set()
+    size: tuple[int, int] | None = None
     for image in data["images"]:
         named = video_frame(image.get("file_name", "")) if isinstance(image, dict) else None
         if named is None:
@@ -58,6 +60,8 @@ def load_truth(path: Path, video: str) -> GroundTruth:
             image_frames[image.get("id")] = named[1]
             if _number(image.get("pts")):
                 pts[named[1]] = float(image["pts"])
+            if size is None and isinstance(image.get("width"), int) and isinstance(image.get("height"), int):
+                size = (image["width"], image["height"])
     if not image_frames:
         listed = ", ".join(sorted(videos)) or "no video frames (images named 'VIDEO#N', as detstream synth video writes)"
         raise DatasetError(path, [f"has no frames of {video}: it lists {listed}"])
@@ -92,4 +96,4 @@ def load_truth(path: Path, video: str) -> GroundTruth:
     if problems:
         raise DatasetError(path, problems)
     classes = tuple(name for name in names.values() if isinstance(name, str))
-    return GroundTruth(Path(path), video, frames, pts, classes)
+    return GroundTruth(Path(path), video, frames, pts, classes, size)
