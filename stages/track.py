@@ -63,12 +63,13 @@ class Track(Stage):
         started = self.metrics.arrived((frame,))
         tracks = self._tracks(frame.source)
         if tracks is None:
+            frame.stamp(self.name)
             message = Message.of(detections, self.info.name)
         else:
             ids, events, overlay = tracks.frame(detections)
+            frame.stamp(self.name)  # before the message is built: its latency_ms include this stage
             message = Message.of(detections, self.info.name, ids, tuple(events), overlay)
             self._count(message.events)
-        frame.stamp(self.name)
         self.metrics.served((frame,), started)
         self._put(message)
 

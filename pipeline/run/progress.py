@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from pipeline.core.config import RunConfig
 from pipeline.core.context import RunContext
 
-COUNTED_STAGE = "postprocess"  # frames done: results handed to the sinks
+COUNTED_STAGE = "track"  # frames done: messages handed to the sinks
 POLL_S = 0.2
 
 

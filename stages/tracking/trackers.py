@@ -8,10 +8,13 @@ so ids stay unique per source for the whole run.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from pipeline.core.config import TrackingConfig
 from pipeline.core.types import Candidates
+from stages.tracking.bytetrack import ByteTracker
+from stages.tracking.iou_tracker import IouTracker
 from stages.tracking.tracks import TrackUpdate, TrackView
 
 
@@ -21,5 +24,10 @@ class Tracker(Protocol):
     def end_all(self) -> list[TrackView]: ...
 
 
+# `tracking.method` -> the class; the config's Literal lists the same names.
+TRACKERS: dict[str, Callable[[TrackingConfig], Tracker]] = {"bytetrack": ByteTracker, "iou": IouTracker}
+
+
 def make_tracker(settings: TrackingConfig) -> Tracker:
-    raise NotImplementedError("written with the trackers")
+    """A new tracker for one source, of the kind `settings.method` names."""
+    return TRACKERS[settings.method](settings)

@@ -14,6 +14,7 @@ import pytest
 
 from blobbatch import BAD, GOOD, job, results
 from pipeline.core.config import load_config
+from pipeline.core.events import validate_event
 from pipeline.core.messages import validate_message
 from pipeline.run.runner import run
 from support import BlobEngine
@@ -33,12 +34,18 @@ def test_a_collection_gives_one_output_per_file_and_lists_the_bad_ones(tmp_path,
     assert "truncated" in report.files[BAD[1]].reason or "moov" in report.files[BAD[1]].reason
     # the output tree mirrors the input tree; nothing of the bad files, no temp files
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    expected = sorted(f"{f.path}.jsonl" for f in report.files.values() if f.status == "ok")
+    expected = sorted(f"{f.path}{suffix}" for f in report.files.values() if f.status == "ok"
+                      for suffix in (".jsonl", ".events.jsonl"))
     assert written == sorted([*expected, ".lock", "manifest.jsonl", "report.json"])
     for rel in (f.path for f in report.files.values() if f.status == "ok"):
         messages = [json.loads(line) for line in (out / f"{rel}.jsonl").read_text().splitlines()]
         assert [m["seq"] for m in messages] == list(range(report.files[rel].frames))
         assert all(m["source"] == rel and validate_message(m) == [] for m in messages)
+        # the file's tracks, each started and ended within the file's own events
+        events = [json.loads(line) for line in (out / f"{rel}.events.jsonl").read_text().splitlines()]
+        assert all(e["source"] == rel and validate_event(e) == [] for e in events)
+        starts = sorted(e["track_id"] for e in events if e["type"] == "track_start")
+        assert starts and starts == sorted(e["track_id"] for e in events if e["type"] == "track_end")
     entries = manifest(out)
     assert sorted(entries) == sorted(f.path for f in report.files.values() if f.status == "ok")
     assert list(entries) == sorted(entries)  # compacted: sorted by path
@@ -93,7 +100,8 @@ def test_coco_results_and_annotated_videos(tmp_path, collection):
     assert {r["image_id"] for r in records} == set(range(10))
     assert all(len(r["bbox"]) == 4 and r["category_id"] in (1, 2, 3) for r in records)
     assert (out / "cam/clip02.mp4.annotated.mp4").stat().st_size > 0
-    assert sorted(manifest(out)["cam/clip02.mp4"]["outputs"]) == ["cam/clip02.mp4.annotated.mp4", "cam/clip02.mp4.coco.json"]
+    assert sorted(manifest(out)["cam/clip02.mp4"]["outputs"]) == [
+        "cam/clip02.mp4.annotated.mp4", "cam/clip02.mp4.coco.json", "cam/clip02.mp4.events.jsonl"]
 
 
 def _blob_batch(out: Path, *inputs: Path) -> subprocess.Popen:
@@ -123,7 +131,8 @@ def test_a_killed_run_leaves_only_whole_outputs_and_a_rerun_finishes_the_rest(tm
     done = set(manifest(out))
     assert 4 <= len(done) < GOOD
     # every output with a final name belongs to a finished file; the rest is in .partial
-    finals = {p.relative_to(out).as_posix().removesuffix(".jsonl") for p in out.rglob("*.jsonl") if ".partial" not in p.parts}
+    finals = {p.relative_to(out).as_posix().removesuffix(".jsonl").removesuffix(".events")
+              for p in out.rglob("*.jsonl") if ".partial" not in p.parts}
     assert finals - {"manifest"} == done
     report = job([str(collection)], out).run()
     assert {f.path for f in report.files.values() if f.status == "skipped"} == done

@@ -50,7 +50,7 @@ def test_messages_are_valid_and_deterministic(tmp_path, videos):
     second = read_jsonl(tmp_path / "out.jsonl")
     assert [m["event_id"] for m in first] == [m["event_id"] for m in second]
     assert [m["detections"] for m in first] == [m["detections"] for m in second]
-    assert set(first[0]["latency_ms"]) == {"decode", "preprocess", "detect", "postprocess", "total"}
+    assert set(first[0]["latency_ms"]) == {"decode", "preprocess", "detect", "postprocess", "track", "total"}
 
 
 def _match(detected: list[dict], truth: list[tuple[int, tuple[float, ...]]], tolerance: float) -> None:

@@ -38,9 +38,9 @@ def test_every_stage_counts_every_frame_and_times_it(tmp_path, videos):
     snapshot = summary.metrics
     stages = snapshot["stages"]
     sinks = [f"sink[jsonl:{tmp_path / f'out{i}.jsonl'}]" for i in range(2)]
-    assert list(stages) == ["decode[a.mp4]", "decode[b.mp4]", "preprocess", "detect", "postprocess", *sinks]
+    assert list(stages) == ["decode[a.mp4]", "decode[b.mp4]", "preprocess", "detect", "postprocess", "track", *sinks]
     assert stages["decode[a.mp4]"]["frames_out"] == 40 and stages["decode[b.mp4]"]["frames_out"] == 25
-    for name in ("preprocess", "detect", "postprocess", *sinks):
+    for name in ("preprocess", "detect", "postprocess", "track", *sinks):
         assert stages[name]["frames_in"] == stages[name]["frames_out"] == 65, name
         assert stages[name]["queue_wait_ms"]["count"] == 65, name
     assert summary.counts == {name: stage["frames_out"] for name, stage in stages.items()}

@@ -26,7 +26,7 @@ class Profiled:
 
     @property
     def stages(self) -> list[str]:
-        return ["decode[street.mp4]", "preprocess", "detect", "postprocess", self.sink]
+        return ["decode[street.mp4]", "preprocess", "detect", "postprocess", "track", self.sink]
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ def test_report_has_every_figure_and_the_counts_add_up(profiled):
                                "capped": False, "dropped_spans": 0}
     points = report["timeline"]["points"]
     assert points and set(points[-1]["fps"]) == set(stages)
-    assert set(points[-1]["queue_depth"]) == {"source[street.mp4]", "batches", "results", f"input of {sink}"}
+    assert set(points[-1]["queue_depth"]) == {"source[street.mp4]", "batches", "results", "detections", f"input of {sink}"}
 
 
 def test_trace_has_a_span_per_frame_per_stage_on_named_thread_tracks(profiled):
@@ -97,8 +97,8 @@ def test_capped_trace_is_reported(tmp_path, videos):
     config = load_config(None, {"sources": [str(videos["b"])], "sinks": [f"jsonl:{tmp_path / 'out.jsonl'}"]})
     result = profile(config, tmp_path / "prof", trace_limit=20, engine=BlobEngine())
     trace = result.report["trace"]
-    # 25 frames through decode, preprocess, detect, postprocess and one sink
-    assert (trace["spans"], trace["capped"], trace["dropped_spans"]) == (20, True, 25 * 5 - 20)
+    # 25 frames through decode, preprocess, detect, postprocess, track and one sink
+    assert (trace["spans"], trace["capped"], trace["dropped_spans"]) == (20, True, 25 * 6 - 20)
     spans = [e for e in json.loads(result.files["trace"].read_text())["traceEvents"] if e["ph"] == "X"]
     assert len(spans) == 20
     assert result.report["frame_counts"]["postprocess"] == 25  # the figures are complete regardless

@@ -100,7 +100,7 @@ def test_counters_increase_between_two_scrapes_during_a_run(tmp_path, long_clip)
     second = scrape_when(lambda s: stage_frames(s, sink_stage) >= stage_frames(first, sink_stage) + 10, "10 more frames")
     thread.join(timeout=120)
     assert result and result[0].exit_code == 0
-    for stage in ("decode[cam1]", "preprocess", "detect", "postprocess", sink_stage):
+    for stage in ("decode[cam1]", "preprocess", "detect", "postprocess", "track", sink_stage):
         assert stage_frames(second, stage) > stage_frames(first, stage), stage
         assert second["detstream_stage_busy_seconds_total"][(("stage", stage),)] > 0
         service = second["detstream_stage_service_seconds_count"][(("stage", stage),)]

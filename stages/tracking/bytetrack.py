@@ -1,0 +1,160 @@
+"""ByteTrack-style tracking: a Kalman motion model, three associations, and memory.
+
+Rules of one `update(t, detections, low)`:
+1. Every track is predicted to `t` (stream seconds). Time that goes backwards or repeats
+   (t <= the previous t) counts as dt = 0: nothing moves, nothing ages, nothing fails.
+2. Emitted detections vs confirmed tracks, tracked and lost: Hungarian on 1 - IoU of the
+   predicted box, pairs need IoU >= match_iou and the same class.
+3. Confirmed tracks still unmatched that were matched in the previous update ("tracked",
+   not "lost") vs the low-score candidates, IoU >= low_match_iou. A low match updates the
+   motion model and keeps the track alive, but a low candidate never starts a track, has
+   no id in the output, and leaves the track out of `active` (no emitted detection of
+   this frame carries its id).
+4. Tentative tracks vs the emitted detections left, IoU >= match_iou. The same gate as
+   step 2 on purpose: a tentative track has no velocity yet, so its prediction is its last
+   box; a stricter gate would make confirming a moving object depend on the frame rate
+   (stride / max_fps thinning spreads its boxes apart). Flicker is min_hits' job.
+   A tentative track left unmatched is deleted at once.
+5. Every emitted detection still unmatched starts a tentative track. A track is confirmed,
+   and gets an id, in the update where its emitted matches reach min_hits (also on the
+   very first frame of a video: unlike ByteTrack, min_hits always rules).
+6. A confirmed track unmatched for more than buffer_s of stream time ends: it is reported
+   once in `ended` and forgotten. Until then it is "lost" and step 2 can re-find it.
+   Unmatched time is summed from the forward steps of the clock: t - last_t for a steady
+   clock, and after a jump backwards tracks neither end at once nor linger until the
+   clock catches up with their last_t.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from pipeline.core.config import TrackingConfig
+from pipeline.core.types import Candidates
+from stages.tracking.kalman import KalmanBoxes
+from stages.tracking.matching import assign, class_iou
+from stages.tracking.records import IdCounter, Track, report
+from stages.tracking.tracks import NO_TRACK, TrackUpdate, TrackView
+
+
+def nonzero(mask: np.ndarray) -> np.ndarray:
+    """Indices where a 1-d mask is True (np.flatnonzero without its Python-level overhead)."""
+    return mask.nonzero()[0]
+
+
+class Pairs(NamedTuple):
+    """Matches of one update: track rows with indices into detections or low candidates."""
+
+    rows: np.ndarray
+    picks: np.ndarray
+
+
+class ByteTracker:
+    """One source's tracks. Not thread-safe: one stage thread owns it."""
+
+    def __init__(self, settings: TrackingConfig) -> None:
+        self.settings = settings
+        self.tracks: list[Track] = []
+        self.kalman = KalmanBoxes()  # row i is the motion of tracks[i]
+        self.ids = IdCounter()
+        self.t: float | None = None  # stream time of the previous update
+
+    def update(self, t: float, detections: Candidates, low: Candidates) -> TrackUpdate:
+        """One frame at stream time `t`, by the rules of the module docstring."""
+        dt = 0.0 if self.t is None or t <= self.t else t - self.t
+        self.t = t
+        lost = np.array([not track.tracked for track in self.tracks], bool)
+        self.kalman.hold_size(lost)
+        self.kalman.predict(dt)
+        high, weak, tentative, fresh = self._associate(detections, low)
+        self.kalman.correct(
+            np.concatenate([high.rows, weak.rows, tentative.rows]),
+            np.concatenate([detections.boxes[high.picks], low.boxes[weak.picks], detections.boxes[tentative.picks]]),
+        )
+
+        boxes = np.array(detections.boxes, np.float32)  # a copy: views must not alias the input
+        scores = detections.scores.tolist()
+        owners: list[Track | None] = [None] * len(detections)
+        rows, dets = np.concatenate([high.rows, tentative.rows]), np.concatenate([high.picks, tentative.picks])
+        for row, det in zip(rows.tolist(), dets.tolist()):
+            self.tracks[row].hit(t, boxes[det], scores[det])
+            owners[det] = self.tracks[row]
+        for row in weak.rows.tolist():
+            self.tracks[row].seen(t)
+        matched = np.zeros(len(self.tracks), bool)
+        matched[high.rows] = matched[weak.rows] = matched[tentative.rows] = True
+        ended = self._forget(matched, dt)
+
+        classes = detections.class_ids.tolist()
+        for det in fresh.tolist():
+            owners[det] = track = Track.start(t, boxes[det], scores[det], classes[det])
+            self.tracks.append(track)
+        if len(fresh):
+            self.kalman.add(detections.boxes[fresh])
+        return report(owners, ended, self.ids, self.settings.min_hits)
+
+    def _associate(self, detections: Candidates, low: Candidates) -> tuple[Pairs, Pairs, Pairs, np.ndarray]:
+        """Steps 2 to 4 of the module rules, on the predicted boxes: the matches of
+        confirmed tracks with detections, of tracked ones with low candidates, of
+        tentative ones with detections; and the detections left over."""
+        settings = self.settings
+        tracks = self.tracks
+        classes = np.array([track.class_id for track in tracks], np.int64)
+        confirmed = np.array([track.track_id for track in tracks], np.int64) != NO_TRACK
+        tracked = np.array([track.tracked for track in tracks], bool)
+        # One overlap matrix for all three steps: columns are the detections, then the
+        # low candidates (one IoU call costs less than two at these sizes).
+        n = len(detections)
+        overlap = np.zeros((len(tracks), n + len(low)), np.float32)
+        if overlap.size:
+            boxes = np.concatenate([detections.boxes, low.boxes])
+            box_classes = np.concatenate([detections.class_ids, low.class_ids])
+            overlap = class_iou(self.kalman.boxes(), classes, boxes, box_classes)
+
+        def match(pool: np.ndarray, picks: np.ndarray, gate: float) -> Pairs:
+            """Pairs among track rows `pool` and columns `picks` of `overlap`, IoU >= gate."""
+            if not len(pool) or not len(picks):  # often so for steps 3 and 4: skip the maths
+                return Pairs(pool[:0], picks[:0])
+            rows, cols = assign(overlap[pool][:, picks], gate)
+            return Pairs(pool[rows], picks[cols])
+
+        high = match(nonzero(confirmed), np.arange(n), settings.match_iou)
+        waiting = confirmed & tracked
+        waiting[high.rows] = False
+        weak = match(nonzero(waiting), np.arange(n, n + len(low)), settings.low_match_iou)
+        free = np.ones(n, bool)
+        free[high.picks] = False
+        tentative = match(nonzero(~confirmed), nonzero(free), settings.match_iou)
+        free[tentative.picks] = False
+        return high, Pairs(weak.rows, weak.picks - n), tentative, nonzero(free)  # weak: indices into low
+
+    def _forget(self, matched: np.ndarray, dt: float) -> list[TrackView]:
+        """Age the unmatched tracks by `dt`: drop tentative ones, end confirmed ones unseen
+        for more than buffer_s; returns the ended ones."""
+        ended: list[TrackView] = []
+        keep = matched.copy()
+        for row in nonzero(~matched).tolist():
+            track = self.tracks[row]
+            track.tracked = False
+            track.unseen_s += dt
+            if track.confirmed and track.unseen_s <= self.settings.buffer_s:
+                keep[row] = True  # lost: step 2 may find it again
+            elif track.confirmed:
+                ended.append(track.view())
+        if not keep.all():
+            self.tracks = [track for track, kept in zip(self.tracks, keep.tolist()) if kept]
+            self.kalman.keep(keep)
+        return ended
+
+    def end_all(self) -> list[TrackView]:
+        """End every confirmed track now (lost ones included); tentative ones are dropped.
+
+        The id counter stays, so ids remain unique for the tracker's lifetime.
+        """
+        ended = [track.view() for track in self.tracks if track.confirmed]
+        self.tracks = []
+        self.kalman = KalmanBoxes()
+        self.t = None  # a reconnected source may restart its clock
+        return ended
