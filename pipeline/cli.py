@@ -1,4 +1,4 @@
-"""`detstream` command line: run, profile, consume, synth, train, eval, export, build-engine."""
+"""`detstream` command line: run, profile, consume, synth, train, eval, eval-track, export, build-engine."""
 
 # Start-up rule: building the parser imports only light modules (argparse, the standard
 # library, rich, pipeline.core modules without numpy/torch). Each command imports what
@@ -27,6 +27,7 @@ from engines.training.eval_cli import add_parser as add_eval_parser
 from engines.training.train_cli import add_parser as add_train_parser
 from pipeline.batch.cli import add_parser as add_batch_parser
 from pipeline.redis.cli import add_parser as add_consume_parser
+from pipeline.track_eval.cli import add_parser as add_eval_track_parser
 from pipeline.core.console import make_console
 from pipeline.core.errors import ConfigError, DetstreamError
 from pipeline.core.flags import MODEL_FLAGS, add_model_arguments, flag_values
@@ -194,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_synth_parser(subparsers)
     add_train_parser(subparsers)
     add_eval_parser(subparsers)
+    add_eval_track_parser(subparsers)
     add_models_parser(subparsers)
     add_export_parser(subparsers)
     add_build_engine_parser(subparsers)

@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "torchvision", "cv2", "onnxruntime", "matplotlib")
-COMMANDS = ("run", "profile", "consume", "batch", "synth", "train", "eval", "models", "export", "build-engine")
+COMMANDS = ("run", "profile", "consume", "batch", "synth", "train", "eval", "eval-track", "models", "export", "build-engine")
 
 PROBE = """
 import contextlib, io, json, sys
