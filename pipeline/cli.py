@@ -97,6 +97,12 @@ def print_sources(summary: RunSummary, console: Console) -> None:
                 f"max age at detector {h['max_age_ms']:.0f} ms",
                 highlight=False,
             )
+        events: dict[str, int] = {}
+        for item in summary.metrics.get("events", []):
+            if item["source"] == source:
+                events[item["type"]] = events.get(item["type"], 0) + item["count"]
+        if events:
+            console.print("  events: " + ", ".join(f"{kind} {n}" for kind, n in events.items()), highlight=False)
 
 
 NO_SINKS = (

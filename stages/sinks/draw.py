@@ -74,7 +74,7 @@ def _scene(image: np.ndarray, overlay: Overlay, thickness: int) -> None:
         cv2.arrowedLine(image, (x1, y1), (x2, y2), SCENE_COLOR, thickness, cv2.LINE_AA, tipLength=0.03)
         counts = overlay.counts.get(name, {})
         text = f"{name}: " + " ".join(f"{direction} {_total(by_class)}" for direction, by_class in counts.items())
-        _label(image, text, min(x1, x2), min(y1, y2), (90, 90, 0), thickness)
+        _label(image, text, x1 + 4 * thickness, y1, (90, 90, 0), thickness)  # at the arrow's tail
 
 
 def annotate(message: Message, trails: Trails | None = None) -> np.ndarray:

@@ -1,11 +1,13 @@
-"""A camera that goes away and comes back: frames resume, the reconnect is counted, and
-messages keep increasing `seq` across sessions."""
+"""A camera that goes away and comes back: frames resume, the reconnect is counted,
+messages keep increasing `seq` across sessions, and the old session's tracks end cleanly
+before the new session's begin (no identity carries over a reconnect)."""
 
 from __future__ import annotations
 
 import json
 
 from pipeline.core.config import load_config
+from pipeline.core.events import validate_event
 from pipeline.core.messages import validate_message
 from rtsp_support import BackgroundRun
 from support import BlobEngine
@@ -40,3 +42,13 @@ def test_killed_server_restarted_on_the_same_port_resumes(tmp_path, rtsp_server)
     first_of_new = next(m for m in messages if m["session"] == 1)
     last_of_old = [m for m in messages if m["session"] == 0][-1]
     assert first_of_new["seq"] > last_of_old["seq"] and first_of_new["pts"] < last_of_old["pts"]
+    # tracks: every track of session 0 ended, with session 0's last frame, before session 1's events
+    events = [json.loads(line) for line in (tmp_path / "out.events.jsonl").read_text().splitlines()]
+    assert all(validate_event(e) == [] for e in events)
+    old_ids = {d["track_id"] for m in messages if m["session"] == 0 for d in m["detections"]} - {None}
+    new_ids = {d["track_id"] for m in messages if m["session"] == 1 for d in m["detections"]} - {None}
+    assert old_ids and new_ids and not old_ids & new_ids
+    first_new = next(i for i, e in enumerate(events) if e["session"] == 1)
+    ended_old = {e["track_id"] for e in events[:first_new] if e["type"] == "track_end"}
+    assert old_ids <= ended_old
+    assert all(e["session"] == 0 for e in events[:first_new])  # the old tracks end as part of session 0
