@@ -226,6 +226,18 @@ class MetricsConfig(Settings):
         return self
 
 
+class ApiConfig(Settings):
+    """`api`: the control API, health probes, /metrics and the live page (pipeline/api/)."""
+
+    port: int | None = Field(None, ge=0, le=65535, description="serve the API on this port (0: any free port, logged); none: off")
+    # loopback by default: the API can add and remove cameras
+    address: str = Field("127.0.0.1", description="address to listen on; any but loopback needs a token")
+    token: str | None = Field(None, description="bearer token; default: $DETSTREAM_API_TOKEN; required off loopback")
+    state_file: Path | None = Field(None, description="runtime changes saved here atomically and restored at the next start")
+    max_body_bytes: int = Field(65536, ge=1024, description="largest request body accepted")
+    preview_fps: float = Field(5.0, gt=0, le=30, description="at most this many annotated frames per second per watched camera")
+
+
 class RunConfig(Settings):
     sources: list[SourceConfig] = Field(default_factory=list)
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -236,6 +248,7 @@ class RunConfig(Settings):
     shutdown_timeout_s: float = Field(3.0, gt=0, description="grace period to drain on Ctrl-C")
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
 
     @field_validator("sources", mode="before")
     @classmethod

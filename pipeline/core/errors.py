@@ -40,6 +40,14 @@ class RedisSetupError(DetstreamError):
     """A Redis URL is malformed, or the server refuses our credentials or TLS settings."""
 
 
+class UnknownSource(DetstreamError):
+    """A source name that the running pipeline does not have (control API: 404)."""
+
+
+class SourceExists(DetstreamError):
+    """A source of that name is already running (control API: 409)."""
+
+
 class TrainingError(DetstreamError):
     """Training cannot go on (diverged, incompatible resume, ...)."""
 
