@@ -9,7 +9,10 @@ with credentials masked; none of them stops or delays another source.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
+
+from pipeline.core.tap import Watcher
 
 # the keys PATCH /sources/{name} may change, everything else of a source is fixed once added
 UPDATABLE = ("enabled", "classes", "score_threshold", "score_thresholds", "max_fps", "zones", "lines", "roi", "tracking")
@@ -41,3 +44,7 @@ class SourceControl(Protocol):
 
     def config(self) -> dict[str, Any]:
         """The effective run config, with credentials masked."""
+
+    def watch(self, name: str) -> AbstractContextManager[Watcher]:
+        """Newest Messages of a source while the context is open (pipeline/core/tap.py);
+        UnknownSource if there is none of that name."""
