@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pipeline.core.scene_config import LineConfig, ZoneConfig
-from pipeline.core.shapes import PolygonSet, box_anchors, segments_intersect, shape_meets_box, side_of_line
+from pipeline.core.shapes import PolygonSet, box_anchors, segments_intersect, shape_meets_box, side_of_line, to_pixels
 from stages.tracking.track_rows import TrackRows
 from stages.tracking.tracks import TrackView
 
@@ -55,10 +55,6 @@ class SceneEvent:
     dwell_s: float | None = None  # zone_exit: stream seconds spent inside
     counts: Counts = field(default_factory=dict)  # that zone's or line's counts after this event
 
-
-def _scaled(points: list[tuple[float, float]], normalized: bool, width: int, height: int) -> np.ndarray:
-    array = np.array(points, float)
-    return array * (width, height) if normalized else array
 
 
 def _snapshot(counts: Counts) -> Counts:
@@ -106,8 +102,8 @@ class Scene:
         if (width, height) == self.size:
             return
         self.size = (width, height)
-        self.zones_px = {z.name: _scaled(z.points, z.coordinates == "normalized", width, height) for z in self.zones}
-        self.lines_px = {n.name: _scaled(n.points, n.coordinates == "normalized", width, height) for n in self.lines}
+        self.zones_px = {z.name: to_pixels(z.points, z.coordinates == "normalized", width, height) for z in self.zones}
+        self.lines_px = {n.name: to_pixels(n.points, n.coordinates == "normalized", width, height) for n in self.lines}
         self._zones_live = np.array([self._meets("zone", z.name, self.zones_px[z.name], True) for z in self.zones], bool)
         self._zone_set = PolygonSet(list(self.zones_px.values()))
         self._lines_live = np.array(
