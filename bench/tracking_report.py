@@ -120,7 +120,14 @@ def render_lines(q: dict) -> list[str]:
         counts = [by[(*run, line, direction)] for run in runs]
         rows.append([line, direction, counts[0]["truth"],
                      *(f"{c['tracked']} ({signed_percent(c['error'])})" for c in counts)])
-    return out + table(["line", "direction", "ground truth", *(f"{m}, stride {s}" for m, s in runs)], rows) + [""]
+    out += table(["line", "direction", "ground truth", *(f"{m}, stride {s}" for m, s in runs)], rows)
+    truths = [by[(*runs[0], line, direction)]["truth"] for line, direction in directions]
+    if any(truths):
+        fewest = min(t for t in truths if t)
+        out += ["", f"The ground truth has {sum(truths)} crossings in all; the direction with the fewest has {fewest}, "
+                f"so one crossing more or less there is {100 / fewest:.0f} % of it. A direction with none shows `-`: "
+                "any crossing counted there is outside the target."]
+    return out + [""]
 
 
 def render_tracking(r: dict) -> list[str]:

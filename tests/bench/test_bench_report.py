@@ -49,6 +49,7 @@ def test_tracking_section_has_cost_quality_lines_and_issue_16_verdicts() -> None
     # line counts summed over the clips; no ground-truth crossing and none tracked: no error to show
     assert "| vertical | out | 38 | 35 (-7.9 %) | 35 (-7.9 %) | 31 (-18.4 %) | 31 (-18.4 %) |" in section
     assert "| horizontal | out | 0 | 0 (-) | 0 (-) | 2 (-) | 2 (-) |" in section
+    assert "The ground truth has 89 crossings in all; the direction with the fewest has 10, so one crossing" in section
     # every verdict follows from the figures: in the section and in the summary at the top
     for verdict in ("0.800 ms (p95 1.200) | **met** (0.8 ms ≤ 1 ms)",
                     "| 0.850 | **met** (0.85 ≥ 0.8)",
