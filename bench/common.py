@@ -32,6 +32,12 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_VIDEO = REPO / "data" / "demo.mp4"
+# the tracking section's counting lines (sources[].lines entries): one down the middle of the
+# frame, one across it at 3/4 of its height
+COUNTING_LINES = [
+    {"name": "vertical", "points": [[0.5, 1.0], [0.5, 0.0]], "coordinates": "normalized"},
+    {"name": "horizontal", "points": [[0.0, 0.75], [1.0, 0.75]], "coordinates": "normalized"},
+]
 
 
 def cpu_name() -> str:
