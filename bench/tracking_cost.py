@@ -44,7 +44,7 @@ ZONES = [
     {"name": "left", "points": [[0.05, 0.5], [0.45, 0.5], [0.45, 0.95], [0.05, 0.95]], "coordinates": "normalized"},
     {"name": "right", "points": [[0.55, 0.2], [0.95, 0.3], [0.9, 0.9], [0.6, 0.8]], "coordinates": "normalized"},
 ]
-LINES = COUNTING_LINES  # the same two lines as the quality part (bench/tracking_quality.py)
+LINES = [COUNTING_LINES[1], COUNTING_LINES[3]]  # two of the quality part's lines: the middle one and the horizontal
 
 
 def scene(objects: int, frames: int, seed: int) -> list[Detections]:

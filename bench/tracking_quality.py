@@ -8,8 +8,9 @@ uses: not the tests, the configs, the Makefile (demo 7, training datasets 1-3) n
 generator's defaults. Each clip runs through the pipeline four times, as `detstream
 eval-track` does (`evaluate` with the settings `tracking_config` makes): ByteTrack and the
 IoU baseline, every frame and every 3rd frame, on the default model's ONNX Runtime
-package, loaded once and passed to every run. The source has a vertical line through the
-middle of the frame and a horizontal one at 3/4 of its height (bench.common.COUNTING_LINES).
+package, loaded once and passed to every run. The source has three vertical lines (at a
+quarter, half and three quarters of the width) and a horizontal one at 3/4 of its height
+that nobody crosses (bench.common.COUNTING_LINES).
 
 Means are over the clips (each clip weighs the same); line counts are summed over the
 clips and the classes, per line and direction, against the ground-truth tracks' own

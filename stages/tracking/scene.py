@@ -12,7 +12,8 @@ Rules:
   comes a few frames after a track's first_t, and where it was then is not known). When
   a track ends inside a zone (`end_track`), it exits with dwell up to its last_t.
 - Lines (anti-flicker by hysteresis): an anchor takes a side of the line only once it is
-  at least `margin_px` away from it; in between it keeps the side it had. A crossing
+  at least `margin_px`, and at least MARGIN_OF_HEIGHT of its box's height, away from it;
+  in between it keeps the side it had. A crossing
   counts when the settled side changes *and* the track's path since it last settled
   touched the segment itself (not the line beyond its ends). The path is the straight
   segment between the anchors of consecutive updates, so tracks that jump (frames
@@ -43,6 +44,9 @@ log = logging.getLogger("detstream")
 
 Counts = dict[str, dict[str, int]]  # count name (zone: inside/entered/exited; line: direction) -> class name -> n
 
+
+
+MARGIN_OF_HEIGHT = 0.1  # a line's hysteresis band is at least this share of the box's height
 
 @dataclass(frozen=True)
 class SceneEvent:
@@ -138,7 +142,7 @@ class Scene:
         if self.zones:
             self._update_zones(active, rows, anchors, t, events)
         if self.lines:
-            self._update_lines(active, rows, anchors, t, events)
+            self._update_lines(active, rows, anchors, boxes[:, 3] - boxes[:, 1], t, events)
         return events
 
     def _update_zones(
@@ -171,12 +175,21 @@ class Scene:
         return SceneEvent("zone_exit", track, t, zone=self.zones[z].name, dwell_s=dwell, counts=_snapshot(counts))
 
     def _update_lines(
-        self, active: list[TrackView], rows: np.ndarray, anchors: dict[str, np.ndarray], t: float, events: list[SceneEvent]
+        self,
+        active: list[TrackView],
+        rows: np.ndarray,
+        anchors: dict[str, np.ndarray],
+        heights: np.ndarray,
+        t: float,
+        events: list[SceneEvent],
     ) -> None:
         columns = self._tracks.columns
         points = np.stack([anchors[line.anchor] for line in self.lines], axis=1)  # tracks x lines x 2
         distance = side_of_line(points, self._starts, self._ends)  # tracks x lines
-        side = (np.sign(distance) * ((np.abs(distance) >= self._margins) & self._lines_live)).astype(np.int8)
+        # the hysteresis band grows with the object: a detector's box edges jitter by a few
+        # percent of the box, so a big object walking along a line must not count
+        margins = np.maximum(self._margins, MARGIN_OF_HEIGHT * heights[:, None])  # tracks x lines
+        side = (np.sign(distance) * ((np.abs(distance) >= margins) & self._lines_live)).astype(np.int8)
         # a path can touch a segment only where the distance to its line changed sign (or is 0):
         # test just those few (NaN, a track's first update, never compares true)
         touched = columns["touched"][rows]
