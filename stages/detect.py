@@ -31,7 +31,7 @@ class Detect(Stage):
         self.engine = engine
         self.input = upstream
         self.output = output
-        self.max_age_s = max_age_s or {}  # per source; absent: never dropped (files)
+        self.max_age_s = max_age_s if max_age_s is not None else {}  # per source (shared, may change); absent: never dropped
         self.batch_sizes: Counter[int] = Counter()  # engine calls per batch size
 
     def work(self) -> None:

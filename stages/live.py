@@ -95,6 +95,7 @@ class LiveDecoder(Decoder):
         finally:
             self._done.set()
             self.health.finished("stopped")
+            watchdog.join(2 * WATCH_S)  # a removed source leaves no thread behind
 
     def on_stop(self) -> None:
         # A live source has nothing to drain: let the rest of the pipeline finish now,

@@ -41,7 +41,7 @@ class Postprocess(Stage):
         self.input = upstream
         self.output = output
         self.selection = selection
-        self.source_selections = source_selections or {}
+        self.source_selections = source_selections if source_selections is not None else {}  # shared, may change
         self.low_score = low_score
         self.rois = rois if rois is not None else {}
         self.info = info

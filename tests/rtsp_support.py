@@ -138,16 +138,16 @@ class SilentListener:
 class BackgroundRun:
     """`run(config, engine)` in a thread, watchable through its RunContext, stoppable."""
 
-    def __init__(self, config: RunConfig, engine: object) -> None:
+    def __init__(self, config: RunConfig, engine: object, serve: object = None) -> None:
         self.ctx = RunContext()
         self.summary: RunSummary | None = None
         self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(config, engine), daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(config, engine, serve), daemon=True)
         self._thread.start()
 
-    def _run(self, config: RunConfig, engine: object) -> None:
+    def _run(self, config: RunConfig, engine: object, serve: object) -> None:
         try:
-            self.summary = run(config, engine, self.ctx)
+            self.summary = run(config, engine, self.ctx, serve)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
             self.error = exc
 
