@@ -26,12 +26,14 @@ demo: $(STAMP) $(DEMO_VIDEO)
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q
 
-# Debian packages the live-source tests need: GStreamer's RTSP server for the system
-# python3 (tests/rtsp/server.py). Installed only when one is missing; sudo when not root.
+# Debian packages the tests need: GStreamer's RTSP server for the system python3
+# (tests/rtsp/server.py), and the headless browser that loads the live page
+# (tests/api/test_page.py, via Selenium). Installed only when one is missing; sudo when not root.
 RTSP_DEBS := gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base \
 	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav
+BROWSER_DEBS := chromium chromium-driver
 system-deps:
-	@missing=$$(for p in $(RTSP_DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@missing=$$(for p in $(RTSP_DEBS) $(BROWSER_DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		echo "installing Debian packages:" $$missing; \
@@ -68,7 +70,8 @@ models: engines/embedded/faster-compact-synth.pt engines/embedded/mask-compact-s
 	$(BIN)/detstream eval --model engines/embedded/faster-compact-synth.pt --data $(SYNTH_TEST) --out runs/eval-faster.json
 	$(BIN)/detstream eval --model engines/embedded/mask-compact-synth.pt --data $(SYNTH_TEST) --out runs/eval-mask.json
 
-# All benchmarks in one run (budgeted for under 10 minutes on 2 quiet cores): writes bench/results.json and
+# All benchmarks in one run (budgeted for under 10 minutes on 2 quiet cores, plus about 4 for the tracking
+# section's 16 pipeline runs): writes bench/results.json and
 # renders BENCHMARKS.md from it. BENCH_ARGS for e.g. --quick, --only decode,engines, --note TEXT.
 bench: $(STAMP) $(DEMO_VIDEO) bench-deps system-deps
 	$(BIN)/python -m bench.run_all --video $(DEMO_VIDEO) $(BENCH_ARGS)

@@ -2,12 +2,16 @@
 report can be re-rendered (`python -m bench.run_all --render-only`) without re-running anything.
 
 Each section renders from its own entry; a section missing from the JSON is listed as not
-run. Targets from issue #8 get a verdict: met, or missed by how much.
+run. Targets from issue #8 (and #16 for tracking) get a verdict computed from the measured
+figures: met, or missed by how much.
 """
 
 from __future__ import annotations
 
 from typing import Callable
+
+from bench.markdown import at_most, table, verdict
+from bench.tracking_report import render_tracking, tracking_targets
 
 SECTION_TITLES = {
     "decode": "1. Decode",
@@ -19,26 +23,8 @@ SECTION_TITLES = {
     "backends": "7. The demo: engine auto against PyTorch",
     "metrics": "8. Metrics overhead",
     "coco": "9. COCO models from torchvision",
+    "tracking": "10. Tracking: cost and quality (issue #16)",
 }
-
-
-def verdict(value: float, target: float, unit: str = "") -> str:
-    """'met' or 'missed by X' for a value that must reach at least `target`."""
-    if value >= target:
-        return f"**met** ({value:g}{unit} ≥ {target:g}{unit})"
-    return f"**missed** by {target - value:.3g}{unit} ({value:g}{unit} < {target:g}{unit})"
-
-
-def at_most(value: float, limit: float, unit: str = "") -> str:
-    """'met' or 'missed by X' for a value that must stay within `limit`."""
-    if value <= limit:
-        return f"**met** ({value:g}{unit} ≤ {limit:g}{unit})"
-    return f"**missed** by {value - limit:.3g}{unit} ({value:g}{unit} > {limit:g}{unit}, {value / limit:.2f}x the bound)"
-
-
-def table(header: list[str], rows: list[list[object]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
 
 
 def section_header(key: str, section: dict) -> list[str]:
@@ -242,6 +228,7 @@ RENDERERS: dict[str, Callable[[dict], list[str]]] = {
     "backends": render_backends,
     "metrics": render_metrics,
     "coco": render_coco,
+    "tracking": render_tracking,
 }
 
 
@@ -264,7 +251,9 @@ def targets_summary(sections: dict) -> list[str]:
                 grows = row["age_growth_s_per_s"] > 0.1
                 rows.append([f"naive loop's age grows, {row['sources']} camera(s)", "> 0.1 s/s",
                              f"{row['age_growth_s_per_s']:+.2f} s/s", "**yes**" if grows else "**no**"])
-    return table(["target (issue #8)", "bound", "measured", "verdict"], rows) if rows else ["No targeted section was run."]
+    if "tracking" in sections:
+        rows += tracking_targets(sections["tracking"]["result"])
+    return table(["target (issue #8; tracking: #16)", "bound", "measured", "verdict"], rows) if rows else ["No targeted section was run."]
 
 
 def render(results: dict) -> str:

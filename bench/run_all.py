@@ -1,6 +1,6 @@
-"""Every benchmark in one run: measures the six sections of issue #8 and two more
-(backends end to end, metrics overhead), writes one JSON (bench/results.json) and renders
-BENCHMARKS.md from it (bench/report.py).
+"""Every benchmark in one run: measures the six sections of issue #8 and four more
+(backends end to end, metrics overhead, COCO models, tracking), writes one JSON
+(bench/results.json) and renders BENCHMARKS.md from it (bench/report.py).
 
     .venv/bin/python -m bench.run_all                      # everything (`make bench`)
     .venv/bin/python -m bench.run_all --quick --only redis  # a few frames / repeats: smoke test

@@ -1,7 +1,8 @@
 """What `make bench` measures: the six sections of issue #8, then the demo on its default
-engine against PyTorch and the cost of metrics, each a function of a shared Context (the
-demo video, the budget, a work folder holding the engine packages), and the budget that
-keeps the full run within 10 minutes on 2 quiet cores.
+engine against PyTorch, the cost of metrics, torchvision's COCO models, and tracking's
+cost and quality (issue #16), each a function of a shared Context (the demo video, the
+budget, a work folder holding the engine packages), and the budget that keeps the full
+run within 10 minutes on 2 quiet cores (tracking's clips aside, see Budget).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from bench import backends, coco_models, decode_fps, efficiency, engine_latency, live_overload, metrics_overhead, redis_publish, scaling
+from bench import backends, coco_models, decode_fps, efficiency, engine_latency, live_overload, metrics_overhead
+from bench import redis_publish, scaling, tracking_cost, tracking_quality
 from bench.common import REPO, as_package, machine
 from bench.report import SECTION_TITLES
 from pipeline.core.config import DEFAULT_MODEL
@@ -26,7 +28,9 @@ VIDEO_1080P = REPO / "data" / "bench-1080p.mp4"
 @dataclass(frozen=True)
 class Budget:
     """How much each section measures: the full run fits 10 minutes on 2 quiet cores
-    (6 min 11 s for the first six sections on 2026-11-25)."""
+    (6 min 11 s for the first six sections on 2026-11-25), tracking aside: its quality part
+    runs the pipeline 16 times (4 clips x 2 trackers x 2 strides), about 4 minutes more
+    (217 s for the whole section under a light load on 2026-12-01)."""
 
     rounds: int = 3  # alternating repeats, for the median
     engine_calls: int = 5
@@ -45,12 +49,17 @@ class Budget:
     metrics_frames: int = 48  # per run; a warm-up and `rounds` runs each with metrics off and on
     coco_calls: int = 3
     coco_models: tuple[str, ...] = coco_models.MODELS
+    tracking_frames: int = 300  # timed per object count, after the warm-up
+    tracking_warmup: int = 50
+    tracking_clips: int = len(tracking_quality.SEEDS)  # 4 runs each: 2 trackers x 2 strides
+    tracking_clip_seconds: float = 10.0
 
 
 QUICK = Budget(rounds=1, engine_calls=1, engine_batches=(1, 2), engine_models=(DEFAULT_MODEL,), efficiency_frames=8,
                live_sources=(1,), live_seconds=6.0, scaling_frames=8, scaling_rounds=1, batch_clips=2,
                batch_clip_seconds=0.4, redis_messages=2000, backends_frames=8, metrics_frames=8, coco_calls=1,
-               coco_models=coco_models.MODELS[:1])
+               coco_models=coco_models.MODELS[:1], tracking_frames=40, tracking_warmup=10, tracking_clips=1,
+               tracking_clip_seconds=2.0)
 
 
 @dataclass
@@ -114,6 +123,12 @@ def measure_coco(ctx: Context) -> dict:
     return coco_models.measure(ctx.video, ctx.budget.coco_calls, ctx.workdir, ctx.budget.coco_models)
 
 
+def measure_tracking(ctx: Context) -> dict:
+    b = ctx.budget
+    return {"cost": tracking_cost.measure(b.tracking_frames, b.tracking_warmup),
+            "quality": tracking_quality.measure(ctx.workdir, b.tracking_clips, b.tracking_clip_seconds)}
+
+
 SECTIONS: dict[str, Callable[[Context], dict]] = {
     "decode": measure_decode,
     "engines": measure_engines,
@@ -124,6 +139,7 @@ SECTIONS: dict[str, Callable[[Context], dict]] = {
     "backends": measure_backends,
     "metrics": measure_metrics,
     "coco": measure_coco,
+    "tracking": measure_tracking,
 }
 assert list(SECTIONS) == list(SECTION_TITLES)
 

@@ -52,6 +52,10 @@ class Stage(threading.Thread):
             self.finish()
             log.debug("stage %s %s after %.2f s", self.name, ended, time.monotonic() - started)
 
+    def stopping(self) -> bool:
+        """True once this stage should stop reading its source (the run's stop, by default)."""
+        return self.ctx.stop_reading.is_set()
+
     def work(self) -> None:
         raise NotImplementedError
 

@@ -1,15 +1,16 @@
 """Decode stage for files: one thread per source, reading with the frame reader.
 
 Files are lossless: every kept frame is put on the source's queue, blocking while it is
-full. A source that cannot be read is reported once and closed; the others continue.
+full. When the reader is done (end of file, failure, or the source is stopped) the
+source's `SourceEnd` goes into its queue behind its last frame. A source that cannot be read is reported once and closed; the others continue.
 The reading itself (PyAV demux + decode into RGB frames) is stages/reader.py; live
 sources (stages/live.py) reuse this stage and add reconnects.
 """
 
 from __future__ import annotations
 
+import threading
 from functools import partial
-from typing import Callable
 
 from pipeline.core.config import SourceConfig
 from pipeline.core.context import RunContext
@@ -27,15 +28,14 @@ class Decoder(Stage):
         mux: SourceMux,
         ctx: RunContext,
         max_frames: int | None = None,
-        on_end: Callable[[SourceEnd], None] | None = None,
+        first_seq: int = 0,
     ) -> None:
-        """`on_end`: told how many frames the file gave once it is read to its end (or failed)."""
         super().__init__(f"decode[{source}]", ctx)
-        self.on_end = on_end
+        self.stop = threading.Event()  # this source only (removed at runtime); the run's is ctx.stop_reading
         self.config = config
         self.source = source
         self.mux = mux
-        self.reader = FrameReader(self, config, source, partial(mux.put, source), max_frames)
+        self.reader = FrameReader(self, config, source, partial(mux.put, source), max_frames, first_seq)
         self.health = self.reader.health
 
     @property
@@ -43,10 +43,12 @@ class Decoder(Stage):
         """Frames put downstream so far."""
         return self.reader.frames
 
+    def stopping(self) -> bool:
+        return self.stop.is_set() or self.ctx.stop_reading.is_set()
+
     def work(self) -> None:
         self.reader.read_file()
-        if self.on_end is not None:
-            self.on_end(SourceEnd(self.source, self.frames))
 
     def finish(self) -> None:
-        self.mux.close(self.source)
+        # its end follows its last frame through the pipeline: the track stage ends its tracks then
+        self.mux.close(self.source, SourceEnd(self.source))

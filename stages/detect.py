@@ -14,7 +14,7 @@ from engines.base import Engine
 from pipeline.core.context import RunContext
 from pipeline.core.health import TOO_OLD
 from pipeline.core.queues import END, Channel
-from pipeline.core.types import FrameBatch, Inference
+from pipeline.core.types import FrameBatch, Inference, SourceEnd
 from stages.base import Stage
 
 
@@ -36,6 +36,9 @@ class Detect(Stage):
 
     def work(self) -> None:
         while (batch := self.input.get()) is not END:
+            if isinstance(batch, SourceEnd):
+                self.output.put(batch)
+                continue
             started = self.metrics.arrived(batch.frames)
             ages = self._ages_ms(batch)
             batch = self._drop_stale(batch, ages)

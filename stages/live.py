@@ -27,6 +27,7 @@ from pipeline.core.context import RunContext
 from pipeline.core.errors import SourceError
 from pipeline.core.health import State
 from pipeline.core.queues import SourceMux
+from pipeline.core.types import SourceEnd
 from pipeline.core.secrets import mask_url, redact
 from pipeline.core.urls import input_format
 from stages.decode import Decoder
@@ -77,8 +78,9 @@ class LiveDecoder(Decoder):
         mux: SourceMux,
         ctx: RunContext,
         max_frames: int | None = None,
+        first_seq: int = 0,
     ) -> None:
-        super().__init__(config, source, mux, ctx, max_frames)
+        super().__init__(config, source, mux, ctx, max_frames, first_seq)
         retry = config.reconnect
         self.backoff = Backoff(retry.initial_s, retry.max_s, retry.jitter)
         self._reading = False  # in a read (not opening, not waiting to retry)
@@ -97,12 +99,23 @@ class LiveDecoder(Decoder):
     def on_stop(self) -> None:
         # A live source has nothing to drain: let the rest of the pipeline finish now,
         # even if this thread is blocked in an open or a read for a few more seconds.
-        self.mux.close(self.source)
+        self.stop.set()
+        self.mux.close(self.source, SourceEnd(self.source))
+
+    def _wait(self, delay: float) -> bool:
+        """Sleep `delay` seconds unless asked to stop first; True if asked to stop."""
+        deadline = time.monotonic() + delay
+        while not self.stopping():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self.stop.wait(min(remaining, 0.1))  # the run's stop is an event of its own: poll it
+        return True
 
     def _connect_and_read(self) -> None:
         failed = 0  # consecutive failed attempts
         limit = self.config.reconnect.max_attempts
-        while not self.ctx.stop_reading.is_set():
+        while not self.stopping():
             try:
                 container = open_live(self.config, self.source)
             except SourceError as exc:
@@ -113,7 +126,7 @@ class LiveDecoder(Decoder):
                     return
                 delay = self.backoff.delay(failed)
                 self.health.attempt_failed(exc.reason, failed, delay)
-                if self.ctx.stop_reading.wait(delay):
+                if self._wait(delay):
                     return
                 continue
             failed = 0
@@ -127,7 +140,7 @@ class LiveDecoder(Decoder):
             if lost is None:
                 return  # asked to stop, or max_frames reached
             self.health.lost(lost)
-            if self.ctx.stop_reading.wait(self.backoff.delay(1)):
+            if self._wait(self.backoff.delay(1)):
                 return
 
     def _read_live(self, container: av.container.InputContainer) -> str | None:

@@ -118,7 +118,10 @@ class FrameReader:
         source: str,
         output: FrameOutput,
         max_frames: int | None = None,
+        first_seq: int = 0,
     ) -> None:
+        """`first_seq`: the seq of the first frame (a source restarted within a run goes on
+        from where it stopped, so its frames' event ids never repeat)."""
         self.stage = stage
         self.ctx = stage.ctx
         self.metrics = stage.metrics
@@ -126,12 +129,20 @@ class FrameReader:
         self.source = source
         self.output = output
         self.max_frames = max_frames
-        self.frames = 0  # frames put out (the next seq)
+        self.frames = first_seq  # the next seq
+        self.first_seq = first_seq
         self.decoded = 0  # frames out of the decoder, kept or not
         self.corrupt_packets = 0  # packets the decoder rejected
         self.corrupt_frames = 0  # frames the decoder flagged as damaged
         self.session = 0  # connection number, for live sources
+        self.filter: FrameFilter | None = None  # the current read's
         self.health = self.ctx.health.get(source) or SourceHealth(source, live=False)
+
+    def set_max_fps(self, max_fps: float | None) -> None:
+        """Change `max_fps` while reading (the control API); takes effect at the next frame."""
+        self.config = self.config.model_copy(update={"max_fps": max_fps})
+        if self.filter is not None:
+            self.filter.min_gap = 1.0 / max_fps if max_fps else 0.0
 
     def read_file(self) -> None:
         """Read a whole file. An unreadable or truncated file is reported, not raised:
@@ -178,13 +189,13 @@ class FrameReader:
         """
         stream = container.streams.video[0]
         stream.thread_type = "SLICE" if live else "AUTO"  # decode releases the GIL
-        keep = FrameFilter(self.config.stride, self.config.max_fps)  # pts restart per read
+        self.filter = keep = FrameFilter(self.config.stride, self.config.max_fps)  # pts restart per read
         time_base = stream.time_base
         rate = float(stream.average_rate or 25)  # only for frames without a pts
         anchor_pts, anchor, index = 0.0, 0, -1  # the last frame with a pts, and its index
         first = self.frames
         packets = container.demux(stream)
-        while not self.ctx.stop_reading.is_set():
+        while not self.stage.stopping():
             asked = time.monotonic()
             try:
                 packet = next(packets)
@@ -216,7 +227,7 @@ class FrameReader:
                 if not keep.keep(pts):
                     continue
                 self._emit(frame, pts, arrived if live else asked)
-                if self.max_frames is not None and self.frames >= self.max_frames:
+                if self.max_frames is not None and self.frames - self.first_seq >= self.max_frames:
                     return False
         return False
 

@@ -5,8 +5,9 @@
 Every frame passes here, tracked or not: this stage builds each frame's Message once for
 all sinks (with `track_id` per detection where its source is tracked). Tracks end when
 the tracker says so, when a live source reconnects (stages/tracking/source_tracks.py),
-when a file source is through (its decoder's `SourceEnd`: once that many frames of the
-source have passed, files being lossless), and at the end of the run. Events that belong
+when a source is through (its `SourceEnd`, in band behind its last frame; batch's
+per-file marker comes out of band with a frame count, files being lossless), when its
+settings change at runtime (`reset`), and at the end of the run. Events that belong
 to no frame go to the sinks as an `EventBatch`; a `SourceEnd` is passed on after them
 (batch's per-file writer closes the file on it).
 """
@@ -21,6 +22,7 @@ from pipeline.core.context import RunContext
 from pipeline.core.events import Event, EventBatch
 from pipeline.core.messages import Message
 from pipeline.core.queues import END, Channel
+from pipeline.core.tap import FrameTap
 from pipeline.core.types import Detections, SourceEnd
 from stages.base import Stage
 from stages.tracking.source_tracks import SourceSettings, SourceTracks
@@ -34,8 +36,12 @@ class Track(Stage):
         info: ModelInfo,
         ctx: RunContext,
         settings: Callable[[str], SourceSettings],
+        tap: FrameTap | None = None,
+        on_end: Callable[[str], None] = lambda source: None,
     ) -> None:
-        """`settings(source)`: the tracking settings, zones and lines of a source."""
+        """`settings(source)`: the tracking settings, zones and lines of a source, read
+        at its first frame (and after `reset`); `tap`: watchers of frames (the live page);
+        `on_end(source)`: called once a source's end and last events have been passed on."""
         super().__init__("track", ctx)
         self.input = upstream
         self.outputs = outputs
@@ -44,19 +50,32 @@ class Track(Stage):
         self.sources: dict[str, SourceTracks | None] = {}  # None: the source is not tracked
         self.seen: Counter[str] = Counter()
         self.ends: dict[str, SourceEnd] = {}
+        self.changed: set[str] = set()
+        self.last_ids: dict[str, int] = {}
+        self.tap = tap or FrameTap()
+        self.on_end = on_end
 
     def work(self) -> None:
         while (item := self.input.get()) is not END:
             if isinstance(item, SourceEnd):
                 self.ends[item.source] = item
+                source = item.source
             else:
+                source = item.frame.source
+                if source in self.changed:  # new settings: the old ones' tracks end first
+                    self.changed.discard(source)
+                    self._end_tracks(source)
                 self._frame(item)
-                self.seen[item.frame.source] += 1
-            self._end_finished(item.source if isinstance(item, SourceEnd) else item.frame.source)
-        for source, tracks in list(self.sources.items()):
-            if tracks is not None:
-                self._publish(EventBatch(source, tuple(tracks.end())))
+                self.seen[source] += 1
+            self._end_finished(source)
+        for source in list(self.sources):
+            self._end_tracks(source)
         self._put(END)
+
+    def reset(self, source: str) -> None:
+        """`source`'s settings changed (any thread): its tracks end before its next frame,
+        and its tracker, zones and lines start again from the new settings."""
+        self.changed.add(source)
 
     def _frame(self, detections: Detections) -> None:
         frame = detections.frame
@@ -72,24 +91,34 @@ class Track(Stage):
             self._count(message.events)
         self.metrics.served((frame,), started)
         self._put(message)
+        self.tap.offer(message)
 
     def _tracks(self, source: str) -> SourceTracks | None:
         if source not in self.sources:
             settings = self.settings(source)
             tracked = settings.tracking.enabled
-            self.sources[source] = SourceTracks(source, settings, self.info.class_names, self.info.name) if tracked else None
+            tracks = SourceTracks(source, settings, self.info.class_names, self.info.name) if tracked else None
+            if tracks is not None:  # ids go on from the source's previous tracker (reset, re-added)
+                tracks.tracker.ids.last = self.last_ids.get(source, 0)
+            self.sources[source] = tracks
         return self.sources[source]
 
     def _end_finished(self, source: str) -> None:
         end = self.ends.get(source)
-        if end is None or self.seen[source] < end.frames:
+        if end is None or (end.frames is not None and self.seen[source] < end.frames):
             return
         del self.ends[source]
-        tracks = self.sources.pop(source, None)
         self.seen.pop(source, None)
-        if tracks is not None:
-            self._publish(EventBatch(source, tuple(tracks.end())))
+        self.changed.discard(source)
+        self._end_tracks(source)
         self._put(end)
+        self.on_end(source)
+
+    def _end_tracks(self, source: str) -> None:
+        tracks = self.sources.pop(source, None)
+        if tracks is not None:
+            self.last_ids[source] = tracks.tracker.ids.last
+            self._publish(EventBatch(source, tuple(tracks.end())))
 
     def _publish(self, batch: EventBatch) -> None:
         if batch.events:

@@ -114,6 +114,10 @@ class SourceConfig(Settings):
     tracking: Annotated[dict[str, Any] | None, AfterValidator(_tracking_override)] = Field(
         None, description="this source only: tracking keys that replace the run's (e.g. {enabled: false})"
     )
+    enabled: bool = Field(True, description="false: configured but not read (paused); the control API can resume it")
+    roi: list[ZoneConfig] = Field(
+        default_factory=list, description="regions of interest: detections whose anchor is outside every polygon are dropped"
+    )
     zones: list[ZoneConfig] = Field(default_factory=list, description="polygons: zone_enter / zone_exit events, dwell")
     lines: list[LineConfig] = Field(default_factory=list, description="segments: line_cross events with direction")
 
@@ -329,6 +333,14 @@ def _describe(root: type[BaseModel], error: ValidationError, origin: str, flags:
             lines.append(f"{origin}: {key} = {item['input']!r}: {msg}")
     # an error on a whole source entry shows its uri, which may carry credentials
     return redact("\n".join(lines))
+
+
+def parse_settings(root: type[S], data: Any, origin: str) -> S:
+    """Settings of class `root` from plain data (a request body); errors name the key."""
+    try:
+        return root.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(root, exc, origin)) from exc
 
 
 def load_config(

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import Counter
+import time
+from collections import Counter, deque
 from enum import Enum
 from typing import Any
 
@@ -31,6 +32,7 @@ class State(str, Enum):
     RECONNECTING = "reconnecting"  # the stream was lost; retrying with backoff
     FAILED = "failed"  # gave up (bad file, or live retries exhausted)
     FINISHED = "finished"  # end of a file, or the run stopped
+    PAUSED = "paused"  # stopped through the control API, may be resumed
 
 
 # Drop causes, as counted and reported.
@@ -61,6 +63,8 @@ class SourceHealth:
         self.dropped: Counter[str] = Counter()
         self.max_age_ms = 0.0  # oldest frame the detector ran on
         self.last_error: str | None = None
+        self.last_frame_ts: float | None = None  # unix time of the latest frame received
+        self._recent: deque[float] = deque()  # monotonic times of the frames of the last second
         self._ever_streamed = False
         self._lock = threading.Lock()
 
@@ -100,9 +104,18 @@ class SourceHealth:
             self.last_error = reason
             self._move(State.FAILED, reason)
 
+    def paused(self) -> None:
+        with self._lock:
+            self._move(State.PAUSED, "paused through the control API")
+
+    def resumed(self) -> None:
+        """About to read again after a pause: connecting, and the next stream is a new session."""
+        with self._lock:
+            self._move(State.CONNECTING, "resumed")
+
     def finished(self, reason: str | None = None) -> None:
         with self._lock:
-            if self.state in (State.FAILED, State.FINISHED):
+            if self.state in (State.FAILED, State.FINISHED, State.PAUSED):
                 return
             if self._finish_logged_later:
                 self._finish_pending = (self.state, reason)
@@ -140,8 +153,19 @@ class SourceHealth:
     # --- counters --------------------------------------------------------------------
 
     def count_received(self) -> None:
+        now = time.monotonic()
         with self._lock:
             self.received += 1
+            self.last_frame_ts = time.time()
+            self._recent.append(now)
+            while self._recent[0] < now - 1.0:
+                self._recent.popleft()
+
+    def fps(self) -> float:
+        """Frames received in the last second."""
+        now = time.monotonic()
+        with self._lock:
+            return float(sum(1 for t in self._recent if t >= now - 1.0))
 
     def count_processed(self, age_ms: float) -> None:
         with self._lock:
@@ -173,6 +197,7 @@ class SourceHealth:
                 "decode_errors": self.decode_errors,
                 "max_age_ms": round(self.max_age_ms, 1),
                 "last_error": self.last_error,
+                "last_frame_ts": self.last_frame_ts,
             }
 
     def _counters_text(self) -> str:

@@ -158,6 +158,12 @@ class Metrics:
         with self._lock:
             self._queues.append(QueueGauge(name, consumer, depth, capacity))
 
+    def remove(self, stage: str, queue: str) -> None:
+        """Forget a stage's figures and a queue's gauge (a source removed while the run goes on)."""
+        with self._lock:
+            self._stages = [s for s in self._stages if s.name != stage]
+            self._queues = [q for q in self._queues if q.name != queue]
+
     def stop(self) -> None:
         """The run is over: rates are computed over its duration from now on."""
         self.stopped = self.stopped or time.monotonic()

@@ -90,14 +90,36 @@ class SourceMux:
         maxsize: int | dict[str, int],
         abort: threading.Event,
         drop_oldest: frozenset[str] = frozenset(),
+        keep_open: bool = False,
     ) -> None:
+        """`keep_open`: with no source left the mux still waits for sources `add`ed later
+        (a run with a control API), until `release`."""
         self._queues: dict[str, deque[Any]] = {s: deque() for s in sources}
         self._open = set(sources)
-        self._maxsize = maxsize if isinstance(maxsize, dict) else {s: maxsize for s in sources}
-        self._drop_oldest = drop_oldest
+        self._maxsize = dict(maxsize) if isinstance(maxsize, dict) else {s: maxsize for s in sources}
+        self._drop_oldest = set(drop_oldest)
+        self._keep_open = keep_open
         self._abort = abort
         self._cond = threading.Condition()
         self._next = 0  # round-robin position
+
+    def add(self, source: str, maxsize: int, drop_oldest: bool) -> None:
+        """A new source, read round-robin with the others from now on."""
+        with self._cond:
+            if source in self._queues:
+                raise ValueError(f"source {source!r} is already in the mux")
+            self._queues[source] = deque()
+            self._open.add(source)
+            self._maxsize[source] = maxsize
+            if drop_oldest:
+                self._drop_oldest.add(source)
+            self._cond.notify_all()
+
+    def release(self) -> None:
+        """No more sources will be added: `get_batch` ends once every source is drained."""
+        with self._cond:
+            self._keep_open = False
+            self._cond.notify_all()
 
     def put(self, source: str, item: Any) -> Any | None:
         """Append a frame of `source`; returns the frame that was not kept, if any.
@@ -117,15 +139,28 @@ class SourceMux:
                 if self._abort.is_set():
                     raise Aborted
                 self._cond.wait(POLL_S)
+                if source not in self._open:  # closed while this reader waited for room
+                    return item
             q.append(item)
             self._cond.notify_all()
             return evicted
 
-    def close(self, source: str) -> None:
-        """Mark `source` finished; its queued frames are still delivered."""
+    def close(self, source: str, marker: Any = None) -> None:
+        """Mark `source` finished; its queued frames are still delivered, then `marker`
+        (if given: an in-band end of the source). Closing twice does nothing more."""
         with self._cond:
-            self._open.discard(source)
+            if source in self._open:
+                self._open.discard(source)
+                if marker is not None:
+                    self._queues[source].append(marker)
+                self._forget_if_drained(source)
             self._cond.notify_all()
+
+    def _forget_if_drained(self, source: str) -> None:
+        if source not in self._open and source in self._queues and not self._queues[source]:
+            del self._queues[source]
+            self._maxsize.pop(source, None)
+            self._drop_oldest.discard(source)
 
     def get_batch(self, max_batch: int, max_wait_s: float) -> list[Any] | None:
         """Up to `max_batch` items, waiting at most `max_wait_s` once the first arrived.
@@ -141,7 +176,7 @@ class SourceMux:
                 self._take_round_robin(batch, max_batch)
                 if len(batch) >= max_batch:
                     break
-                if not self._open and not any(self._queues.values()):
+                if not self._open and not self._queues and not self._keep_open:
                     break  # everything delivered
                 if batch:
                     deadline = deadline or time.monotonic() + max_wait_s
@@ -155,17 +190,18 @@ class SourceMux:
         return batch or None
 
     def _take_round_robin(self, batch: list[Any], max_batch: int) -> None:
-        names = list(self._queues)
         took = True
         while took and len(batch) < max_batch:
             took = False
+            names = list(self._queues)
             for offset in range(len(names)):
                 name = names[(self._next + offset) % len(names)]
                 if self._queues[name]:
                     batch.append(self._queues[name].popleft())
                     self._next = (self._next + offset + 1) % len(names)
+                    self._forget_if_drained(name)  # a closed source is gone once its queue is
                     took = True
                     break
 
     def depth(self, source: str) -> int:
-        return len(self._queues[source])
+        return len(self._queues.get(source, ()))

@@ -78,6 +78,12 @@ def side_of_line(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray
     return cross(a, b, points) / np.hypot(b[..., 0] - a[..., 0], b[..., 1] - a[..., 1])
 
 
+def to_pixels(points: list[tuple[float, float]], normalized: bool, width: int, height: int) -> np.ndarray:
+    """Config points as frame pixels: normalized ones are scaled by the frame's size."""
+    array = np.array(points, float)
+    return array * (width, height) if normalized else array
+
+
 class PolygonSet:
     """Polygons prepared once for point tests: every point against every polygon in one pass.
 

@@ -76,14 +76,16 @@ class Geometry:
 
 @dataclass(frozen=True)
 class SourceEnd:
-    """A file source is through: its decoder put `frames` frames into the pipeline.
+    """A source is through: nothing more of it will come.
 
-    Sent past the detector straight to the track stage, which waits until it has seen that
-    many frames of the source (files are lossless) and then ends the source's tracks.
+    In band (`frames` None): it travels behind the source's last frame through the
+    queues and stages (each passes it on), so whoever gets it has had every frame of the
+    source. Out of band (`frames` N, batch's per-file marker): sent straight to the track
+    stage, which waits until it has seen N frames of the source (files are lossless).
     """
 
     source: str
-    frames: int
+    frames: int | None = None
 
 
 @dataclass

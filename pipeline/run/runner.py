@@ -3,8 +3,8 @@
     decode[s] --SourceMux--> preprocess --Channel--> detect --Channel--> postprocess
         --Channel--> track --Channel--> sink (each)
 
-A file source's decoder tells the track stage when it is through (`SourceEnd`), so the
-file's tracks end then, not at the end of the run.
+A source's end (`SourceEnd`) follows its last frame through the queues and stages, so
+its tracks end then, not at the end of the run.
 
 Shutdown: end of input flows down as END sentinels. Ctrl-C / SIGTERM set `stop_reading`:
 sources stop and the frames in flight drain through to the sinks. If draining takes
@@ -17,33 +17,30 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from functools import partial
-from pathlib import PurePosixPath
-from urllib.parse import urlsplit
 
-from engines.base import Engine, describe_engine
+from engines.base import Engine, ModelInfo, describe_engine
 from engines.loading import load_engine
-from pipeline.core.config import RunConfig, SourceConfig
+from pipeline.core.config import RunConfig
+from pipeline.core.metrics import Metrics
 from pipeline.core.context import RunContext
 from pipeline.core.errors import ConfigError
-from pipeline.core.health import SourceHealth
 from pipeline.core.secrets import mask_url
 from pipeline.run.metrics_server import live_metrics
 from pipeline.core.signals import Signals
 from pipeline.run.supervisor import exit_code, join
 from pipeline.core.queues import Channel, SourceMux
 from stages.base import Stage
-from stages.decode import Decoder
 from stages.detect import Detect
-from stages.live import LiveDecoder
 from engines.outputs import Selection
 from stages.postprocess import Postprocess
 from stages.preprocess import Preprocess
 from stages.sinks.base import Sink
 from stages.sinks.registry import make_sink, sink_kind
 from stages.track import Track
-from stages.tracking.source_tracks import SourceSettings
+from pipeline.run.sources import Sources, source_names
 
 log = logging.getLogger("detstream")
 
@@ -78,86 +75,74 @@ class RunSummary:
         return exit_code(bool(self.stage_errors or self.source_errors), self.signal, incomplete=self.aborted)
 
 
-def source_names(sources: list[SourceConfig]) -> list[str]:
-    """Source ids: the configured name, else the file name (URL host/path, no credentials)."""
-    names: list[str] = []
-    for source in sources:
-        if source.name:
-            base = source.name
-        else:
-            parts = urlsplit(source.uri)
-            base = PurePosixPath(parts.path).name or parts.hostname or mask_url(source.uri)
-        name, n = base, 1
-        while name in names:
-            n += 1
-            name = f"{base}#{n}"
-        names.append(name)
-    return names
-
-
-def build_stages(config: RunConfig, engine: Engine, ctx: RunContext) -> tuple[list[Stage], Detect]:
-    names = source_names(config.sources)
-    sources = dict(zip(names, config.sources))
+def build_stages(config: RunConfig, engine: Engine, ctx: RunContext, sources: Sources | None = None) -> tuple[list[Stage], Detect]:
+    """The stage graph of a run; `sources` (made here if not given) owns the per-source part."""
+    sources = sources or Sources(config, ctx)
     info = engine.info
     # class names are checked against the loaded model here, before any file is written or read
     selection = Selection.for_model(config.model, info)
-    models = {name: config.source_model(source) for name, source in sources.items()}
-    source_selections = {
-        name: Selection.for_model(model, info, f"sources.{i}")
-        for i, (name, model) in enumerate(models.items())
-        if model is not config.model
-    }
-    for name, source in sources.items():
-        ctx.health[name] = SourceHealth(name, source.is_live, finish_logged_later=True)
-    mux = SourceMux(
-        names,
-        {name: s.queue_capacity(config.queue_size) for name, s in sources.items()},
-        ctx.abort,
-        drop_oldest=frozenset(name for name, s in sources.items() if s.drops_oldest),
-    )
-    any_live = any(s.is_live for s in config.sources)
+    serving = config.api.port is not None
+    # with a control API the mux waits for sources added later, until the run is stopped
+    mux = SourceMux([], {}, ctx.abort, keep_open=serving)
+    any_live = serving or any(s.is_live for s in config.sources)
     # with live sources every batch waiting for the detector is latency: preprocess takes
     # the newest frames only when the detector asks for its next batch
     batch_capacity = 1 if any_live else config.queue_size
     batches = Channel(batch_capacity, ctx.abort, on_demand=any_live)
     results = Channel(config.queue_size, ctx.abort)
     finished = Channel(config.queue_size, ctx.abort)
-    sinks = [make_sink(uri, ctx, config.queue_size, names) for uri in config.sinks]
-    tracking = {
-        name: SourceSettings(config.source_tracking(s), s.zones, s.lines, s.is_live) for name, s in sources.items()
-    }
-    for name, source in sources.items():
-        ctx.metrics.add_queue(f"source[{name}]", "preprocess", partial(mux.depth, name), source.queue_capacity(config.queue_size))
+    sinks = [make_sink(uri, ctx, config.queue_size, source_names(config.sources)) for uri in config.sinks]
     ctx.metrics.add_queue("batches", "detect", batches.qsize, batch_capacity)
     ctx.metrics.add_queue("results", "postprocess", results.qsize, config.queue_size)
     ctx.metrics.add_queue("detections", "track", finished.qsize, config.queue_size)
     for sink in sinks:
         ctx.metrics.add_queue(f"input of {sink.name}", sink.name, sink.input.qsize, config.queue_size)
-    max_age_s = {name: s.max_age_s for name, s in sources.items() if s.max_age_s is not None}
-    detect = Detect(engine, batches, results, ctx, max_age_s)
-    low_scores = {name: t.tracking.low_score for name, t in tracking.items() if t.tracking.enabled}
-    stages: list[Stage] = [
-        *(LiveDecoder(s, n, mux, ctx, config.max_frames) if s.is_live else Decoder(s, n, mux, ctx, config.max_frames, finished.put)
-          for n, s in sources.items()),
+    stages: list[Stage] = []  # decoders first; the supervisor's list: decoders of added sources join it
+    sources.attach(info, mux, stages, floor=engine_floor(config, info))
+    detect = Detect(engine, batches, results, ctx, sources.max_age_s)
+    track = Track(finished, [s.input for s in sinks], info, ctx, sources.tracking.__getitem__, sources.tap, sources.ended)
+    sources.bind(track)
+    stages += [
         Preprocess(mux, batches, info, config.batch, ctx),
         detect,
-        Postprocess(results, finished, selection, info, ctx, source_selections, low_scores.get),
-        Track(finished, [s.input for s in sinks], info, ctx, tracking.__getitem__),
+        Postprocess(results, finished, selection, info, ctx, sources.selections, sources.low_scores.get, sources.rois),
+        track,
         *sinks,
     ]
     return stages, detect
 
 
-def run(config: RunConfig, engine: Engine | None = None, ctx: RunContext | None = None) -> RunSummary:
+def engine_floor(config: RunConfig, info: ModelInfo) -> float:
+    """The lowest score the engine was asked to produce candidates for (engines/loading.py)."""
+    default = config.model.score_threshold if config.model.score_threshold is not None else info.score_threshold
+    return min((default, *config.thresholds()))
+
+
+def run(
+    config: RunConfig,
+    engine: Engine | None = None,
+    ctx: RunContext | None = None,
+    serve: Callable[[Sources, Metrics], AbstractContextManager[object]] | None = None,
+) -> RunSummary:
     """Run the pipeline to the end of every source (or a signal) and summarise.
 
     `ctx` lets a caller watch the run (health, counts, `ctx.metrics.snapshot()`) and stop
     it from another thread; without one, metrics follow `config.metrics.enabled`.
+    `serve(sources, metrics)`: a context manager entered before the model loads and left
+    when the run is over (the control API, pipeline/api/): `sources` is the run's
+    SourceControl.
     """
-    if not config.sources:
+    if not config.sources and config.api.port is None:
         raise ConfigError("no sources: give --source URI or a config file with sources")
     for uri in config.sinks:
         sink_kind(uri)  # a mistyped sink fails now, not after the model has loaded
+    ctx = ctx or RunContext(metrics_enabled=config.metrics.enabled)
+    sources = Sources(config, ctx)
+    with serve(sources, ctx.metrics) if serve is not None else nullcontext():
+        return _run(config, engine, ctx, sources)
+
+
+def _run(config: RunConfig, engine: Engine | None, ctx: RunContext, sources: Sources) -> RunSummary:
     if engine is None:
         model = config.model
         engine = load_engine(
@@ -165,14 +150,14 @@ def run(config: RunConfig, engine: Engine | None = None, ctx: RunContext | None 
             other_thresholds=config.thresholds(), weights=model.weights, input_size=model.input_size,
         )
     log.info("%s", describe_run(engine, [s.uri for s in config.sources], config.sinks))
-    ctx = ctx or RunContext(metrics_enabled=config.metrics.enabled)
     # built first: a caller watching ctx.health from another thread finds every source in it
-    stages, detect = build_stages(config, engine, ctx)
+    stages, detect = build_stages(config, engine, ctx, sources)
     signals = Signals.of(ctx)
     started = time.monotonic()
     with live_metrics(config.metrics, ctx.metrics), signals.installed():
-        for stage in stages:
+        for stage in list(stages):
             stage.start()
+        sources.started()
         stuck = join(stages, ctx, config.shutdown_timeout_s)
     ctx.metrics.stop()
     for health in ctx.health.values():  # the frames in flight have drained: the counts are the summary's
@@ -185,7 +170,7 @@ def run(config: RunConfig, engine: Engine | None = None, ctx: RunContext | None 
         elapsed_s=time.monotonic() - started,
         signal=signals.received,
         aborted=ctx.abort.is_set(),
-        sources=source_names(config.sources),
+        sources=list(sources.entries),
         stuck=stuck,
         health={name: h.snapshot() for name, h in ctx.health.items()},
         sink_stats={s.name: s.stats() for s in stages if isinstance(s, Sink) and s.stats()},

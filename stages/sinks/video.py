@@ -15,6 +15,7 @@ from pathlib import Path, PurePath
 from pipeline.core.context import RunContext
 from pipeline.core.errors import SinkError
 from pipeline.core.messages import Message
+from pipeline.core.types import SourceEnd
 from stages.sinks.draw import Trails, annotate
 from stages.sinks.mp4 import VideoWriter
 from stages.sinks.base import Sink
@@ -36,6 +37,14 @@ def output_paths(template: str, sources: list[str]) -> dict[str, Path]:
     return {s: path.with_name(f"{path.stem}-{parts[s]}{path.suffix}") for s in sources}
 
 
+def added_path(template: str, source: str) -> Path:
+    """The file of a source added while the run goes on: named as in a run of several sources."""
+    if "{source}" in template:
+        return Path(template.replace("{source}", _file_part(source)))
+    path = Path(template)
+    return path.with_name(f"{path.stem}-{_file_part(source)}{path.suffix}")
+
+
 class VideoSink(Sink):
     FORM = "video:PATH.mp4"
 
@@ -44,20 +53,41 @@ class VideoSink(Sink):
         template = uri.partition(":")[2]
         if not template.endswith(".mp4"):
             raise SinkError(f"sink {uri!r}: the video sink writes MP4; the path must end in .mp4")
+        self.template = template
+        self.paths = output_paths(template, sources)
         self.writers: dict[str, VideoWriter] = {}
-        self.trails: dict[str, Trails] = {source: Trails() for source in sources}
-        for source, path in output_paths(template, sources).items():
-            try:  # fail now, not at the first frame, if the place is not writable
-                path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise SinkError(f"sink {uri!r}: cannot create {path.parent}: {exc.strerror}") from exc
-            if not os.access(path.parent, os.W_OK):
-                raise SinkError(f"sink {uri!r}: cannot write into {path.parent}")
+        self.trails: dict[str, Trails] = {}
+        for path in self.paths.values():
+            self._check(path)  # fail now, not at the first frame, if the place is not writable
+
+    def _check(self, path: Path) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SinkError(f"sink {self.uri!r}: cannot create {path.parent}: {exc.strerror}") from exc
+        if not os.access(path.parent, os.W_OK):
+            raise SinkError(f"sink {self.uri!r}: cannot write into {path.parent}")
+
+    def _writer(self, source: str) -> VideoWriter:
+        """The source's writer, opened at its first frame (a source added at runtime gets
+        the path it would have had in a run of several sources)."""
+        if source not in self.writers:
+            path = self.paths.get(source) or added_path(self.template, source)
+            self._check(path)
             self.writers[source] = VideoWriter(path)
+            self.trails[source] = Trails()
+        return self.writers[source]
 
     def write(self, message: Message) -> None:
         frame = message.detections.frame
-        self.writers[frame.source].write(annotate(message, self.trails[frame.source]), frame.pts)
+        writer = self._writer(frame.source)
+        writer.write(annotate(message, self.trails[frame.source]), frame.pts)
+
+    def source_ended(self, end: SourceEnd) -> None:
+        # the file is complete now, not at the end of the run (and a removed camera's is freed)
+        if (writer := self.writers.pop(end.source, None)) is not None:
+            writer.close()
+            self.trails.pop(end.source, None)
 
     def finish(self) -> None:
         for writer in self.writers.values():

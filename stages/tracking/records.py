@@ -57,14 +57,7 @@ class Track:
 
     def view(self) -> TrackView:
         return TrackView(
-            track_id=self.track_id,
-            class_id=self.class_id,
-            box=self.box,
-            score=self.score,
-            first_t=self.first_t,
-            last_t=self.last_t,
-            hits=self.hits,
-            best_score=self.best_score,
+            self.track_id, self.class_id, self.box, self.score, self.first_t, self.last_t, self.hits, self.best_score
         )
 
 

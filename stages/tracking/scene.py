@@ -12,7 +12,8 @@ Rules:
   comes a few frames after a track's first_t, and where it was then is not known). When
   a track ends inside a zone (`end_track`), it exits with dwell up to its last_t.
 - Lines (anti-flicker by hysteresis): an anchor takes a side of the line only once it is
-  at least `margin_px` away from it; in between it keeps the side it had. A crossing
+  at least `margin_px`, and at least MARGIN_OF_HEIGHT of its box's height, away from it;
+  in between it keeps the side it had. A crossing
   counts when the settled side changes *and* the track's path since it last settled
   touched the segment itself (not the line beyond its ends). The path is the straight
   segment between the anchors of consecutive updates, so tracks that jump (frames
@@ -35,7 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pipeline.core.scene_config import LineConfig, ZoneConfig
-from pipeline.core.shapes import PolygonSet, box_anchors, segments_intersect, shape_meets_box, side_of_line
+from pipeline.core.shapes import PolygonSet, box_anchors, segments_intersect, shape_meets_box, side_of_line, to_pixels
 from stages.tracking.track_rows import TrackRows
 from stages.tracking.tracks import TrackView
 
@@ -43,6 +44,9 @@ log = logging.getLogger("detstream")
 
 Counts = dict[str, dict[str, int]]  # count name (zone: inside/entered/exited; line: direction) -> class name -> n
 
+
+
+MARGIN_OF_HEIGHT = 0.1  # a line's hysteresis band is at least this share of the box's height
 
 @dataclass(frozen=True)
 class SceneEvent:
@@ -55,10 +59,6 @@ class SceneEvent:
     dwell_s: float | None = None  # zone_exit: stream seconds spent inside
     counts: Counts = field(default_factory=dict)  # that zone's or line's counts after this event
 
-
-def _scaled(points: list[tuple[float, float]], normalized: bool, width: int, height: int) -> np.ndarray:
-    array = np.array(points, float)
-    return array * (width, height) if normalized else array
 
 
 def _snapshot(counts: Counts) -> Counts:
@@ -106,8 +106,8 @@ class Scene:
         if (width, height) == self.size:
             return
         self.size = (width, height)
-        self.zones_px = {z.name: _scaled(z.points, z.coordinates == "normalized", width, height) for z in self.zones}
-        self.lines_px = {n.name: _scaled(n.points, n.coordinates == "normalized", width, height) for n in self.lines}
+        self.zones_px = {z.name: to_pixels(z.points, z.coordinates == "normalized", width, height) for z in self.zones}
+        self.lines_px = {n.name: to_pixels(n.points, n.coordinates == "normalized", width, height) for n in self.lines}
         self._zones_live = np.array([self._meets("zone", z.name, self.zones_px[z.name], True) for z in self.zones], bool)
         self._zone_set = PolygonSet(list(self.zones_px.values()))
         self._lines_live = np.array(
@@ -142,7 +142,7 @@ class Scene:
         if self.zones:
             self._update_zones(active, rows, anchors, t, events)
         if self.lines:
-            self._update_lines(active, rows, anchors, t, events)
+            self._update_lines(active, rows, anchors, boxes[:, 3] - boxes[:, 1], t, events)
         return events
 
     def _update_zones(
@@ -175,12 +175,21 @@ class Scene:
         return SceneEvent("zone_exit", track, t, zone=self.zones[z].name, dwell_s=dwell, counts=_snapshot(counts))
 
     def _update_lines(
-        self, active: list[TrackView], rows: np.ndarray, anchors: dict[str, np.ndarray], t: float, events: list[SceneEvent]
+        self,
+        active: list[TrackView],
+        rows: np.ndarray,
+        anchors: dict[str, np.ndarray],
+        heights: np.ndarray,
+        t: float,
+        events: list[SceneEvent],
     ) -> None:
         columns = self._tracks.columns
         points = np.stack([anchors[line.anchor] for line in self.lines], axis=1)  # tracks x lines x 2
         distance = side_of_line(points, self._starts, self._ends)  # tracks x lines
-        side = (np.sign(distance) * ((np.abs(distance) >= self._margins) & self._lines_live)).astype(np.int8)
+        # the hysteresis band grows with the object: a detector's box edges jitter by a few
+        # percent of the box, so a big object walking along a line must not count
+        margins = np.maximum(self._margins, MARGIN_OF_HEIGHT * heights[:, None])  # tracks x lines
+        side = (np.sign(distance) * ((np.abs(distance) >= margins) & self._lines_live)).astype(np.int8)
         # a path can touch a segment only where the distance to its line changed sign (or is 0):
         # test just those few (NaN, a track's first update, never compares true)
         touched = columns["touched"][rows]

@@ -15,10 +15,13 @@ from pipeline.core.config import TrackingConfig
 from pipeline.core.types import Candidates
 from stages.tracking.bytetrack import ByteTracker
 from stages.tracking.iou_tracker import IouTracker
+from stages.tracking.records import IdCounter
 from stages.tracking.tracks import TrackUpdate, TrackView
 
 
 class Tracker(Protocol):
+    ids: IdCounter  # its last id: a source's next tracker goes on from it (ids unique per run)
+
     def update(self, t: float, detections: Candidates, low: Candidates) -> TrackUpdate: ...
 
     def end_all(self) -> list[TrackView]: ...

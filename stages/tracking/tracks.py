@@ -8,15 +8,16 @@ Times are stream seconds (pts) of the source, never wall-clock time.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
 NO_TRACK = 0  # the id of a detection that belongs to no confirmed track (ids start at 1)
 
 
-@dataclass(frozen=True)
-class TrackView:
-    """A confirmed track as of the latest update."""
+class TrackView(NamedTuple):
+    """A confirmed track as of the latest update. A NamedTuple, not a dataclass: trackers
+    make one per matched track per frame, and a frozen dataclass costs ~5x more to build."""
 
     track_id: int  # unique per source for the whole run, from 1
     class_id: int

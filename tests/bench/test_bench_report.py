@@ -37,6 +37,38 @@ def test_every_section_and_verdict_is_rendered() -> None:
     assert "**5 %** — target < 3 %: **missed** by 2 % (5 % > 3 %" in markdown
 
 
+def test_tracking_section_has_cost_quality_lines_and_issue_16_verdicts() -> None:
+    markdown = render(json.loads(FIXTURE.read_text()))
+    section = markdown.split(f"## {SECTION_TITLES['tracking']}")[1]
+    assert "| 50 | bytetrack | yes | 0.800 | 1.200 | 0.500 | 0.650 | 47.0 | 46.5 | 1.0 |" in section
+    assert "| clip-9102.mp4 | iou | 3 | 0.700 | 0.600 | 0.600 | 11 |" in section
+    assert "| **mean** | bytetrack | 1 | 0.850 | 0.650 | 0.710 | 3.0 |" in section
+    assert "IDF1 drop from stride 1 to stride 3: bytetrack 0.070, iou 0.050." in section
+    assert "with seeds 9101, 9102, which nothing else uses" in section
+    assert "[docs/track-eval.md](docs/track-eval.md#rules)" in section  # the don't-care rule
+    # line counts summed over the clips; no ground-truth crossing and none tracked: no error to show
+    assert "| vertical | out | 38 | 35 (-7.9 %) | 35 (-7.9 %) | 31 (-18.4 %) | 31 (-18.4 %) |" in section
+    assert "| horizontal | out | 0 | 0 (-) | 0 (-) | 2 (-) | 2 (-) |" in section
+    assert "The ground truth has 89 crossings in all; the direction with the fewest has 10, so one crossing" in section
+    # every verdict follows from the figures: in the section and in the summary at the top
+    for verdict in ("0.800 ms (p95 1.200) | **met** (0.8 ms ≤ 1 ms)",
+                    "| 0.850 | **met** (0.85 ≥ 0.8)",
+                    "| 0.650 | **missed** by 0.05 (0.65 < 0.7)",
+                    "| 0.070 | **missed** by 0.02 (0.07 > 0.05, 1.40x the bound)",
+                    "| worst vertical out -7.9 % | **missed** (1 of 4 directions outside)",
+                    "| IDF1 +0.080, MOTA +0.040, HOTA +0.060 | **met** |",
+                    "| IDF1 +0.060, MOTA -0.020, HOTA +0.040 | **missed** |"):
+        assert verdict in section and markdown.count(verdict) == 2, verdict
+
+
+def test_line_counts_within_bound_meet_the_target() -> None:
+    results = json.loads(FIXTURE.read_text())
+    for count in results["sections"]["tracking"]["result"]["quality"]["line_counts"]:
+        if count["method"] == "bytetrack" and count["direction"] == "out" and count["line"] == "vertical":
+            count["tracked"], count["error"] = 37, -0.0263
+    assert "| worst vertical out -2.6 % | **met** |" in render(results)
+
+
 def test_a_backends_section_of_the_earlier_kind_asks_to_be_re_measured() -> None:
     results = json.loads(FIXTURE.read_text())
     results["sections"]["backends"]["result"] = {"ratio_onnxruntime_over_torch": 1.5, "ratio_detector_alone": 1.1}

@@ -86,8 +86,20 @@ def test_jitter_on_the_line_counts_once():
     path = [(100, 80), (100, 99), (100, 101), (100, 98), (100, 103), (100, 97), (100, 104), (100, 99),
             (100, 120), (100, 102), (100, 98), (100, 103), (100, 96), (100, 121)]  # fmt: skip
     assert [e.direction for e in walk(gate(), path)] == ["in"]
-    # without the margin, the same wobble counts every time it changes side
-    assert len(walk(gate(margin_px=0), path)) > 5
+    # with margin_px 0 only the band of a tenth of the box's height (4 px here) is left: the
+    # wobbles wider than that count again and again
+    assert len(walk(gate(margin_px=0), path)) > 1
+
+
+def test_a_big_object_walking_along_a_line_is_not_counted():
+    # a 300 px tall person whose box bottom jitters by +-12 px around the line: the band is
+    # a tenth of its height (30 px), wider than margin_px, so no side is ever taken
+    scene = gate()
+    events = []
+    for k, dy in enumerate([0, 12, -12, 10, -11, 12, -12, 9]):
+        box = np.array([90.0, 100 + dy - 300, 110.0, 100 + dy])
+        events += scene.update([TrackView(1, 0, box, 0.9, 0.0, float(k), 3, 0.9)], float(k))
+    assert events == []
 
 
 def test_a_wide_margin_waits_until_the_track_is_clear_of_the_line():
