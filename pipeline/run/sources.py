@@ -75,7 +75,7 @@ def source_names(sources: list[SourceConfig]) -> list[str]:
 
 class Sources:
     def __init__(self, config: RunConfig, ctx: RunContext) -> None:
-        self.config = config
+        self.run_config = config
         self.ctx = ctx
         self.entries: dict[str, SourceConfig] = {}  # every source, paused ones too
         self.decoders: dict[str, Decoder] = {}  # the running ones
@@ -98,7 +98,7 @@ class Sources:
         (decoders of added sources join it). `floor`: the engine's lowest score."""
         self.info, self.mux, self.stages, self.floor = info, mux, stages, floor
         self._attached = True
-        for name, source in zip(self._initial_names(), self.config.sources):
+        for name, source in zip(self._initial_names(), self.run_config.sources):
             self._configure(name, source, f"sources.{len(self.entries)}")
             if source.enabled:
                 self._start(name)
@@ -120,7 +120,7 @@ class Sources:
             event.set()
 
     def _initial_names(self) -> list[str]:
-        return source_names(self.config.sources)
+        return source_names(self.run_config.sources)
 
     # --- SourceControl ---------------------------------------------------------------
 
@@ -191,7 +191,7 @@ class Sources:
 
     def config(self) -> dict[str, Any]:
         with self._lock:
-            effective = self.config.model_copy(update={"sources": list(self.entries.values())})
+            effective = self.run_config.model_copy(update={"sources": list(self.entries.values())})
         data = effective.model_dump(mode="json")
         for source in data["sources"]:
             source["uri"] = mask_url(source["uri"])
@@ -239,9 +239,9 @@ class Sources:
 
     def _configure(self, name: str, source: SourceConfig, key: str) -> None:
         """Check `source`'s settings against the model and put them where the stages read them."""
-        model = self.config.source_model(source)
-        selection = Selection.for_model(model, self.info, key) if model is not self.config.model else None
-        tracking = self.config.source_tracking(source)
+        model = self.run_config.source_model(source)
+        selection = Selection.for_model(model, self.info, key) if model is not self.run_config.model else None
+        tracking = self.run_config.source_tracking(source)
         lowest = min((*model.thresholds(), *((tracking.low_score,) if tracking.enabled else ())), default=math.inf)
         if lowest < self.floor - 1e-9:
             raise ConfigError(
@@ -256,7 +256,7 @@ class Sources:
         self.tracking[name] = SourceSettings(tracking, source.zones, source.lines, source.is_live)
 
     def _start(self, name: str) -> None:
-        source, config = self.entries[name], self.config
+        source, config = self.entries[name], self.run_config
         health = self.ctx.health.get(name)
         if health is None:
             health = self.ctx.health[name] = SourceHealth(name, source.is_live, finish_logged_later=True)
