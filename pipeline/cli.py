@@ -137,7 +137,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     console = make_console(stderr=True)
     ctx = RunContext(metrics_enabled=config.metrics.enabled)
     with file_progress(config, ctx, console):
-        summary = run(config, ctx=ctx, serve=serve) if serve else run(config, ctx=ctx)
+        summary = run(config, ctx=ctx, serve=serve)
     print_summary(summary, console)
     return _exit(summary)
 

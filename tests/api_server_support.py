@@ -1,4 +1,5 @@
-"""The control API against a fake SourceControl and a fake live page, over real HTTP.
+"""Test helpers of the control API server: a fake SourceControl and a fake live page, and
+the server running over them on a free port (fixtures in tests/api/conftest.py).
 
 The fake control validates like the real one (the config models, ConfigError naming the
 field), masks credentials in what it returns, and keeps the settings it was given.
@@ -13,13 +14,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import pytest
-
 from pipeline.api.server import Serving, serving
-from pipeline.core.config import ApiConfig, SourceConfig, validate_settings
+from pipeline.core.config import ApiConfig, SourceConfig, parse_settings
 from pipeline.core.errors import SourceExists, UnknownSource
 from pipeline.core.health import SourceHealth
 from pipeline.core.metrics import Metrics
@@ -67,7 +65,7 @@ class FakeControl:
         return self._view(name)
 
     def add(self, settings: dict[str, Any]) -> dict[str, Any]:
-        config = validate_settings(SourceConfig, {k: v for k, v in settings.items() if k != "enabled"}, "source")
+        config = parse_settings(SourceConfig, settings, "source")
         name = config.name or config.uri.rsplit("/", 1)[-1]
         if name in self.settings:
             raise SourceExists(f"a source named {name!r} is running already")
@@ -82,7 +80,7 @@ class FakeControl:
         self.source(name)
         assert set(changes) <= set(UPDATABLE), changes
         merged = {**self.settings[name], **changes}
-        validate_settings(SourceConfig, {k: v for k, v in merged.items() if k != "enabled"}, f"source {name}")
+        parse_settings(SourceConfig, merged, name)
         self.settings[name] = merged
         return self._view(name)
 
@@ -174,17 +172,3 @@ def running_api(
     health = {name: SourceHealth(name, True) for name in control.settings}
     with hook(control, Metrics(health)) as server:
         yield Api(hook, control, page, server.port, hook.token)
-
-
-@pytest.fixture
-def api() -> Iterator[Api]:
-    """The API on loopback, no token."""
-    with running_api(ApiConfig(port=0)) as running:
-        yield running
-
-
-@pytest.fixture
-def secured(tmp_path: Path) -> Iterator[Api]:
-    """The API on every address with a token, saving its state under tmp_path."""
-    with running_api(ApiConfig(port=0, address="0.0.0.0", token=TOKEN, state_file=tmp_path / "state.yaml")) as running:
-        yield running

@@ -18,7 +18,9 @@ Rules:
   not JSON or not an object, 401 token missing or wrong, 403 non-loopback Host without a
   token, 404 no such route or source, 405 method, 409 source exists, 413 body over
   api.max_body_bytes (by Content-Length, and by the bytes actually read), 415 POST/PATCH
-  not application/json, 422 invalid settings (ConfigError: its `field`), 503 no frame yet.
+  not application/json, 422 invalid settings (ConfigError: its `field`), 503 the
+  pipeline is still starting (NotReady: a change before the model has loaded; with
+  Retry-After) or no frame came in time.
 - Checks run in that order: route, host and token, content type, size, JSON, then the
   control validates; nothing reaches the control before the request passed them all.
 - Changes (POST, PATCH, DELETE) run one at a time, and each that succeeds is saved to
@@ -45,19 +47,22 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from pipeline.api.security import COOKIE, Auth, Scrubber
+from pipeline.api.security import Auth, Scrubber
 from pipeline.api.state import SavedSources
 from pipeline.core.config import ApiConfig
 from pipeline.core.errors import ConfigError, SourceExists, UnknownSource
 from pipeline.core.metrics import Metrics
 from pipeline.run.control import UPDATABLE, SourceControl
 from pipeline.run.metrics_server import MetricsCollector
+from pipeline.run.sources import NotReady
 
 log = logging.getLogger("detstream")
 
 CHANGES = ("POST", "PATCH", "DELETE")
 OPEN = ("live", "ready")  # the probes: answered without the token (ready: status only)
+IMAGES = ("frame", "stream")  # <img> URLs: the token may come as ?token=
 FRAME_WAIT_S = 5.0  # frame.jpg: longest wait for the source's next frame
+RETRY_AFTER_S = 2  # a change refused while the model loads: try again then
 BOUNDARY = "frame"
 JSON_TYPES = ("application/json",)
 
@@ -188,6 +193,8 @@ class ApiApp:
             return self.error(404, str(exc) or f"no source {args.get('name')!r}")
         except SourceExists as exc:
             return self.error(409, str(exc) or f"a source {args.get('name')!r} exists already")
+        except NotReady as exc:
+            return self.error(503, str(exc), headers={"Retry-After": str(RETRY_AFTER_S)})
         except Exception as exc:  # a bug, or a control that failed: logged in full, answered in one line
             text = self.scrub("".join(traceback.format_exception(exc)))
             log.error("api: %s %s failed:\n%s", request.method, _printable(self.scrub(request.path)), text)
@@ -207,18 +214,10 @@ class ApiApp:
     # --- checks ---------------------------------------------------------------------
 
     def access(self, request: Request, endpoint: str) -> Response | None:
-        """None when the request may go on; else the refusal (or the login's redirect)."""
+        """None when the request may go on; else its refusal."""
         if not self.auth.host_allowed(request):
             return self.error(403, f"Host {request.host!r} is not a loopback name: set api.token to serve other host names")
-        if endpoint == "index" and "token" in request.args and self.auth.required:
-            session = self.auth.login(request.args["token"])
-            if session is None:
-                return self.error(401, "wrong token", headers={"WWW-Authenticate": "Bearer"})
-            # the session cookie, and back to / so the token leaves the address bar
-            response = Response(status=303, headers={"Location": "/"})
-            response.set_cookie(COOKIE, session, httponly=True, samesite="Strict", path="/")
-            return response
-        if not self.auth.allows(request):
+        if not self.auth.allows(request, query=endpoint in IMAGES):
             return self.error(401, "missing or wrong token: send Authorization: Bearer TOKEN",
                               headers={"WWW-Authenticate": "Bearer"})
         return None

@@ -10,10 +10,11 @@ Rules:
   code of `GET /health/ready`. A probe reveals no name, setting or count (an unauthenticated
   ready answer is only {"ready": bool}), and orchestrators' probes should not have to
   carry the secret.
-- Browsers cannot send a bearer header from an <img> or a page load, so `GET /?token=T`
-  with the right token answers with a session cookie (HttpOnly, SameSite=Strict; its value
-  is an HMAC of the token, never the token) and a redirect to `/`, which drops the token
-  from the address bar. The cookie authenticates like the header.
+- An <img> cannot send a header, so the two image routes (frame.jpg, stream.mjpg) also
+  take the token as `?token=` (the live page does so; it keeps the token in the URL's
+  fragment, which browsers never send). Only those read-only routes: a token in a query
+  string ends up in more places (history, proxies' logs) than a header. Our own request
+  log never shows query strings.
 - Without a token (loopback only) the Host header must name a loopback host: a web page
   in the browser cannot reach the API through DNS rebinding.
 - Everything the API writes to a response or a log passes through `Scrubber`: the one
@@ -22,7 +23,6 @@ Rules:
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
 import os
@@ -35,7 +35,6 @@ from pipeline.core.errors import ConfigError
 from pipeline.core.secrets import MASK, redact
 
 TOKEN_ENV = "DETSTREAM_API_TOKEN"
-COOKIE = "detstream_session"
 LOOPBACK_NAMES = ("localhost",)
 MIN_TOKEN_CHARS = 16
 
@@ -72,27 +71,20 @@ class Auth:
 
     def __init__(self, token: str | None) -> None:
         self._token = token
-        self._session = hmac.new(token.encode(), b"detstream api session", hashlib.sha256).hexdigest() if token else None
 
     @property
     def required(self) -> bool:
         return self._token is not None
 
-    def allows(self, request: Request) -> bool:
-        """The request carries the token (header or session cookie); always true without a token."""
-        if self._token is None or self._session is None:
+    def allows(self, request: Request, query: bool = False) -> bool:
+        """The request carries the token: in the Authorization header, or with `query` in
+        `?token=` too. Always true without a token."""
+        if self._token is None:
             return True
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() == "bearer" and _same(given.strip(), self._token):
             return True
-        cookie = request.cookies.get(COOKIE)
-        return cookie is not None and _same(cookie, self._session)
-
-    def login(self, given: str) -> str | None:
-        """The session cookie's value for the right token, else None."""
-        if self._token is None or self._session is None or not _same(given, self._token):
-            return None
-        return self._session
+        return query and _same(request.args.get("token", ""), self._token)
 
     def host_allowed(self, request: Request) -> bool:
         """Without a token, only loopback Host headers (DNS rebinding); with one, any."""

@@ -31,7 +31,7 @@ from pipeline.core.config import RunConfig, SourceConfig, load_settings
 from pipeline.core.config_base import Settings
 from pipeline.core.errors import ConfigError
 from pipeline.core.files import write_atomic
-from pipeline.run.runner import source_names
+from pipeline.run.sources import source_names
 
 log = logging.getLogger("detstream")
 

@@ -335,14 +335,6 @@ def _describe(root: type[BaseModel], error: ValidationError, origin: str, flags:
     return redact("\n".join(lines))
 
 
-def parse_settings(root: type[S], data: Any, origin: str) -> S:
-    """Settings of class `root` from plain data (a request body); errors name the key."""
-    try:
-        return root.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_describe(root, exc, origin)) from exc
-
-
 def load_config(
     path: Path | None = None, overrides: dict[str, Any] | None = None, flags: Mapping[str, str] | None = None
 ) -> RunConfig:
@@ -387,10 +379,10 @@ def load_settings(
                 raise ConfigError(f"{origin}: {part} must be a mapping to set {dotted}")
         target[leaf] = value
     given = {key: flag for key, flag in (flags or {}).items() if (overrides or {}).get(key) is not None}
-    return validate_settings(root, data, origin, given)
+    return parse_settings(root, data, origin, given)
 
 
-def validate_settings(root: type[S], data: Any, origin: str, flags: Mapping[str, str] = {}) -> S:
+def parse_settings(root: type[S], data: Any, origin: str, flags: Mapping[str, str] = {}) -> S:
     """Settings of class `root` from plain data (a mapping read from a file, a request body).
 
     A bad value is a ConfigError whose message starts with `origin` and names the key,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import CAMERA, PASSWORD, TOKEN, Api
+from api_server_support import CAMERA, PASSWORD, TOKEN, Api
 
 from pipeline.api.state import SavedSources, restore
 from pipeline.core.config import ApiConfig, RunConfig, SourceConfig
@@ -21,14 +21,13 @@ def test_changes_are_saved_and_restored(secured: Api) -> None:
     door = CAMERA.replace("stream1", "door")
     assert secured.call("POST", "/sources", {"uri": door, "name": "door", "stride": 2}, token=TOKEN)[0] == 201
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    # (`enabled` and `roi` join SourceConfig with the per-camera settings; until then keys it has)
-    assert secured.call("PATCH", "/sources/cam1", {"classes": ["person"], "max_fps": 4}, token=TOKEN)[0] == 200
+    assert secured.call("PATCH", "/sources/cam1", {"enabled": False, "max_fps": 4}, token=TOKEN)[0] == 200
     assert secured.call("DELETE", "/sources/lobby", token=TOKEN)[0] == 204
     # refused changes are not saved
     assert secured.call("POST", "/sources", {"uri": "/v/x.mp4", "stride": 0}, token=TOKEN)[0] == 422
     saved = yaml.safe_load(path.read_text())
     assert saved == {"sources": [
-        {"uri": CAMERA, "name": "cam1", "classes": ["person"], "max_fps": 4},
+        {"uri": CAMERA, "name": "cam1", "enabled": False, "max_fps": 4},
         {"uri": door, "name": "door", "stride": 2},
     ]}
     assert PASSWORD in path.read_text()  # the state file is the one place that keeps it
@@ -37,7 +36,7 @@ def test_changes_are_saved_and_restored(secured: Api) -> None:
     config = RunConfig(sources=[SourceConfig(uri="/v/other.mp4")], api=ApiConfig(state_file=path))
     restored = restore(config)
     assert [(s.name, s.uri, s.max_fps, s.stride) for s in restored.sources] == [("cam1", CAMERA, 4, 1), ("door", door, None, 2)]
-    assert restored.sources[0].classes == ("person",)
+    assert [s.enabled for s in restored.sources] == [False, True]
     assert restored.api == config.api and restored.model == config.model
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 
-from conftest import CAMERA, PASSWORD, TOKEN, Api
+from api_server_support import CAMERA, PASSWORD, TOKEN, Api
 from support import run_cli
 
 
