@@ -52,8 +52,7 @@ class FakeControl:
             "settings": {**settings, "uri": mask_url(settings["uri"])},
             "state": "streaming" if settings.get("enabled", True) else "paused",
             "fps": 12.5,
-            "last_frame_time": time.time() - 0.25,
-            "counters": {"received": 40, "processed": 38, "dropped": {"queue_full": 2}},
+            "counters": {"received": 40, "processed": 38, "dropped": {"queue_full": 2}, "last_frame_ts": time.time() - 0.25},
         }
 
     def sources(self) -> list[dict[str, Any]]:

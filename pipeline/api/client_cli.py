@@ -9,8 +9,9 @@ Rules:
   (and the field at fault), a server that cannot be reached names the URL (masked).
 - `pause` / `resume` are `PATCH {"enabled": false | true}`.
 - `list` shows, per source: name, state, fps, frames (processed by the detector, else
-  received) and the age of its last frame, from the keys `name`, `state`, `fps`,
-  `counters` and `last_frame_time` (Unix seconds) of GET /sources.
+  received) and the age of its last frame, from the keys `name`, `state`, `fps` and
+  `counters` {`processed`, `received`, `last_frame_ts` (Unix seconds)} of GET /sources
+  (pipeline/run/sources.py); a counter on the source itself is read as well.
 """
 
 from __future__ import annotations
@@ -83,16 +84,19 @@ def _path(name: str) -> str:
     return f"/sources/{quote(name, safe='')}"
 
 
-def _age(last_frame_time: Any) -> str:
-    if not isinstance(last_frame_time, (int, float)):
+def _counter(source: dict[str, Any], *keys: str) -> Any:
+    """The first of `keys` found in the source's counters or on the source itself."""
+    for place in (source.get("counters") or {}, source):
+        for key in keys:
+            if place.get(key) is not None:
+                return place[key]
+    return None
+
+
+def _age(last_frame_ts: Any) -> str:
+    if not isinstance(last_frame_ts, (int, float)):
         return "-"
-    return f"{max(0.0, time.time() - last_frame_time):.1f} s"
-
-
-def _frames(source: dict[str, Any]) -> str:
-    counters = source.get("counters") or {}
-    frames = counters.get("processed", counters.get("received"))
-    return "-" if frames is None else str(frames)
+    return f"{max(0.0, time.time() - last_frame_ts):.1f} s"
 
 
 def cmd_list(client: Client, args: argparse.Namespace) -> int:
@@ -104,7 +108,8 @@ def cmd_list(client: Client, args: argparse.Namespace) -> int:
         fps = source.get("fps")
         table.add_row(
             escape(str(source.get("name"))), escape(str(source.get("state", "-"))),
-            f"{fps:.1f}" if isinstance(fps, (int, float)) else "-", _frames(source), _age(source.get("last_frame_time")),
+            f"{fps:.1f}" if isinstance(fps, (int, float)) else "-", str(_counter(source, "processed", "received") or 0),
+            _age(_counter(source, "last_frame_ts")),
         )
     make_console().print(table)
     return 0
