@@ -10,13 +10,18 @@ import socket
 import threading
 import time
 
+import cv2
+import numpy as np
 import pytest
-from api_server_support import CAMERA, PASSWORD, TOKEN, Api, running_api
+from api_server_support import CAMERA, PASSWORD, TOKEN, Api, request, running_api
+from api_support import FakeControl as TapControl
+from api_support import blob_message
 
 from pipeline.api import app as api_app
-from pipeline.api.server import serving
+from pipeline.api.server import Serving, serving
 from pipeline.core.config import ApiConfig
 from pipeline.core.errors import ConfigError
+from pipeline.core.metrics import Metrics
 
 
 def as_json(body: bytes) -> dict:
@@ -332,3 +337,33 @@ def test_closing_leaves_no_thread_or_socket(caplog: pytest.LogCaptureFixture) ->
     viewer.close()
     idle.close()
     assert "still running" not in caplog.text
+
+
+# --- the real live page behind the server ----------------------------------------------
+
+
+def test_the_live_page_and_its_frames_through_the_server() -> None:
+    """pipeline.api.page over a real FrameTap: the page, a JPEG, and a stream whose tap closes
+    when its viewer leaves."""
+    control, playing = TapControl(), threading.Event()
+    control.put("cam", [blob_message("cam", i) for i in range(30)])
+    player = threading.Thread(target=control.play, args=(30, playing), daemon=True)
+    player.start()
+    hook = Serving(ApiConfig(port=0, preview_fps=10), environ={})
+    try:
+        with hook(control, Metrics({})) as server:  # type: ignore[arg-type]
+            status, headers, body = request(server.port, "GET", "/")
+            assert status == 200 and b"<html" in body.lower()
+            status, headers, body = request(server.port, "GET", "/sources/cam/frame.jpg")
+            assert status == 200 and cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR).shape == (180, 320, 3)
+            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+            connection.request("GET", "/sources/cam/stream.mjpg")
+            response = connection.getresponse()
+            assert all(part[:2] == b"\xff\xd8" for part in read_parts(response, 3))
+            assert control.tap.watching("cam") == 1
+            response.close()
+            connection.close()
+            assert wait_until(lambda: control.tap.watching("cam") == 0), "the tap stayed open after the viewer left"
+    finally:
+        playing.set()
+        player.join()
