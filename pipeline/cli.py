@@ -1,4 +1,4 @@
-"""`detstream` command line: run, profile, consume, synth, train, eval, eval-track, export, build-engine."""
+"""`detstream` command line: run, profile, sources, consume, synth, train, eval, eval-track, export, build-engine."""
 
 # Start-up rule: building the parser imports only light modules (argparse, the standard
 # library, rich, pipeline.core modules without numpy/torch). Each command imports what
@@ -25,6 +25,7 @@ from engines.export_cli import add_parser as add_export_parser
 from engines.models_cli import add_parser as add_models_parser
 from engines.training.eval_cli import add_parser as add_eval_parser
 from engines.training.train_cli import add_parser as add_train_parser
+from pipeline.api.client_cli import add_parser as add_sources_parser
 from pipeline.batch.cli import add_parser as add_batch_parser
 from pipeline.redis.cli import add_parser as add_consume_parser
 from pipeline.track_eval.cli import add_parser as add_eval_track_parser
@@ -50,6 +51,8 @@ RUN_FLAGS = {
     "max_frames": "--max-frames",
     "metrics.port": "--metrics-port",
 }
+# settings key -> flag of `run` only (profile measures a run, it serves no API)
+API_FLAGS = {"api.port": "--api-port"}
 
 
 def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -119,17 +122,22 @@ def _require_sinks(config: Any) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.api.server import serving
+    from pipeline.api.state import restore
     from pipeline.core.config import load_config
     from pipeline.core.context import RunContext
     from pipeline.run.progress import file_progress
     from pipeline.run.runner import run  # torch, PyAV and the stages: only when running
 
-    config = load_config(args.config, _run_overrides(args), RUN_FLAGS)
+    overrides = {**_run_overrides(args), **flag_values(args, API_FLAGS)}
+    config = restore(load_config(args.config, overrides, {**RUN_FLAGS, **API_FLAGS}))  # api.state_file
     _require_sinks(config)
+    # made now: a missing token off loopback fails before the model loads
+    serve = serving(config.api, config.sources) if config.api.port is not None else None
     console = make_console(stderr=True)
     ctx = RunContext(metrics_enabled=config.metrics.enabled)
     with file_progress(config, ctx, console):
-        summary = run(config, ctx=ctx)
+        summary = run(config, ctx=ctx, serve=serve)
     print_summary(summary, console)
     return _exit(summary)
 
@@ -176,6 +184,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
 def add_run_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("run", help="run the pipeline on sources, write to sinks")
     add_run_arguments(p)
+    p.add_argument("--api-port", type=int, metavar="PORT",
+                   help="serve the control API, health probes, /metrics and the live page on this port (docs/api.md)")
     p.set_defaults(func=cmd_run)
 
 
@@ -196,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_run_parser(subparsers)
     add_profile_parser(subparsers)
+    add_sources_parser(subparsers)
     add_consume_parser(subparsers)
     add_batch_parser(subparsers)
     add_synth_parser(subparsers)

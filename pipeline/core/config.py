@@ -335,14 +335,6 @@ def _describe(root: type[BaseModel], error: ValidationError, origin: str, flags:
     return redact("\n".join(lines))
 
 
-def parse_settings(root: type[S], data: Any, origin: str) -> S:
-    """Settings of class `root` from plain data (a request body); errors name the key."""
-    try:
-        return root.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_describe(root, exc, origin)) from exc
-
-
 def load_config(
     path: Path | None = None, overrides: dict[str, Any] | None = None, flags: Mapping[str, str] | None = None
 ) -> RunConfig:
@@ -386,11 +378,21 @@ def load_settings(
             if not isinstance(target, dict):
                 raise ConfigError(f"{origin}: {part} must be a mapping to set {dotted}")
         target[leaf] = value
+    given = {key: flag for key, flag in (flags or {}).items() if (overrides or {}).get(key) is not None}
+    return parse_settings(root, data, origin, given)
+
+
+def parse_settings(root: type[S], data: Any, origin: str, flags: Mapping[str, str] = {}) -> S:
+    """Settings of class `root` from plain data (a mapping read from a file, a request body).
+
+    A bad value is a ConfigError whose message starts with `origin` and names the key,
+    and whose `field` is the dotted key of the first problem (e.g. `stride`, `reconnect.max_s`).
+    """
     try:
         return root.model_validate(data)
     except ValidationError as exc:
-        given = {key: flag for key, flag in (flags or {}).items() if (overrides or {}).get(key) is not None}
-        raise ConfigError(_describe(root, exc, origin, given)) from exc
+        first = ".".join(str(part) for part in exc.errors()[0]["loc"]) or None
+        raise ConfigError(_describe(root, exc, origin, flags), field=first) from exc
 
 
 def _yaml_error(path: Path, exc: yaml.YAMLError) -> str:

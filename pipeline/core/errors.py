@@ -16,7 +16,13 @@ class DetstreamError(Exception):
 
 
 class ConfigError(DetstreamError):
-    """A config file or flag has an unknown key or a bad value."""
+    """A config file or flag has an unknown key or a bad value.
+
+    `field`: the dotted key at fault when one is known (the control API returns it)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class SourceError(DetstreamError):
@@ -46,6 +52,10 @@ class UnknownSource(DetstreamError):
 
 class SourceExists(DetstreamError):
     """A source of that name is already running (control API: 409)."""
+
+
+class ApiError(DetstreamError):
+    """The control API cannot be reached, or refused a request (`detstream sources`)."""
 
 
 class TrainingError(DetstreamError):

@@ -4,7 +4,9 @@
 the rename is atomic), fsyncs it, renames it over the target and fsyncs the folder, so
 after a crash or power loss the name points at complete data, never at a torn file.
 On any failure the temporary file is removed and the target is left as it was. New
-files get the usual permissions (0666 minus the umask), not mkstemp's owner-only 0600.
+files get the usual permissions (0666 minus the umask), not mkstemp's owner-only 0600,
+unless the caller gives a `mode` (0o600 for a file holding credentials: set before the
+first byte is written, so the secret is never readable by others, not even briefly).
 
 `write_folder_atomic` does the same for a folder of files (an exported engine package):
 filled under a temporary name next to the target, renamed into place only when complete,
@@ -35,15 +37,16 @@ def _umask() -> int:
 _UMASK = _umask()
 
 
-def write_atomic(path: Path, data: bytes | Callable[[BinaryIO], object]) -> None:
+def write_atomic(path: Path, data: bytes | Callable[[BinaryIO], object], mode: int | None = None) -> None:
     """Replace `path` with `data`: bytes, or a callback that writes into the open file
-    (for large payloads such as `torch.save`, which need not be held in memory twice)."""
+    (for large payloads such as `torch.save`, which need not be held in memory twice).
+    `mode`: the file's permissions (default: 0666 minus the umask)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as file:
-            os.fchmod(file.fileno(), 0o666 & ~_UMASK)
+            os.fchmod(file.fileno(), 0o666 & ~_UMASK if mode is None else mode)
             if isinstance(data, bytes):
                 file.write(data)
             else:

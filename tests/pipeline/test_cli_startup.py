@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "torchvision", "cv2", "onnxruntime", "matplotlib")
-COMMANDS = ("run", "profile", "consume", "batch", "synth", "train", "eval", "eval-track", "models", "export", "build-engine")
+COMMANDS = ("run", "profile", "sources", "consume", "batch", "synth", "train", "eval", "eval-track", "models", "export", "build-engine")
 
 PROBE = """
 import contextlib, io, json, sys
@@ -47,7 +47,8 @@ def heavy(modules: list[str]) -> list[str]:
 
 @pytest.mark.parametrize(
     "args",
-    [["--help"], ["synth", "video", "--help"], ["synth", "dataset", "--help"]] + [[c, "--help"] for c in COMMANDS],
+    [["--help"], ["synth", "video", "--help"], ["synth", "dataset", "--help"], ["sources", "list", "--help"]]
+    + [[c, "--help"] for c in COMMANDS],
     ids=" ".join,
 )
 def test_help_imports_no_heavy_module(args: list[str]) -> None:
@@ -71,3 +72,11 @@ def test_consume_runs_without_torch() -> None:
     assert result["code"] == 2
     assert "cannot connect" in result["output"]
     assert heavy(result["modules"]) == []
+
+
+def test_sources_runs_without_torch() -> None:
+    """The control API's client, run to its connection error: no model library, no server library."""
+    result = probe(["sources", "list", "--api", "http://127.0.0.1:1"])
+    assert result["code"] == 2
+    assert "cannot connect to the API at http://127.0.0.1:1" in result["output"]
+    assert heavy(result["modules"]) == [] and "werkzeug" not in result["modules"]

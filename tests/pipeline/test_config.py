@@ -63,6 +63,17 @@ def test_bad_value_names_key_value_and_what_is_allowed(tmp_path):
     assert error_of(write(tmp_path, "sources:\n  - name: x\n")).endswith("run.yaml: sources.0.uri is required")
 
 
+def test_the_error_carries_the_key_at_fault(tmp_path):
+    from pipeline.core.config import SourceConfig, parse_settings
+
+    with pytest.raises(ConfigError) as raised:
+        load_config(write(tmp_path, "sources:\n  - uri: a.mp4\n    stride: 0\n"))
+    assert raised.value.field == "sources.0.stride"
+    with pytest.raises(ConfigError, match="^POST /sources: unknown key 'strde'") as raised:
+        parse_settings(SourceConfig, {"uri": "a.mp4", "strde": 2}, "POST /sources")
+    assert raised.value.field == "strde"
+
+
 def test_a_value_a_flag_gave_names_the_flag(tmp_path):
     from pipeline.cli import RUN_FLAGS
 

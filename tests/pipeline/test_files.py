@@ -31,6 +31,14 @@ def test_permissions_are_those_of_a_plain_open(tmp_path):
     assert mode & stat.S_IRGRP  # with the usual umask 022: rw-r--r--
 
 
+def test_a_file_with_secrets_gets_the_mode_asked_for(tmp_path):
+    target = tmp_path / "state.yaml"
+    write_atomic(target, b"password", mode=0o600)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    write_atomic(target, b"password 2", mode=0o600)  # a replacement too
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
     target = tmp_path / "checkpoint.pt"
     target.write_bytes(b"old and whole")
