@@ -144,3 +144,45 @@ def test_passwords_never_come_back(tmp_path, rtsp_server):
     text = json.dumps([control.sources(), control.config(), control.source("cam")])
     run.stop()
     assert "s3cret" not in text
+
+
+def test_health_and_a_killed_camera_through_the_http_api(tmp_path, rtsp_server):
+    from api_server_support import request
+    from pipeline.api.server import serving
+
+    def get(port: int, path: str) -> tuple[int, dict]:
+        status, _, body = request(port, "GET", path)
+        return status, json.loads(body)
+
+    camera = rtsp_server()
+    config = load_config(None, {"sources": [{**LIVE, "name": "cam", "uri": camera.url()}],
+                                "sinks": [f"jsonl:{tmp_path / 'out.jsonl'}"], "api": {"port": 0}})
+    hook = serving(config.api, config.sources)
+    loaded = threading.Event()
+
+    def slow_serve(control, metrics):  # the model "loads" until the test has seen ready false
+        @contextmanager
+        def served():
+            with hook(control, metrics):
+                loaded.wait(30)
+                yield
+        return served()
+
+    run = BackgroundRun(config, BlobEngine(), slow_serve)
+    port = None
+    deadline = time.monotonic() + 30
+    while port is None and time.monotonic() < deadline:
+        port = getattr(hook, "port", None) or None
+        time.sleep(0.02)
+    status, body = get(port, "/health/ready")
+    assert status == 503 and body["ready"] is False and body["model_loaded"] is False
+    assert get(port, "/health/live")[0] == 200
+    loaded.set()
+    run.wait_for(lambda: get(port, "/health/ready")[0] == 200, 30, "ready")
+    camera.kill()
+    started = time.monotonic()
+    run.wait_for(lambda: get(port, "/sources/cam")[1]["state"] == "reconnecting", 10, "reconnecting")
+    took = time.monotonic() - started
+    assert took <= LIVE["read_timeout_s"] + 0.5, took  # within read_timeout_s (plus polling)
+    assert get(port, "/health/ready")[0] == 503
+    run.stop()
