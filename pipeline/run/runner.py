@@ -22,7 +22,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 from engines.base import Engine, ModelInfo, describe_engine
-from engines.loading import load_engine
+from engines.loading import load_engine, score_floor
 from pipeline.core.config import RunConfig
 from pipeline.core.metrics import Metrics
 from pipeline.core.context import RunContext
@@ -114,8 +114,7 @@ def build_stages(config: RunConfig, engine: Engine, ctx: RunContext, sources: So
 
 def engine_floor(config: RunConfig, info: ModelInfo) -> float:
     """The lowest score the engine was asked to produce candidates for (engines/loading.py)."""
-    default = config.model.score_threshold if config.model.score_threshold is not None else info.score_threshold
-    return min((default, *config.thresholds()))
+    return score_floor(info.score_threshold, config.model.score_threshold, config.thresholds())
 
 
 def run(

@@ -95,10 +95,14 @@ def test_the_engine_floor_is_the_lowest_threshold_in_effect():
         "sources": ["a.mp4", {"uri": "b.mp4", "score_thresholds": {"car": 0.15}}, {"uri": "c.mp4", "score_threshold": 0.3}],
         "model.score_threshold": 0.8,
         "model.score_thresholds": {"person": 0.4},
+        "tracking.enabled": False,
     })
     floor = score_floor(INFO.score_threshold, config.model.score_threshold, config.thresholds())
     selections = [Selection.for_model(config.source_model(s), INFO) for s in config.sources]
     assert floor == pytest.approx(min(s.floor for s in selections)) == 0.15
+    # tracked sources need the tracker's weak candidates too: the floor goes down to its low score
+    tracked = config.model_copy(update={"tracking": config.tracking.model_copy(update={"enabled": True})})
+    assert score_floor(INFO.score_threshold, 0.8, tracked.thresholds()) == tracked.tracking.low_score
     # nothing set: the global threshold, else the model's own
     assert score_floor(0.5, None, load_config().thresholds()) == 0.5
     assert score_floor(0.5, 0.9, ()) == 0.9
@@ -107,9 +111,14 @@ def test_the_engine_floor_is_the_lowest_threshold_in_effect():
 
 
 def test_batch_fingerprint_follows_classes_and_thresholds():
-    base = load_batch_settings(None, {})
+    base = load_batch_settings(None, {"tracking.enabled": False})
     # unchanged for settings without the new keys: files finished before them stay finished
     assert base.fingerprint() == "76573b73bf349fec"
+    # tracking (on by default) adds track ids and events files: those files are done again
+    tracked = load_batch_settings(None, {})
+    assert tracked.fingerprint() != base.fingerprint()
+    zoned = load_batch_settings(None, {"lines": [{"name": "l", "points": [[0, 0], [1, 1]], "coordinates": "normalized"}]})
+    assert zoned.fingerprint() != tracked.fingerprint()
     person = load_batch_settings(None, {"model.classes": "person,car"})
     assert person.fingerprint() != base.fingerprint()
     assert load_batch_settings(None, {"model.classes": ["car", "person"]}).fingerprint() == person.fingerprint()
