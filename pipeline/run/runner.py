@@ -91,14 +91,15 @@ def build_stages(config: RunConfig, engine: Engine, ctx: RunContext, sources: So
     batches = Channel(batch_capacity, ctx.abort, on_demand=any_live)
     results = Channel(config.queue_size, ctx.abort)
     finished = Channel(config.queue_size, ctx.abort)
-    sinks = [make_sink(uri, ctx, config.queue_size, source_names(config.sources)) for uri in config.sinks]
     ctx.metrics.add_queue("batches", "detect", batches.qsize, batch_capacity)
     ctx.metrics.add_queue("results", "postprocess", results.qsize, config.queue_size)
     ctx.metrics.add_queue("detections", "track", finished.qsize, config.queue_size)
+    stages: list[Stage] = []  # decoders first; the supervisor's list: decoders of added sources join it
+    # every source's class names are checked here, before a sink opens its file
+    sources.attach(info, mux, stages, floor=engine_floor(config, info))
+    sinks = [make_sink(uri, ctx, config.queue_size, source_names(config.sources)) for uri in config.sinks]
     for sink in sinks:
         ctx.metrics.add_queue(f"input of {sink.name}", sink.name, sink.input.qsize, config.queue_size)
-    stages: list[Stage] = []  # decoders first; the supervisor's list: decoders of added sources join it
-    sources.attach(info, mux, stages, floor=engine_floor(config, info))
     detect = Detect(engine, batches, results, ctx, sources.max_age_s)
     track = Track(finished, [s.input for s in sinks], info, ctx, sources.tracking.__getitem__, sources.tap, sources.ended)
     sources.bind(track)

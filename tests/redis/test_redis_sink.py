@@ -18,7 +18,8 @@ from support import BlobEngine, write_video
 
 
 def run_to_redis(sources: list[Path], url: str, engine: BlobEngine | None = None) -> RunSummary:
-    config = load_config(None, {"sources": [str(s) for s in sources], "sinks": [url]})
+    # frames only: events have their own stream and test (tests/redis/test_redis_events.py)
+    config = load_config(None, {"sources": [str(s) for s in sources], "sinks": [url], "tracking.enabled": False})
     return run(config, engine or BlobEngine())
 
 
