@@ -111,8 +111,9 @@ def render_lines(q: dict) -> list[str]:
     runs = list(dict.fromkeys((c["method"], c["stride"]) for c in q["line_counts"]))
     directions = list(dict.fromkeys((c["line"], c["direction"]) for c in q["line_counts"]))
     by = {(c["method"], c["stride"], c["line"], c["direction"]): c for c in q["line_counts"]}
-    out = ["Counting lines, crossings summed over the clips and the classes: `vertical` through the middle of the "
-           "frame (`in`: rightwards), `horizontal` at 3/4 of its height (`in`: downwards). The ground truth is the "
+    out = ["Counting lines, crossings summed over the clips and the classes: `vertical-X` across the street at X of "
+           "the frame's width (`in`: rightwards), `horizontal` along the near pavement at 3/4 of its height (`in`: "
+           "downwards; nobody crosses it, so every count there is a false one). The ground truth is the "
            "ground-truth tracks' crossings through the same Scene, on every frame; the run's are its `line_cross` "
            "events. Tracked (relative error):", ""]
     rows = []

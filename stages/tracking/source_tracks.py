@@ -46,6 +46,7 @@ class SourceTracks:
         self.model = model
         self.tracker = make_tracker(settings.tracking)
         self.scene: Scene | None = None  # made at the first frame: normalized shapes need its size
+        self._drawn: Overlay | None = None
         self.last: Frame | None = None  # the latest frame: the context of events without a frame
         self.started: Counter[str] = Counter()
         self.ended: Counter[str] = Counter()
@@ -67,7 +68,7 @@ class SourceTracks:
             events.append(self._event("track_start", track, frame, self._track_counts()))
         if self.scene is not None:
             events += [self._scene_event(e, frame) for e in self.scene.update(update.active, t)]
-        return update.ids, events, self._overlay()
+        return update.ids, events, self._overlay(bool(events))
 
     def end(self) -> list[Event]:
         """End every track now (reconnect, end of the source, end of the run)."""
@@ -93,11 +94,16 @@ class SourceTracks:
             self.scene = Scene(settings.zones, settings.lines, frame.width, frame.height, self.source, self.class_names)
         elif self.last is not None and (self.last.width, self.last.height) != (frame.width, frame.height):
             self.scene.resize(frame.width, frame.height)
+            self._drawn = None
 
-    def _overlay(self) -> Overlay | None:
+    def _overlay(self, changed: bool) -> Overlay | None:
+        """What to draw over the frame: rebuilt only when an event changed the counts (an
+        Overlay is immutable, so frames in flight keep the counts of their own moment)."""
         if self.scene is None:
             return None
-        return Overlay(self.scene.zones_px, self.scene.lines_px, self.scene.counts())
+        if changed or self._drawn is None:
+            self._drawn = Overlay(self.scene.zones_px, self.scene.lines_px, self.scene.counts())
+        return self._drawn
 
     def _label(self, track: TrackView) -> str:
         return self.class_names[track.class_id]
