@@ -53,6 +53,10 @@ def main() -> int:
         results = json.loads(args.json.read_text())
     else:
         results = measure(args, names)
+        if args.only and args.json.exists():  # re-measuring some sections keeps the report's note
+            previous = json.loads(args.json.read_text()).get("note")
+            if previous is not None:
+                results["note"] = previous
     if args.note is not None:
         results["note"] = args.note
     args.json.write_text(json.dumps(results, indent=2) + "\n")
