@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import sys
 import time
 from dataclasses import dataclass
@@ -132,6 +133,27 @@ class BlobEngine:
             labels=torch.tensor(labels, dtype=torch.int64),
             mask_logits=torch.full((n, 28, 28), 10.0) if self.info.has_masks else None,
         )
+
+
+class GatedEngine(BlobEngine):
+    """A blob engine that stops before engine call N (each N of `calls`) until the test opens
+    `gates[N]`; `reached[N]` is set when it gets there."""
+
+    def __init__(self, calls: tuple[int, ...]) -> None:
+        super().__init__()
+        self.gates = {call: threading.Event() for call in calls}
+        self.reached = {call: threading.Event() for call in calls}
+
+    def infer(self, images: torch.Tensor, image_sizes: list[tuple[int, int]]) -> list[RawOutput]:
+        call = self.calls + 1
+        if call in self.gates:
+            self.reached[call].set()
+            self.gates[call].wait(60)
+        return super().infer(images, image_sizes)
+
+    def open_all(self) -> None:
+        for gate in self.gates.values():
+            gate.set()
 
 
 # the console script the package installs, next to this interpreter

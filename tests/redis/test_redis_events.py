@@ -11,21 +11,13 @@ from pipeline.core.config import load_config
 from pipeline.core.events import validate_event
 from pipeline.redis.consumer import Consumer, ConsumerSettings
 from pipeline.run.runner import RunSummary, run
-from support import BlobEngine, write_video
+from support import GatedEngine, write_video
 
 
 def test_events_arrive_exactly_once_across_a_redis_restart(tmp_path, persistent_redis):
     video = write_video(tmp_path / "long.mp4", 120, 160, 96)  # blobs wrap around: many tracks
-    gates = {30: threading.Event(), 80: threading.Event()}
-    reached = {call: threading.Event() for call in gates}
-
-    class GatedEngine(BlobEngine):
-        def infer(self, images, image_sizes):
-            call = self.calls + 1
-            if call in gates:
-                reached[call].set()
-                gates[call].wait(60)
-            return super().infer(images, image_sizes)
+    engine = GatedEngine((30, 80))
+    gates, reached = engine.gates, engine.reached
 
     source = {"uri": str(video), "lines": [{"name": "middle", "points": [[80, 96], [80, 0]]}],
               "zones": [{"name": "right", "points": [[0.5, 0], [1, 0], [1, 1], [0.5, 1]], "coordinates": "normalized"}]}
@@ -38,7 +30,7 @@ def test_events_arrive_exactly_once_across_a_redis_restart(tmp_path, persistent_
     reader = threading.Thread(target=consumer.run, args=(handled.append, stop))
     reader.start()
     result: list[RunSummary] = []
-    runner = threading.Thread(target=lambda: result.append(run(config, GatedEngine())))
+    runner = threading.Thread(target=lambda: result.append(run(config, engine)))
     runner.start()
     try:
         assert reached[30].wait(60)

@@ -14,7 +14,7 @@ from pipeline.core.errors import RedisSetupError
 from pipeline.core.messages import event_id, validate_message
 from pipeline.run.runner import RunSummary, run
 from redis_support import RedisServer, consume_all, make_tls_files
-from support import BlobEngine, write_video
+from support import BlobEngine, GatedEngine, write_video
 
 
 def run_to_redis(sources: list[Path], url: str, engine: BlobEngine | None = None) -> RunSummary:
@@ -62,18 +62,8 @@ def test_redis_killed_mid_run_loses_nothing(tmp_path, persistent_redis):
     once Redis is back (same port, its AOF reloaded) the spool drains in order."""
     video = write_video(tmp_path / "long.mp4", 120, 160, 96)
     spool = tmp_path / "spool"
-    gates = {30: threading.Event(), 80: threading.Event()}  # engine calls to stop at
-    reached = {call: threading.Event() for call in gates}
-
-    class GatedEngine(BlobEngine):
-        def infer(self, images, image_sizes):
-            call = self.calls + 1
-            if call in gates:
-                reached[call].set()
-                gates[call].wait(60)
-            return super().infer(images, image_sizes)
-
-    engine = GatedEngine()
+    engine = GatedEngine((30, 80))  # engine calls to stop at
+    gates, reached = engine.gates, engine.reached
     url = f"{persistent_redis.url}?spool={spool}&buffer=4&batch=8"
     result: list[RunSummary] = []
     runner = threading.Thread(target=lambda: result.append(run_to_redis([video], url, engine)))
