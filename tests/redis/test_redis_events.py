@@ -62,4 +62,6 @@ def test_events_arrive_exactly_once_across_a_redis_restart(tmp_path, persistent_
     client = persistent_redis.client()
     entries = client.xrange("detstream-events:long.mp4")
     assert {fields["event_id"] for _, fields in entries} == set(expected)  # repeats only with the same id
-    assert client.xlen("detstream:long.mp4") == 120  # the frames kept their own stream
+    # the frames kept their own stream; a chunk cut off by the kill may be there twice (at-least-once)
+    frames = client.xrange("detstream:long.mp4")
+    assert len({fields["event_id"] for _, fields in frames}) == 120 <= len(frames)
