@@ -32,7 +32,8 @@ from pipeline.core.messages import SCHEMA, event_id
 from stages.sinks.outbox import Outbox
 from pipeline.core.redis_url import parse_redis_url
 from stages.sinks.spool import Spool
-from stages.sinks.redis_streams import SINK_OPTIONS, Publisher, RedisSinkSettings
+from stages.sinks.publisher import Publisher
+from stages.sinks.redis_streams import SINK_OPTIONS, RedisSinkSettings, RedisTransport
 
 PIPELINE_BATCH = 64
 
@@ -77,8 +78,9 @@ def sink_rate(port: int, lines: list[str], batch: int, spool_dir: Path) -> float
     client = target.client()
     client.delete("bench:sink")
     settings = RedisSinkSettings.from_target(target)
-    outbox = Outbox(Spool(settings.spool, settings.spool_bytes), capacity=len(lines))  # all in memory: no disk
-    publisher = Publisher(client, outbox, settings, target.display)
+    delivery = settings.delivery
+    outbox = Outbox(Spool(delivery.spool, delivery.spool_bytes), capacity=len(lines))  # all in memory: no disk
+    publisher = Publisher(RedisTransport(client, settings, target.display), outbox, delivery.batch, target.display)
     publisher.start()
     started = time.perf_counter()
     for line in lines:

@@ -4,8 +4,9 @@
     rediss://...                                   (TLS)
 
 The Redis sink and the consumer read the same URL, so one URL names the same streams on
-both sides. Each user lists the query options it accepts; anything else is an error that
-names the option and the allowed ones. Every string we show (log lines, errors, stage
+both sides. Each user lists the query options it accepts (read by
+pipeline.core.uri_options: anything else is an error that names the option and the
+allowed ones). Every string we show (log lines, errors, stage
 names in the run summary) goes through pipeline.core.secrets first.
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 import redis
 from redis.backoff import NoBackoff
@@ -22,6 +23,7 @@ from redis.retry import Retry
 
 from pipeline.core.errors import RedisSetupError
 from pipeline.core.secrets import mask_url, redact
+from pipeline.core.uri_options import UriOptions, parse_query
 
 DEFAULT_PORT = 6379
 DEFAULT_STREAM = "detstream:{source}"  # one stream per source; the sink and the consumer agree on it
@@ -58,17 +60,7 @@ class RedisTarget:
 
     def number(self, name: str, default: float, minimum: float = 0, integer: bool = True) -> float:
         """Query option `name` as a number >= minimum (an int if `integer`)."""
-        raw = self.options.get(name)
-        if raw is None:
-            return default
-        try:
-            value = int(raw) if integer else float(raw)
-        except ValueError:
-            value = None
-        if value is None or value < minimum:
-            kind = "an integer" if integer else "a number"
-            raise self.error(f"option {name}={raw!r} is not {kind} >= {minimum:g}")
-        return value
+        return UriOptions(self.options, self.error).number(name, default, minimum, integer)
 
     def key_template(self, name: str, default: str | None) -> str | None:
         """Query option `name` as a key template whose only placeholder is {source}."""
@@ -132,13 +124,7 @@ def parse_redis_url(url: str, options: Collection[str]) -> RedisTarget:
     if parts.fragment:
         raise bad("a '#' part is not allowed (percent-encode '#' in a password as %23)")
     allowed = set(options) | set(CONNECTION_OPTIONS)
-    query: dict[str, str] = {}
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key not in allowed:
-            raise bad(f"unknown option {key!r} (allowed: {', '.join(sorted(allowed))})")
-        if key in query:
-            raise bad(f"option {key!r} given twice")
-        query[key] = value
+    query = parse_query(parts.query, allowed, bad)
     tls = parts.scheme == "rediss"
     if not tls and any(name in query for name in _TLS_OPTIONS):
         raise bad("ssl_* options need a rediss:// URL")

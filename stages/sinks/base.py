@@ -21,6 +21,11 @@ class Sink(Stage):
 
     FORM = "KIND:TARGET"  # how the kind's URI looks, for error messages and help
 
+    @classmethod
+    def check(cls, uri: str) -> None:
+        """Check the URI's form and options without opening or connecting to anything
+        (the runner calls it before the model loads); raise a DetstreamError if bad."""
+
     def __init__(self, uri: str, ctx: RunContext, queue_size: int, name: str | None = None) -> None:
         super().__init__(name or f"sink[{uri}]", ctx)
         self.uri = uri

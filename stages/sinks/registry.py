@@ -1,7 +1,8 @@
 """Sink URIs to sink stages: one line per sink kind, in `SINKS`.
 
-A sink URI is `KIND:TARGET` (`jsonl:PATH`, `video:PATH.mp4`, `redis://...`). `sink_kind`
-checks a URI without opening anything (the runner calls it before loading the model);
+A sink URI is `KIND:TARGET` (`jsonl:PATH`, `video:PATH.mp4`, `redis://...`,
+`webhook:https://...`, `mqtt://...`). `sink_kind` checks a URI, its options included,
+without opening anything (the runner calls it before loading the model);
 `make_sink` builds the stage. Files are opened when the sink is made, so a bad path fails
 before any frame is decoded. Adding a sink kind: a new module in stages/sinks/ with a
 `Sink` subclass, and its line here.
@@ -26,11 +27,12 @@ SINKS: dict[str, type[Sink]] = {
 
 
 def sink_kind(uri: str) -> type[Sink]:
-    """The sink class for `uri`, or a ConfigError naming the allowed forms."""
+    """The sink class for `uri` (its options checked), or an error naming what is allowed."""
     kind, sep, target = uri.partition(":")
     if not sep or not target or kind not in SINKS:
         forms = ", ".join(dict.fromkeys(cls.FORM for cls in SINKS.values()))
         raise ConfigError(f"sinks: {mask_url(uri)!r} is not a sink URI (allowed: {forms})")
+    SINKS[kind].check(uri)
     return SINKS[kind]
 
 
