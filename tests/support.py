@@ -8,10 +8,12 @@ rectangles whose source-pixel positions the test knows exactly.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import threading
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from fractions import Fraction
@@ -168,3 +170,40 @@ def run_cli(*args: str, timeout: float = 120, cwd: Path | None = None) -> subpro
     """`detstream ARGS` in a subprocess, as a user runs it."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run([*DETSTREAM, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(condition: Callable[[], object], what: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def counting_source(video: Path) -> dict[str, Any]:
+    """A source with a counting line and a zone on a `write_video(..., 160, 96)` clip: the
+    blobs wrap around, so it gives every event type, many of each."""
+    return {"uri": str(video), "lines": [{"name": "middle", "points": [[80, 96], [80, 0]]}],
+            "zones": [{"name": "right", "points": [[0.5, 0], [1, 0], [1, 1], [0.5, 1]], "coordinates": "normalized"}]}
+
+
+def make_tls_files(directory: Path) -> Path:
+    """A throw-away CA and a server certificate for 127.0.0.1, made with the openssl CLI."""
+    directory.mkdir(parents=True, exist_ok=True)
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+            "-days", "2", "-subj", "/CN=detstream test CA")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+            "-subj", "/CN=127.0.0.1")
+    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "server.pem", "-days", "2", "-extfile", "san.ext")
+    return directory

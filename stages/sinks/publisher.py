@@ -13,9 +13,10 @@ which is all that differs between the kinds. Rules:
   (`unreadable`, e.g. a spool edited by hand) are dropped and counted, never retried.
 - The first failure of an outage is logged once (foreign error text redacted by the
   transport), and so is the recovery; meanwhile records go to the spool.
-- At the end of the run the sink delivers what the receiver takes; one more failure then,
-  or an abort, leaves the rest in the spool, which the next run with that spool delivers
-  before anything new.
+- At the end of the run the sink delivers what the receiver takes, retrying a failure
+  quickly up to FINISH_ATTEMPTS times (a receiver answering 503 once must not strand the
+  last records); then, or on an abort, the rest stays in the spool, which the next run
+  with that spool delivers before anything new.
 - The publisher thread owns the transport: `send`, `idle` (nothing waiting: keepalives,
   retained state) and `close` (last, before the thread ends) all run in it, so
   transports need no locks.
@@ -47,6 +48,7 @@ log = logging.getLogger("detstream")
 BACKOFF_JITTER = 0.2
 TAKE_WAIT_S = 0.1  # how long the publisher waits for records before calling `idle`
 CLOSE_WAIT_S = 2.0  # the publisher's `close` (e.g. MQTT's final retained state) gets this long
+FINISH_ATTEMPTS = 3  # failed attempts once the run is over before the rest is left in the spool
 
 
 def delivery_options(batch: str, spool: str) -> dict[str, str]:
@@ -142,6 +144,7 @@ class Publisher(threading.Thread):
         self._wake = threading.Event()
         self._backoff = Backoff(*transport.retry_s, BACKOFF_JITTER)
         self._partial: tuple[Chunk, int] | None = None  # a chunk and how many of its records are handled
+        self._finish_failures = 0  # failed attempts since finish()
 
     def run(self) -> None:
         try:
@@ -156,13 +159,15 @@ class Publisher(threading.Thread):
                         self._answered()
                 except SendFailed as exc:
                     self._failed(exc.reason)
-                    self._wake.wait(self._backoff.next_delay())
+                    # once the run is over, retry from the shortest delay: the run waits for us
+                    finishing = self._finish_failures
+                    self._wake.wait(self._backoff.delay(finishing) if finishing else self._backoff.next_delay())
                     self._wake.clear()
         finally:
             self.transport.close()
 
     def finish(self) -> None:
-        """Last call: deliver what is left; one more failure means give up (it stays spooled)."""
+        """Last call: deliver what is left; FINISH_ATTEMPTS more failures mean give up (it stays spooled)."""
         self.finishing.set()
         self._wake.set()
 
@@ -198,12 +203,15 @@ class Publisher(threading.Thread):
         self._backoff.reset()
 
     def _failed(self, reason: str) -> None:
+        log.debug("%s: attempt failed: %s", self.display, reason)
         if not self.down.is_set():
             log.warning("%s: cannot deliver (%s): keeping records in %s until it answers",
                         self.display, reason, self.outbox.spool.directory)
             self.down.set()
         if self.finishing.is_set():
-            self.gave_up.set()
+            self._finish_failures += 1
+            if self._finish_failures >= FINISH_ATTEMPTS:
+                self.gave_up.set()
 
 
 class PushSink(Sink):

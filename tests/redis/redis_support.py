@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -20,14 +19,9 @@ import redis
 
 from pipeline.redis.consumer import Consumer, ConsumerSettings
 from pipeline.core.messages import SCHEMA, event_id
+from support import free_port, make_tls_files  # noqa: F401 - make_tls_files: used through this module too
 
 START_TIMEOUT_S = 15.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class RedisServer:
@@ -120,20 +114,3 @@ def xadd_messages(client: redis.Redis, source: str, count: int, stream: str | No
         client.xadd(stream or f"detstream:{source}", fields)
         ids.append(message["event_id"])
     return ids
-
-
-def make_tls_files(directory: Path) -> Path:
-    """A throw-away CA and a server certificate for 127.0.0.1, made with the openssl CLI."""
-    directory.mkdir(parents=True, exist_ok=True)
-
-    def openssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
-
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
-            "-days", "2", "-subj", "/CN=detstream test CA")
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
-            "-subj", "/CN=127.0.0.1")
-    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-            "-out", "server.pem", "-days", "2", "-extfile", "san.ext")
-    return directory

@@ -11,7 +11,7 @@ from pipeline.core.config import load_config
 from pipeline.core.events import validate_event
 from pipeline.redis.consumer import Consumer, ConsumerSettings
 from pipeline.run.runner import RunSummary, run
-from support import GatedEngine, write_video
+from support import GatedEngine, counting_source, write_video
 
 
 def test_events_arrive_exactly_once_across_a_redis_restart(tmp_path, persistent_redis):
@@ -19,8 +19,7 @@ def test_events_arrive_exactly_once_across_a_redis_restart(tmp_path, persistent_
     engine = GatedEngine((30, 80))
     gates, reached = engine.gates, engine.reached
 
-    source = {"uri": str(video), "lines": [{"name": "middle", "points": [[80, 96], [80, 0]]}],
-              "zones": [{"name": "right", "points": [[0.5, 0], [1, 0], [1, 1], [0.5, 1]], "coordinates": "normalized"}]}
+    source = counting_source(video)
     url = f"{persistent_redis.url}?spool={tmp_path / 'spool'}&buffer=4&batch=8"
     config = load_config(None, {"sources": [source], "sinks": [url, f"jsonl:{tmp_path / 'out.jsonl'}"]})
     handled: list[dict] = []

@@ -14,7 +14,7 @@ from pipeline.core.errors import RedisSetupError
 from pipeline.core.messages import event_id, validate_message
 from pipeline.run.runner import RunSummary, run
 from redis_support import RedisServer, consume_all, make_tls_files
-from support import BlobEngine, GatedEngine, write_video
+from support import BlobEngine, GatedEngine, wait_for, write_video
 
 
 def run_to_redis(sources: list[Path], url: str, engine: BlobEngine | None = None) -> RunSummary:
@@ -30,13 +30,6 @@ def sink_stats(summary: RunSummary) -> dict[str, int]:
 
 def spooled_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.glob("*.spool") if p.stat().st_size)
-
-
-def wait_for(condition, what: str, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def test_every_frame_gives_one_entry_in_order_per_source(tmp_path, videos, redis_server):
