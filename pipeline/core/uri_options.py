@@ -86,8 +86,9 @@ class UriOptions:
         raise self.error(f"option {name}={raw!r} is not 1 or 0 (true/false, yes/no, on/off)")
 
 
-def client_tls(options: UriOptions, display: str) -> ssl.SSLContext:
-    """The TLS context of a client of `display` (masked URI) from the TLS_OPTIONS in `options`."""
+def client_tls(options: UriOptions, display: str, warn: bool = True) -> ssl.SSLContext:
+    """The TLS context of a client of `display` (masked URI) from the TLS_OPTIONS in `options`
+    (`warn`: log that verification is off; False when only checking the options)."""
     reqs = options.get("ssl_cert_reqs", "required")
     if reqs not in ("required", "none"):
         raise options.error(f"option ssl_cert_reqs={reqs!r} is not required or none")
@@ -105,6 +106,7 @@ def client_tls(options: UriOptions, display: str) -> ssl.SSLContext:
     if reqs == "none":
         context.check_hostname = False  # must come before verify_mode (ssl's rule)
         context.verify_mode = ssl.CERT_NONE
+    if reqs == "none" and warn:
         log.warning("%s: TLS server verification is OFF (ssl_cert_reqs=none): anyone on the network path "
                     "can read and change what is sent; use ssl_ca_certs=CA.pem for a private CA instead", display)
     return context

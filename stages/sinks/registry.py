@@ -15,14 +15,19 @@ from pipeline.core.errors import ConfigError
 from pipeline.core.secrets import mask_url
 from stages.sinks.base import Sink
 from stages.sinks.jsonl import JsonlSink
+from stages.sinks.mqtt import MqttSink
 from stages.sinks.redis_streams import RedisSink
 from stages.sinks.video import VideoSink
+from stages.sinks.webhook import WebhookSink
 
 SINKS: dict[str, type[Sink]] = {
     "jsonl": JsonlSink,
     "video": VideoSink,
     "redis": RedisSink,
     "rediss": RedisSink,
+    "webhook": WebhookSink,
+    "mqtt": MqttSink,
+    "mqtts": MqttSink,
 }
 
 
