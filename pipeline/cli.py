@@ -110,7 +110,8 @@ def print_sources(summary: RunSummary, console: Console) -> None:
 
 NO_SINKS = (
     "no sinks: every result would be discarded; give --sink jsonl:-, --sink jsonl:PATH, "
-    "--sink video:PATH.mp4 or --sink redis://HOST:PORT/DB (or sinks: in the config file)"
+    "--sink video:PATH.mp4, --sink redis://HOST:PORT/DB, --sink webhook:https://HOST/PATH or "
+    "--sink mqtt://HOST:PORT/PREFIX (or sinks: in the config file)"
 )
 
 
@@ -175,7 +176,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     """The arguments of `run`, shared by `profile`."""
     p.add_argument("config", nargs="?", type=Path, help="YAML config (see configs/)")
     p.add_argument("--source", action="append", metavar="URI", help="video file or URL; repeat for several")
-    p.add_argument("--sink", action="append", metavar="URI", help="jsonl:PATH, video:PATH.mp4 or redis://HOST:PORT/DB; repeat for several")
+    p.add_argument("--sink", action="append", metavar="URI", help="jsonl:PATH, video:PATH.mp4, redis://HOST:PORT/DB, webhook:https://HOST/PATH or mqtt://HOST:PORT/PREFIX; repeat for several")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop each source after N frames")
     add_model_arguments(p)
     p.add_argument("--metrics-port", type=int, metavar="PORT", help="serve Prometheus metrics on this port (/metrics)")

@@ -246,7 +246,7 @@ class RunConfig(Settings):
     sources: list[SourceConfig] = Field(default_factory=list)
     model: ModelConfig = Field(default_factory=ModelConfig)
     batch: EngineBatchConfig = Field(default_factory=EngineBatchConfig)
-    sinks: list[str] = Field(default_factory=list, description="jsonl:PATH (- for stdout), video:PATH.mp4, redis://...")
+    sinks: list[str] = Field(default_factory=list, description="jsonl:PATH (- for stdout), video:PATH.mp4, redis://..., webhook:https://..., mqtt://...")
     queue_size: int = Field(8, ge=1, description="capacity of every queue between stages")
     max_frames: int | None = Field(None, ge=1, description="stop each source after N frames")
     shutdown_timeout_s: float = Field(3.0, gt=0, description="grace period to drain on Ctrl-C")

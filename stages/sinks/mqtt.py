@@ -289,8 +289,8 @@ class MqttTransport:
 
     @staticmethod
     def _discard(client: paho.Client) -> None:
-        client.disconnect()  # queues DISCONNECT (if the socket is still there) ...
-        client.loop(0)  # ... and writes it; paho closes the socket either way
+        if client.disconnect() == paho.MQTT_ERR_SUCCESS:  # DISCONNECT queued on a live socket:
+            client.loop(0)  # write it; paho closes the socket after it
 
     # -- what goes where
 

@@ -4,8 +4,8 @@
   each POST's signature by the documented recipe (its own HMAC, not the sink's helper)
   and keeps what it accepted; `stop()` also cuts the kept-alive connections, as a
   crashed receiver would.
-- `MosquittoBroker`: the Debian `mosquitto` on a free port with a generated config and
-  persistence (subscribers with a persistent session get what was published while they
+- `MosquittoBroker`: the Debian `mosquitto` on a free port (TLS with a folder from
+  `make_tls_files`) with a generated config and persistence (subscribers with a persistent session get what was published while they
   were away); `kill()` is SIGKILL, `start()` again reuses the port and the database.
 - `run_with_outage`: a pipeline run paused at engine call 30 (the test waits until the
   receiver has everything so far, then takes it down), the receiver away while engine
@@ -128,7 +128,7 @@ class HttpsReceiver:
 
 
 class MosquittoBroker:
-    def __init__(self, directory: Path, passwords: dict[str, str] | None = None) -> None:
+    def __init__(self, directory: Path, passwords: dict[str, str] | None = None, tls: Path | None = None) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -137,6 +137,7 @@ class MosquittoBroker:
             # started as root, mosquitto becomes user `mosquitto`, who may not write here
             f"user {getpass.getuser()}",
             f"listener {self.port} 127.0.0.1",
+            *([f"certfile {tls / 'server.pem'}", f"keyfile {tls / 'server.key'}"] if tls else []),
             f"persistence true\npersistence_location {self.directory}/",
             "autosave_interval 1\nautosave_on_changes true",  # the database follows every change
             "max_queued_messages 100000",

@@ -12,7 +12,7 @@ from pipeline.core.errors import ConfigError
 from pipeline.core.events import validate_event
 from pipeline.run.runner import RunSummary, run
 from push_support import MosquittoBroker, Subscriber, run_with_outage
-from support import BlobEngine, wait_for
+from support import BlobEngine, make_tls_files, wait_for
 
 PREFIX = "site-1/detstream"
 
@@ -98,5 +98,20 @@ def test_refused_credentials_stop_the_run_at_start_up(tmp_path, videos):
             run(load_config(None, {**config, "sinks": [ok.replace("right-pw", "wrong-pw")]}), BlobEngine())
         message = str(info.value)
         assert "refused the connection" in message and "wrong-pw" not in message and "detector:***@" in message
+    finally:
+        broker.stop()
+
+
+def test_mqtts_verifies_the_broker(tmp_path, videos):
+    tls = make_tls_files(tmp_path / "tls")
+    broker = MosquittoBroker(tmp_path / "mosquitto", tls=tls).start()
+    try:
+        config = {"sources": [str(videos["b"])]}
+        url = f"mqtts://127.0.0.1:{broker.port}/cams?spool={tmp_path / 'spool'}"
+        summary = run(load_config(None, {**config, "sinks": [f"{url}&ssl_ca_certs={tls / 'ca.pem'}"]}), BlobEngine())
+        assert stats_of(summary)["published"] > 0 and stats_of(summary)["left in spool"] == 0
+        with pytest.raises(ConfigError) as info:  # the system CAs do not know our test CA
+            run(load_config(None, {**config, "sinks": [url]}), BlobEngine())
+        assert "TLS verification failed" in str(info.value)
     finally:
         broker.stop()

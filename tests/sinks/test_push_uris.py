@@ -5,15 +5,21 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
+import shutil
+from pathlib import Path
 
 import pytest
 
 from pipeline.core.errors import ConfigError
 from pipeline.core.webhook_signature import signature, signature_headers, verify
+from stages.sinks import mqtt, webhook
 from stages.sinks.mqtt import parse_mqtt_uri
 from stages.sinks.registry import sink_kind
 from stages.sinks.webhook import parse_webhook_uri
-from support import run_cli
+from support import make_tls_files, run_cli
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "webhook-mqtt.md"
 
 
 @pytest.fixture(autouse=True)
@@ -103,3 +109,35 @@ def test_cli_refuses_a_bad_sink_option_in_one_line_before_the_model_loads(videos
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "qos='7'" in lines[0] and "det:***@" in lines[0], result.stderr
     assert "hunter2" not in result.stderr and "Traceback" not in result.stderr
+
+
+def doc_block(language: str) -> str:
+    block = re.search(rf"```{language}\n(.*?)```", DOC.read_text(), re.S)
+    assert block, f"docs/webhook-mqtt.md has no {language} block"
+    return block.group(1)
+
+
+def test_the_sink_uris_of_the_docs_are_valid(tmp_path, monkeypatch):
+    shutil.copy(make_tls_files(tmp_path / "tls") / "ca.pem", tmp_path / "ca.pem")  # the example's ssl_ca_certs=ca.pem
+    monkeypatch.chdir(tmp_path)
+    uris = re.findall(r"--sink '([^']+)'", doc_block("sh"))
+    assert len(uris) == 4
+    for uri in uris:
+        sink_kind(uri)
+
+
+def test_the_receiver_check_of_the_docs_accepts_what_the_sink_signs():
+    namespace: dict = {}
+    exec(doc_block("python"), namespace)  # noqa: S102 - our own documentation
+    body = b'{"event_id":"e1"}'
+    headers = signature_headers(b"k", body)
+    assert namespace["verify"](b"k", headers, body)
+    assert not namespace["verify"](b"k", headers, body + b" ")
+    assert not namespace["verify"](b"other", headers, body)
+
+
+@pytest.mark.parametrize("module, section", [(webhook, "Webhook sink"), (mqtt, "MQTT sink")])
+def test_every_option_is_in_the_docs(module, section):
+    body = DOC.read_text().split(f"## {section}", 1)[1].split("\n## ", 1)[0]
+    rows = "\n".join(line for line in body.splitlines() if line.startswith("|"))
+    assert [name for name in module.SINK_OPTIONS if f"`{name}`" not in rows] == []
