@@ -70,6 +70,9 @@ class TrackingConfig(Settings):
     match_iou: float = Field(0.2, gt=0, le=1, description="least IoU between a track's predicted box and an emitted detection")
     low_match_iou: float = Field(0.5, gt=0, le=1, description="least IoU for a low-score candidate to continue a track")
     min_hits: int = Field(3, ge=1, description="matched frames before a track is confirmed and gets an id")
+    confirm_score: Score = Field(
+        0.8, description="a track is confirmed only once one of its matched detections scored at least this; 0: off"
+    )
     buffer_s: float = Field(1.0, gt=0, description="a track unmatched for this long (stream time) ends")
 
 
