@@ -76,7 +76,8 @@ def load(config: RunConfig) -> Engine:
     from engines.loading import load_engine
 
     m = config.model
-    return load_engine(m.path, m.device, m.score_threshold, m.threads, m.engine, other_thresholds=config.thresholds())
+    return load_engine(m.path, m.device, m.score_threshold, m.threads, m.engine, other_thresholds=config.thresholds(),
+                       low_floor=config.low_floor())
 
 
 def finite(value: float) -> float | None:
