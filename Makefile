@@ -72,8 +72,8 @@ models: engines/embedded/faster-compact-synth.pt engines/embedded/mask-compact-s
 	$(BIN)/detstream eval --model engines/embedded/faster-compact-synth.pt --data $(SYNTH_TEST) --out runs/eval-faster.json
 	$(BIN)/detstream eval --model engines/embedded/mask-compact-synth.pt --data $(SYNTH_TEST) --out runs/eval-mask.json
 
-# All benchmarks in one run (budgeted for under 10 minutes on 2 quiet cores, plus about 4 for the tracking
-# section's 16 pipeline runs): writes bench/results.json and
+# All benchmarks in one run (budgeted for under 10 minutes on 2 quiet cores, plus about 7 for the tracking
+# section's 32 pipeline runs): writes bench/results.json and
 # renders BENCHMARKS.md from it. BENCH_ARGS for e.g. --quick, --only decode,engines, --note TEXT.
 bench: $(STAMP) $(DEMO_VIDEO) bench-deps system-deps
 	$(BIN)/python -m bench.run_all --video $(DEMO_VIDEO) $(BENCH_ARGS)

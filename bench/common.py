@@ -32,10 +32,9 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_VIDEO = REPO / "data" / "demo.mp4"
-# the tracking section's counting lines (sources[].lines entries): one down the middle of the
-# frame, one across it at 3/4 of its height
-# three lines across the street (the synthetic scenes' objects move sideways: most cross
-# them) and one along the near pavement (crossed by nobody: every count there is a false one)
+# the tracking section's counting lines (sources[].lines entries): three across the street (the
+# synthetic scenes' objects move sideways: most cross them) and one along the near pavement
+# (people walk along it: a box's bottom, moved by feet hidden behind others, crosses it and back)
 COUNTING_LINES = [
     *({"name": f"vertical-{x}", "points": [[x, 1.0], [x, 0.0]], "coordinates": "normalized"} for x in (0.25, 0.5, 0.75)),
     {"name": "horizontal", "points": [[0.0, 0.75], [1.0, 0.75]], "coordinates": "normalized"},

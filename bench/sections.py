@@ -29,8 +29,8 @@ VIDEO_1080P = REPO / "data" / "bench-1080p.mp4"
 class Budget:
     """How much each section measures: the full run fits 10 minutes on 2 quiet cores
     (6 min 11 s for the first six sections on 2026-11-25), tracking aside: its quality part
-    runs the pipeline 16 times (4 clips x 2 trackers x 2 strides), about 4 minutes more
-    (217 s for the whole section under a light load on 2026-12-01)."""
+    runs the pipeline 32 times (8 clips x 2 trackers x 2 strides), about 7 minutes more
+    (217 s for 4 clips under a light load on 2026-12-01)."""
 
     rounds: int = 3  # alternating repeats, for the median
     engine_calls: int = 5

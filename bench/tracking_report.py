@@ -91,7 +91,10 @@ def render_quality(q: dict) -> list[str]:
     out = [f"**Quality on held-out clips.** {plural(len(q['seeds']), 'clip')} of `detstream synth video` "
            f"({width}x{height}, {q['fps']} frames/s, {q['seconds']:g} s) with seed{'s' if len(q['seeds']) > 1 else ''} "
            f"{seeds}, which nothing else uses (checked with grep: not the tests, the configs, the Makefile's demo clip "
-           "(7) and training sets (1-3), nor the generator's default (0)). Each clip runs through `evaluate`, what "
+           "(7) and training sets (1-3), nor the generator's default (0))"
+           + (f"; seeds {q['development_seeds']} served while developing the tracker and are not used"
+              if q.get("development_seeds") else "")
+           + ". Each clip runs through `evaluate`, what "
            "`detstream eval-track` runs, four times: ByteTrack and the IoU baseline, every frame and every 3rd frame; "
            f"model `{q['model']}` ({q['engine']}, loaded once for all runs). Only the processed frames are scored: "
            "IDF1, MOTA and ID switches by py-motmetrics, HOTA by TrackEval, with the don't-care rule of "
@@ -113,7 +116,8 @@ def render_lines(q: dict) -> list[str]:
     by = {(c["method"], c["stride"], c["line"], c["direction"]): c for c in q["line_counts"]}
     out = ["Counting lines, crossings summed over the clips and the classes: `vertical-X` across the street at X of "
            "the frame's width (`in`: rightwards), `horizontal` along the near pavement at 3/4 of its height (`in`: "
-           "downwards; nobody crosses it, so every count there is a false one). The ground truth is the "
+           "downwards; people mostly walk along it, so feet hidden by others move a box's bottom across it and "
+           "back). The ground truth is the "
            "ground-truth tracks' crossings through the same Scene, on every frame; the run's are its `line_cross` "
            "events. Tracked (relative error):", ""]
     rows = []

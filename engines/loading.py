@@ -34,21 +34,21 @@ from pipeline.core.errors import ModelError
 log = logging.getLogger("detstream")
 
 
-def _torch_engine(package: Package, device: str, floor: float, threads: int | None) -> Engine:
+def _torch_engine(package: Package, device: str, floor: float, threads: int | None, mask_floor: float) -> Engine:
     model, info = load_model(str(package.file("torch")))
-    return TorchEngine(model, info, device=device, score_floor=floor)
+    return TorchEngine(model, info, device=device, score_floor=floor, mask_floor=mask_floor)
 
 
-def _onnxruntime_engine(package: Package, device: str, floor: float, threads: int | None) -> Engine:
+def _onnxruntime_engine(package: Package, device: str, floor: float, threads: int | None, mask_floor: float) -> Engine:
     from engines.onnxruntime_backend import OnnxRuntimeEngine  # onnxruntime loads only when used
 
-    return OnnxRuntimeEngine(package, floor, threads)
+    return OnnxRuntimeEngine(package, floor, threads, mask_floor)
 
 
-def _tensorrt_engine(package: Package, device: str, floor: float, threads: int | None) -> Engine:
+def _tensorrt_engine(package: Package, device: str, floor: float, threads: int | None, mask_floor: float) -> Engine:
     from engines.tensorrt_backend import tensorrt_engine  # tensorrt loads only when used
 
-    return tensorrt_engine(package, device, floor, threads)
+    return tensorrt_engine(package, device, floor, threads, mask_floor)
 
 
 PACKAGE_BACKENDS = {"torch": _torch_engine, "onnxruntime": _onnxruntime_engine, "tensorrt": _tensorrt_engine}
@@ -70,11 +70,15 @@ def _auto_backend(package: Package, device: str) -> str:
     return "tensorrt" if device.startswith("cuda") and "tensorrt" in package.meta else "onnxruntime"
 
 
-def score_floor(model_default: float, score_threshold: float | None, others: Iterable[float] = ()) -> float:
+def score_floor(
+    model_default: float, score_threshold: float | None, others: Iterable[float] = (), low_floor: float | None = None
+) -> float:
     """The engine's score floor: the lowest threshold in effect, `score_threshold` (default:
     the model's) and `others` (per class, per source). Higher, a threshold below the global
-    one would never see its candidates."""
-    return min([model_default if score_threshold is None else score_threshold, *others])
+    one would never see its candidates. `low_floor`: a tracker's low score, when tracking
+    is on: candidates down to it are produced too (for tracking only, never emitted)."""
+    emitted = min([model_default if score_threshold is None else score_threshold, *others])
+    return emitted if low_floor is None else min(emitted, low_floor)
 
 
 def load_engine(
@@ -86,13 +90,16 @@ def load_engine(
     other_thresholds: Iterable[float] = (),
     weights: str | None = None,
     input_size: tuple[int, int] | None = None,
+    low_floor: float | None = None,
 ) -> Engine:
     """Load `spec` on `device` with `backend` (auto: TensorRT on CUDA when the package has
     plans, else ONNX Runtime, except a model file on CUDA, which runs on PyTorch then; a
     model file's package comes from the cache, see the module docstring).
 
-    Candidates below the score floor (`score_floor`) are never produced: postprocess
-    would drop them anyway, and for mask models each costs a mask-head pass.
+    Candidates below the score floor (`score_floor`, with `low_floor`: the tracker's low
+    score) are never produced: postprocess would drop them anyway. Masks are computed only
+    for candidates that may be emitted (at least the floor of `other_thresholds` and
+    `score_threshold`): each costs a mask-head pass.
     `weights` (a state dict file, for `torchvision:NAME`) and `input_size` go to `load_model`.
     """
     if backend != "auto" and backend not in PACKAGE_BACKENDS:
@@ -105,28 +112,34 @@ def load_engine(
         package = read_package(Path(spec))
         _check_package_settings(package, spec, weights, input_size)
         chosen = _auto_backend(package, device) if backend == "auto" else backend
-        floor = score_floor(package.info.score_threshold, score_threshold, other_thresholds)
-        return _on_package(package, chosen, device, floor, threads)
+        thresholds = list(other_thresholds)
+        floor = score_floor(package.info.score_threshold, score_threshold, thresholds, low_floor)
+        masks = score_floor(package.info.score_threshold, score_threshold, thresholds)
+        return _on_package(package, chosen, device, floor, threads, masks)
     model, info = load_model(spec, weights, input_size)
-    floor = score_floor(info.score_threshold, score_threshold, other_thresholds)
+    thresholds = list(other_thresholds)
+    floor = score_floor(info.score_threshold, score_threshold, thresholds, low_floor)
+    masks = score_floor(info.score_threshold, score_threshold, thresholds)
     if backend == "torch":
-        return TorchEngine(model, info, device=device, score_floor=floor)
+        return TorchEngine(model, info, device=device, score_floor=floor, mask_floor=masks)
     package = _exported(spec, model, info, backend)
     if package is None:
-        return TorchEngine(model, info, device=device, score_floor=floor)
+        return TorchEngine(model, info, device=device, score_floor=floor, mask_floor=masks)
     chosen = _auto_backend(package, device) if backend == "auto" else backend
     if backend == "auto" and device.startswith("cuda") and chosen != "tensorrt":
         # ONNX Runtime here runs on CPU: on a GPU, PyTorch CUDA is the faster choice until plans exist
         log.info("%s runs on PyTorch %s; for TensorRT, build plans once: detstream build-engine --package %s",
                  spec, device, package.root)
-        return TorchEngine(model, info, device=device, score_floor=floor)
-    return _on_package(package, chosen, device, floor, threads)
+        return TorchEngine(model, info, device=device, score_floor=floor, mask_floor=masks)
+    return _on_package(package, chosen, device, floor, threads, masks)
 
 
-def _on_package(package: Package, backend: str, device: str, floor: float, threads: int | None) -> Engine:
+def _on_package(
+    package: Package, backend: str, device: str, floor: float, threads: int | None, mask_floor: float
+) -> Engine:
     if backend not in PACKAGE_BACKENDS:
         raise ModelError(f"backend {backend!r} is not available here (available: {', '.join(PACKAGE_BACKENDS)})")
-    return PACKAGE_BACKENDS[backend](package, device, floor, threads)
+    return PACKAGE_BACKENDS[backend](package, device, floor, threads, mask_floor)
 
 
 def _exported(spec: str, model: torch.nn.Module, info: ModelInfo, backend: str) -> Package | None:

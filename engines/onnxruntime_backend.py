@@ -66,9 +66,11 @@ class OnnxRuntimeEngine(TwoStageEngine):
     backend = "ONNX Runtime"
     device = "cpu"  # CPUExecutionProvider
 
-    def __init__(self, package: Package, score_floor: float, threads: int | None = None) -> None:
+    def __init__(
+        self, package: Package, score_floor: float, threads: int | None = None, mask_floor: float | None = None
+    ) -> None:
         self.threads = threads or os.cpu_count() or 1  # as session_options sizes the pool
         info = package.info
         # the skeleton supplies only parameter-free modules (anchors, coders, RoIAlign)
         skeleton = build_model(info.architecture, len(info.class_names))
-        super().__init__(skeleton, OnnxRuntimeParts(package, threads), info, score_floor)
+        super().__init__(skeleton, OnnxRuntimeParts(package, threads), info, score_floor, mask_floor)

@@ -162,7 +162,9 @@ def _plan_bytes(package: Package, part: str, entry: dict[str, str]) -> bytes:
 class TensorRTEngine(TwoStageEngine):
     backend = "TensorRT"
 
-    def __init__(self, package: Package, score_floor: float, device: str = "cuda") -> None:
+    def __init__(
+        self, package: Package, score_floor: float, device: str = "cuda", mask_floor: float | None = None
+    ) -> None:
         import_tensorrt()  # one clear error when TensorRT or CUDA is missing
         self.device = torch.device(device)
         if self.device.type != "cuda":
@@ -174,7 +176,7 @@ class TensorRTEngine(TwoStageEngine):
             parts = TensorRTParts(package, self.device, self.stream)
         # parameter-free modules only (anchors, coders, RoIAlign): they follow their inputs' device
         skeleton = build_model(info.architecture, len(info.class_names))
-        super().__init__(skeleton, parts, info, score_floor)
+        super().__init__(skeleton, parts, info, score_floor, mask_floor)
 
     def infer(self, images: torch.Tensor, image_sizes: list[tuple[int, int]]) -> list[RawOutput]:  # type: ignore[override]
         with torch.cuda.device(self.device):
@@ -187,6 +189,6 @@ class TensorRTEngine(TwoStageEngine):
         return outputs
 
 
-def tensorrt_engine(package: Package, device: str, floor: float, threads: int | None) -> Engine:
+def tensorrt_engine(package: Package, device: str, floor: float, threads: int | None, mask_floor: float) -> Engine:
     """`PACKAGE_BACKENDS` factory (same signature as the other backends)."""
-    return TensorRTEngine(package, floor, device=device)
+    return TensorRTEngine(package, floor, device=device, mask_floor=mask_floor)

@@ -37,10 +37,13 @@ class TorchParts:
 class TorchEngine(TwoStageEngine):
     backend = "PyTorch"
 
-    def __init__(self, model: GeneralizedRCNN, info: ModelInfo, device: str = "cpu", score_floor: float = 0.05) -> None:
+    def __init__(
+        self, model: GeneralizedRCNN, info: ModelInfo, device: str = "cpu", score_floor: float = 0.05,
+        mask_floor: float | None = None,
+    ) -> None:
         self.device = torch.device(device)
         model = model.to(self.device).eval()
-        super().__init__(model, TorchParts(model), info, score_floor)
+        super().__init__(model, TorchParts(model), info, score_floor, mask_floor)
 
     @property
     def model(self) -> GeneralizedRCNN:

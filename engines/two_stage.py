@@ -27,6 +27,7 @@ from pipeline.core.types import RawOutput
 # Candidates per image handed to postprocess (and to the mask head). torchvision keeps
 # 100 after NMS; before NMS a few times that is enough to keep every survivor.
 MAX_CANDIDATES = 300
+MASK_SIZE = 28  # side of a mask head's logits (torchvision's: 14 x 14 RoIs, upsampled twice)
 
 
 class Parts(Protocol):
@@ -46,13 +47,24 @@ class Parts(Protocol):
 
 
 class TwoStageEngine:
-    """An `Engine`: the shared algorithm driving one backend's `Parts`."""
+    """An `Engine`: the shared algorithm driving one backend's `Parts`.
 
-    def __init__(self, skeleton: GeneralizedRCNN, parts: Parts, info: ModelInfo, score_floor: float) -> None:
+    `score_floor`: candidates scoring less are never produced. `mask_floor` (default: the
+    score floor): the mask head runs only on candidates scoring at least this; the others
+    get zero logits. A tracker's weak candidates (down to tracking.low_score) are never
+    emitted, so they need no mask: without this floor a Mask R-CNN run with tracking on
+    spent about half again as long per frame on masks nobody sees (measured on the
+    embedded mask model: 37 candidates instead of 20 per frame, 109 instead of 69 ms).
+    """
+
+    def __init__(
+        self, skeleton: GeneralizedRCNN, parts: Parts, info: ModelInfo, score_floor: float, mask_floor: float | None = None
+    ) -> None:
         self.info = info
         self.skeleton = skeleton.eval()
         self.parts = parts
         self.score_floor = score_floor
+        self.mask_floor = score_floor if mask_floor is None else max(mask_floor, score_floor)
 
     @torch.inference_mode()
     def infer(self, images: torch.Tensor, image_sizes: list[tuple[int, int]]) -> list[RawOutput]:
@@ -118,18 +130,22 @@ class TwoStageEngine:
         outputs: list[RawOutput],
         image_sizes: list[tuple[int, int]],
     ) -> None:
-        # Masks depend only on their own box, so running the head on all candidates and
-        # letting postprocess drop the suppressed ones gives torchvision's masks exactly.
-        boxes = [o.boxes for o in outputs]
+        # Masks depend only on their own box, so running the head on every candidate that
+        # may be emitted and letting postprocess drop the suppressed ones gives
+        # torchvision's masks exactly; candidates under the mask floor are never emitted.
+        wanted = [o.scores >= self.mask_floor for o in outputs]
+        for output in outputs:
+            output.mask_logits = output.boxes.new_zeros((len(output.boxes), MASK_SIZE, MASK_SIZE))
+        boxes = [o.boxes[w] for o, w in zip(outputs, wanted)]
         if not sum(len(b) for b in boxes):  # nothing to segment: do not call the head on 0 RoIs
-            for output in outputs:
-                output.mask_logits = output.boxes.new_zeros((0, 28, 28))
             return
         # the image too, for mask branches that read pixels (engines.pixel_masks);
         # poolers of plain FPN levels take only the levels they are named for
         pooled = self.skeleton.roi_heads.mask_roi_pool({**features, IMAGE_KEY: images}, boxes, image_sizes)
         logits = self.parts.mask_head(pooled)
-        labels = torch.cat([o.labels for o in outputs])
+        labels = torch.cat([o.labels[w] for o, w in zip(outputs, wanted)])
         logits = logits[torch.arange(len(labels), device=labels.device), labels]
-        for output, part in zip(outputs, logits.split([len(b) for b in boxes])):
-            output.mask_logits = part
+        for output, w, part in zip(outputs, wanted, logits.split([len(b) for b in boxes])):
+            if len(part):
+                output.mask_logits = output.mask_logits.new_zeros((len(output.boxes), *part.shape[1:]))
+                output.mask_logits[w] = part.to(output.mask_logits.dtype)

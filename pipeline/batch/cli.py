@@ -30,6 +30,7 @@ def engine_factory(settings: BatchSettings, on_ray: bool) -> functools.partial[A
     return functools.partial(
         load_engine, model.path, model.device, model.score_threshold, threads, model.engine,
         other_thresholds=settings.thresholds(), weights=model.weights, input_size=model.input_size,
+        low_floor=settings.low_floor(),
     )
 
 

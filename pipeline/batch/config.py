@@ -56,8 +56,13 @@ class BatchSettings(Settings):
         return self.batch or EngineBatchConfig(max_batch=self.decoders)
 
     def thresholds(self) -> tuple[float, ...]:
-        """Every score threshold the engine's floor must allow (the tracker's low score too)."""
-        return self.model.thresholds() + ((self.tracking.low_score,) if self.tracking.enabled else ())
+        """Every score threshold the engine's floor must allow for emitted detections."""
+        return self.model.thresholds()
+
+    def low_floor(self) -> float | None:
+        """The tracker's low score when tracking is on (engines/loading.py: candidates
+        down to it, without masks)."""
+        return self.tracking.low_score if self.tracking.enabled else None
 
     @property
     def gpus_per_worker(self) -> float:

@@ -70,6 +70,9 @@ class TrackingConfig(Settings):
     match_iou: float = Field(0.2, gt=0, le=1, description="least IoU between a track's predicted box and an emitted detection")
     low_match_iou: float = Field(0.5, gt=0, le=1, description="least IoU for a low-score candidate to continue a track")
     min_hits: int = Field(3, ge=1, description="matched frames before a track is confirmed and gets an id")
+    confirm_score: Score = Field(
+        0.8, description="a track is confirmed only once one of its matched detections scored at least this; 0: off"
+    )
     buffer_s: float = Field(1.0, gt=0, description="a track unmatched for this long (stream time) ends")
 
 
@@ -272,15 +275,20 @@ class RunConfig(Settings):
         return self.tracking.model_copy(update=source.tracking) if source.tracking else self.tracking
 
     def thresholds(self) -> tuple[float, ...]:
-        """Every score threshold set, for the model and for each source, and the tracker's
-        low score where tracking is on.
+        """Every score threshold set, for the model and for each source.
 
         The engine's score floor must be the lowest of them all, or a threshold below
         the global one would never see its candidates.
         """
         scopes = [self.model, *(self.source_model(source) for source in self.sources)]
-        low = [t.low_score for t in map(self.source_tracking, self.sources) if t.enabled]
-        return tuple(t for scope in scopes for t in scope.thresholds()) + tuple(low)
+        return tuple(t for scope in scopes for t in scope.thresholds())
+
+    def low_floor(self) -> float | None:
+        """The lowest tracker low score among tracked sources (the run's own when the API may
+        add sources later); None when nothing is tracked. Candidates down to it are produced
+        for the trackers, without masks (engines/loading.py)."""
+        trackings = [*map(self.source_tracking, self.sources), self.tracking]
+        return min((t.low_score for t in trackings if t.enabled), default=None)
 
     # sink URIs are checked by their kind's module (stages/sinks/registry.py), before the
     # model loads: the one list of sink kinds lives there

@@ -96,7 +96,7 @@ def build_stages(config: RunConfig, engine: Engine, ctx: RunContext, sources: So
     ctx.metrics.add_queue("detections", "track", finished.qsize, config.queue_size)
     stages: list[Stage] = []  # decoders first; the supervisor's list: decoders of added sources join it
     # every source's class names are checked here, before a sink opens its file
-    sources.attach(info, mux, stages, floor=engine_floor(config, info))
+    sources.attach(info, mux, stages, *engine_floors(config, info))
     sinks = [make_sink(uri, ctx, config.queue_size, source_names(config.sources)) for uri in config.sinks]
     for sink in sinks:
         ctx.metrics.add_queue(f"input of {sink.name}", sink.name, sink.input.qsize, config.queue_size)
@@ -113,9 +113,11 @@ def build_stages(config: RunConfig, engine: Engine, ctx: RunContext, sources: So
     return stages, detect
 
 
-def engine_floor(config: RunConfig, info: ModelInfo) -> float:
-    """The lowest score the engine was asked to produce candidates for (engines/loading.py)."""
-    return score_floor(info.score_threshold, config.model.score_threshold, config.thresholds())
+def engine_floors(config: RunConfig, info: ModelInfo) -> tuple[float, float]:
+    """The lowest score the engine was asked to produce candidates for, and the lowest it
+    computes masks for: the lowest emitted threshold (engines/loading.py)."""
+    emitted = score_floor(info.score_threshold, config.model.score_threshold, config.thresholds())
+    return score_floor(info.score_threshold, config.model.score_threshold, config.thresholds(), config.low_floor()), emitted
 
 
 def run(
@@ -148,6 +150,7 @@ def _run(config: RunConfig, engine: Engine | None, ctx: RunContext, sources: Sou
         engine = load_engine(
             model.path, model.device, model.score_threshold, model.threads, model.engine,
             other_thresholds=config.thresholds(), weights=model.weights, input_size=model.input_size,
+            low_floor=config.low_floor(),
         )
     log.info("%s", describe_run(engine, [s.uri for s in config.sources], config.sinks))
     # built first: a caller watching ctx.health from another thread finds every source in it

@@ -93,10 +93,12 @@ class Sources:
 
     # --- building the run ------------------------------------------------------------
 
-    def attach(self, info: ModelInfo, mux: SourceMux, stages: list[Stage], floor: float) -> None:
+    def attach(self, info: ModelInfo, mux: SourceMux, stages: list[Stage], floor: float, mask_floor: float) -> None:
         """The model has loaded and the graph is built; `stages` is the supervisor's list
-        (decoders of added sources join it). `floor`: the engine's lowest score."""
-        self.info, self.mux, self.stages, self.floor = info, mux, stages, floor
+        (decoders of added sources join it). `floor`: the engine's lowest score;
+        `mask_floor`: the lowest it computes masks for."""
+        self.info, self.mux, self.stages = info, mux, stages
+        self.floor, self.mask_floor = floor, mask_floor
         self._attached = True
         for name, source in zip(self._initial_names(), self.run_config.sources):
             self._configure(name, source, f"sources.{len(self.entries)}")
@@ -242,11 +244,17 @@ class Sources:
         model = self.run_config.source_model(source)
         selection = Selection.for_model(model, self.info, key) if model is not self.run_config.model else None
         tracking = self.run_config.source_tracking(source)
-        lowest = min((*model.thresholds(), *((tracking.low_score,) if tracking.enabled else ())), default=math.inf)
+        emitted = min(model.thresholds(), default=math.inf)
+        lowest = min(emitted, tracking.low_score if tracking.enabled else math.inf)
         if lowest < self.floor - 1e-9:
             raise ConfigError(
                 f"{key}: a score of {lowest:g} is below the engine's floor {self.floor:g} set at start "
                 "(give that threshold in the config to start with)"
+            )
+        if self.info.has_masks and emitted < self.mask_floor - 1e-9:
+            raise ConfigError(
+                f"{key}: a score threshold of {emitted:g} is below {self.mask_floor:g}, the lowest score the "
+                "engine computes masks for, set at start (give that threshold in the config to start with)"
             )
         self.entries[name] = source
         _put(self.selections, name, selection)

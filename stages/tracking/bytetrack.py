@@ -18,8 +18,9 @@ Rules of one `update(t, detections, low)`:
    would never be confirmed. Flicker is min_hits' job.
    A tentative track left unmatched is deleted at once.
 5. Every emitted detection still unmatched starts a tentative track. A track is confirmed,
-   and gets an id, in the update where its emitted matches reach min_hits (also on the
-   very first frame of a video: unlike ByteTrack, min_hits always rules).
+   and gets an id, in the first update where its emitted matches have reached min_hits
+   and one of them scored confirm_score (stages/tracking/records.py; also on the very
+   first frame of a video: unlike ByteTrack, min_hits always rules).
 6. A confirmed track unmatched for more than buffer_s of stream time ends: it is reported
    once in `ended` and forgotten. Until then it is "lost" and step 2 can re-find it.
    Unmatched time is summed from the forward steps of the clock: t - last_t for a steady
@@ -99,7 +100,7 @@ class ByteTracker:
             self.tracks.append(track)
         if len(fresh):
             self.kalman.add(detections.boxes[fresh])
-        return report(owners, ended, self.ids, self.settings.min_hits)
+        return report(owners, ended, self.ids, self.settings)
 
     def _associate(self, detections: Candidates, low: Candidates) -> tuple[Pairs, Pairs, Pairs, np.ndarray]:
         """Steps 2 to 4 of the module rules, on the predicted boxes: the matches of

@@ -2,8 +2,14 @@
 
 Rules:
 - A track starts tentative (`track_id` is NO_TRACK) from one emitted detection.
-- It is confirmed in the update where its matched frames reach `min_hits`, and only then
-  takes the next id of its tracker's `IdCounter` (from 1, never reused, never reset).
+- It is confirmed in the first update where its matched frames have reached `min_hits`
+  *and* one of them scored at least `confirm_score` (ByteTrack starts tracks only from
+  detections above a higher threshold than it matches; we ask it of any of the first
+  frames, so a real object need not be confident at once). Only then does it take the
+  next id of its tracker's `IdCounter` (from 1, never reused, never reset). Why: a
+  detector's false positives tend to repeat where they come from (a part of a car read
+  as a dog, frame after frame) but rarely with a confident score, and every track that
+  is confirmed can enter zones and cross lines.
 - `report` confirms the tracks that are due and describes them in detection order, so
   both trackers report (and number new tracks) the same way.
 - `box`, `score`, `best_score` and `hits` describe emitted detections only. `last_t` is
@@ -18,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.core.config import TrackingConfig
 from stages.tracking.tracks import NO_TRACK, TrackUpdate, TrackView
 
 
@@ -67,16 +74,17 @@ class IdCounter:
     def __init__(self) -> None:
         self.last = NO_TRACK
 
-    def confirm(self, track: Track, min_hits: int) -> bool:
-        """Give `track` its id if it has just reached `min_hits`; True when that happened."""
-        if track.confirmed or track.hits < min_hits:
+    def confirm(self, track: Track, settings: TrackingConfig) -> bool:
+        """Give `track` its id if it has just become due (min_hits and confirm_score, see the
+        module rules); True when that happened."""
+        if track.confirmed or track.hits < settings.min_hits or track.best_score < settings.confirm_score:
             return False
         self.last += 1
         track.track_id = self.last
         return True
 
 
-def report(owners: Sequence[Track | None], ended: list[TrackView], ids: IdCounter, min_hits: int) -> TrackUpdate:
+def report(owners: Sequence[Track | None], ended: list[TrackView], ids: IdCounter, settings: TrackingConfig) -> TrackUpdate:
     """One update's report; `owners[i]` is the track emitted detection i now belongs to.
 
     Tracks due are confirmed here, in detection order, so new ids follow the input order.
@@ -88,7 +96,7 @@ def report(owners: Sequence[Track | None], ended: list[TrackView], ids: IdCounte
     for det, track in enumerate(owners):
         if track is None:
             continue
-        if track.track_id == NO_TRACK and not ids.confirm(track, min_hits):
+        if track.track_id == NO_TRACK and not ids.confirm(track, settings):
             continue
         track_ids[det] = track.track_id
         view = track.view()

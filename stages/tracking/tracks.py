@@ -1,6 +1,6 @@
 """What a tracker reports after each frame: confirmed tracks and the ids of detections.
 
-Only confirmed tracks (matched in `min_hits` frames) are ever reported: a tentative
+Only confirmed tracks (matched in `min_hits` frames, one of them scoring `confirm_score`) are ever reported: a tentative
 track has no id yet, and nothing downstream (messages, zones, lines) sees it.
 Times are stream seconds (pts) of the source, never wall-clock time.
 """

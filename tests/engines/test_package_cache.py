@@ -185,9 +185,9 @@ def test_a_failed_export_falls_back_to_pytorch_with_one_warning(cache, monkeypat
 def test_on_cuda_auto_takes_cached_plans_else_pytorch_with_a_hint(cache, monkeypatch, caplog):
     ran: list[tuple] = []
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(loading, "TorchEngine", lambda model, info, device, score_floor: ran.append(("torch", device)))
+    monkeypatch.setattr(loading, "TorchEngine", lambda model, info, device, score_floor, mask_floor: ran.append(("torch", device)))
     monkeypatch.setitem(loading.PACKAGE_BACKENDS, "tensorrt",
-                        lambda package, device, floor, threads: ran.append(("tensorrt", package.root, device)))
+                        lambda package, device, floor, threads, masks: ran.append(("tensorrt", package.root, device)))
     caplog.set_level(logging.INFO, "detstream")
     entry = entry_of(SPEC)
 

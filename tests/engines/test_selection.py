@@ -100,9 +100,13 @@ def test_the_engine_floor_is_the_lowest_threshold_in_effect():
     floor = score_floor(INFO.score_threshold, config.model.score_threshold, config.thresholds())
     selections = [Selection.for_model(config.source_model(s), INFO) for s in config.sources]
     assert floor == pytest.approx(min(s.floor for s in selections)) == 0.15
-    # tracked sources need the tracker's weak candidates too: the floor goes down to its low score
+    assert config.low_floor() is None
+    # tracked sources need the tracker's weak candidates too: the floor goes down to its low score,
+    # while the emitted thresholds (the floor of masks) stay as they were
     tracked = config.model_copy(update={"tracking": config.tracking.model_copy(update={"enabled": True})})
-    assert score_floor(INFO.score_threshold, 0.8, tracked.thresholds()) == tracked.tracking.low_score
+    assert tracked.thresholds() == config.thresholds()
+    assert score_floor(INFO.score_threshold, 0.8, tracked.thresholds(), tracked.low_floor()) == tracked.tracking.low_score
+    assert score_floor(INFO.score_threshold, 0.8, tracked.thresholds()) == 0.15
     # nothing set: the global threshold, else the model's own
     assert score_floor(0.5, None, load_config().thresholds()) == 0.5
     assert score_floor(0.5, 0.9, ()) == 0.9

@@ -270,3 +270,39 @@ def test_views_report_the_detection_not_the_prediction():
     np.testing.assert_array_equal(view.box, np.array(box(106, 200), np.float32))
     assert (view.score, view.best_score, view.hits) == (pytest.approx(0.7), pytest.approx(0.9), 3)
     assert (view.first_t, view.last_t) == (0.0, 2 / FPS)
+
+
+def scored_walker(scores: list[float]) -> Frames:
+    """One person walking right, detected with `scores[i]` in frame i."""
+    return [(f / FPS, frame(box(100 + 3 * f, 200), score=s), NONE) for f, s in enumerate(scores)]
+
+
+@pytest.mark.parametrize("tracker_class", [ByteTracker, IouTracker])
+def test_a_track_waits_for_one_confident_detection(tracker_class):
+    # min_hits is reached at frame 2, but the first detection at confirm_score comes at frame 5:
+    # the id comes with it, and the track_start is reported then, once
+    scores = [0.6, 0.7, 0.75, 0.6, 0.79, 0.8, 0.6, 0.6]
+    updates = run(tracker_class(TrackingConfig(min_hits=3, confirm_score=0.8)), scored_walker(scores))
+    assert ids_of(updates) == [NO_TRACK] * 5 + [1, 1, 1]
+    assert [len(u.started) for u in updates] == [0] * 5 + [1, 0, 0]
+    assert updates[5].started[0].best_score == pytest.approx(0.8)
+
+
+@pytest.mark.parametrize("tracker_class", [ByteTracker, IouTracker])
+def test_a_track_never_confident_never_gets_an_id(tracker_class):
+    updates = run(tracker_class(TrackingConfig(min_hits=1, confirm_score=0.8)), scored_walker([0.7] * 20))
+    assert ids_of(updates) == [NO_TRACK] * 20
+    assert not any(u.started or u.active for u in updates)
+
+
+def test_confirm_score_zero_confirms_on_min_hits_alone():
+    updates = run(ByteTracker(TrackingConfig(min_hits=2, confirm_score=0.0)), scored_walker([0.55] * 4))
+    assert ids_of(updates) == [NO_TRACK, 1, 1, 1]
+
+
+def test_confirm_score_outside_0_1_is_a_config_error():
+    from pipeline.core.config import load_config
+    from pipeline.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="confirm_score"):
+        load_config(None, {"tracking": {"confirm_score": 1.5}})
