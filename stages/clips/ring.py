@@ -20,6 +20,8 @@ its own thread. Rules:
   the presentation time (pts, else dts). A packet with neither gets the previous one's.
   The frames the pipeline sees carry the same clock (the reader's pts), so an event's
   `pts` finds its packets here.
+- Only the reader's thread puts packets (and numbers them); readers of the buffer take
+  its lock.
 - Packets are copied out of PyAV's buffers (`bytes`): a stored packet holds no reference
   to a container, which the reader closes at the end of its read.
 - Never raises into the reader: a stream that cannot go into an MP4 (a codec the muxer
@@ -131,7 +133,10 @@ class PacketRing:
         if segment is None or segment.template is None or packet.size == 0:
             return
         if not segment.packets and not packet.is_keyframe:
-            return  # a clip can only start at a key frame
+            # a clip can only start at a key frame; the index still counts, so a writer
+            # whose next packet was among those dropped sees the gap
+            self._next += 1
+            return
         pts = packet.pts if packet.pts is not None else packet.dts
         dts = packet.dts if packet.dts is not None else packet.pts
         if pts is None or dts is None:

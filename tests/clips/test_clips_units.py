@@ -135,6 +135,26 @@ def test_the_buffer_bytes_bound_and_a_start_at_a_key_frame(gop_video):
     assert not ring.segments and ring.bytes == 0
 
 
+def test_a_writer_behind_an_emptied_buffer_sees_a_gap_and_goes_on_at_a_key_frame(gop_video):
+    ring = PacketRing("cam", max_s=100.0, max_bytes=10**8)
+    with av.open(str(gop_video)) as container:
+        stream = container.streams.video[0]
+        packets = [p for p in container.demux(stream) if p.size]
+        ring.opened(stream, 0)
+        for packet in packets[:5]:
+            ring.put(packet)
+        segment = ring.segments[0]
+        written = segment.packets[-1].index  # a writer took these
+        ring.max_bytes = 1  # the next packet overflows the buffer: its GOP goes whole
+        ring.put(packets[5])
+        ring.max_bytes = 10**8
+        for packet in packets[6:]:  # nothing kept up to the next key frame
+            ring.put(packet)
+    assert ring.overflows == 1
+    after, gap, _ = ring.after(segment, written, float("inf"))
+    assert gap and after and after[0].key
+
+
 def test_retention_by_age_and_size_oldest_first_and_only_clip_files(tmp_path):
     folder = tmp_path / "clips"
     now = time.time()
