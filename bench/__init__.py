@@ -7,7 +7,7 @@ bench/results.json and renders BENCHMARKS.md from it.
 - one script per section, each also runnable alone and printing JSON:
   `python -m bench.decode_fps`, `engine_latency`, `efficiency`, `live_overload`,
   `scaling`, `redis_publish`, `backends`, `metrics_overhead`, `coco_models`,
-  `tracking_cost`, `tracking_quality` (together the tracking section);
+  `tracking_cost`, `tracking_quality` (together the tracking section), `clips_cost`;
 - `bench.common`: what the scripts share (machine, demo video, engine package, one run's
   frames/s, the detector alone, the naive loop, JSON output, the counting lines).
 

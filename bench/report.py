@@ -24,6 +24,7 @@ SECTION_TITLES = {
     "metrics": "8. Metrics overhead",
     "coco": "9. COCO models from torchvision",
     "tracking": "10. Tracking: cost and quality (issue #16)",
+    "clips": "11. Event clips: buffer and writing cost (issue #18)",
 }
 
 
@@ -218,6 +219,27 @@ def render_coco(r: dict) -> list[str]:
     return intro + engine_tables(r["models"])
 
 
+def render_clips(r: dict) -> list[str]:
+    ring, clip = r["ring"], r["clip"]
+    width, height = r["size"]
+    out = [f"Per camera: the buffer of encoded packets each source with clips keeps, and writing a clip out of it "
+           f"(stream copy), on `{r['video']}`: {width}x{height} at {r['fps']:g} fps, {r['bitrate_mbps']} Mbit/s, a key "
+           f"frame every {r['gop_frames']} frames. Buffer {r['buffer_s']:g} s / {r['buffer_bytes'] / 1e6:g} MB, "
+           f"{ring['video_seconds']:g} s of video put in per round (as the reader does, CPU of the `put` calls only); "
+           f"clips of {clip['clip_s']:g} s (pre 5 + post 5) written by the writer thread (temporary file, fsync, "
+           f"rename, retention). CPU in % of one core. Median of {r['rounds']} rounds.", ""]
+    out += table(["what", "CPU", "memory", "detail"], [
+        ["packet buffer", f"{ring['cpu_percent']:.3f} %", f"{ring['memory_mb']} MB",
+         f"{ring['us_per_packet']} µs per packet; {ring['held_s']} s held, {ring['payload_mb']} MB of it packets"],
+        ["decode stage (what the reader thread does anyway)", f"{r['decode_cpu_percent']:.2f} %", "-",
+         f"buffer / decode: {r['ring_over_decode'] * 100:.2f} %"],
+        [f"writing a {clip['clip_s']:g} s clip", f"{clip['cpu_percent_at_one_a_minute']:.3f} % at one clip a minute",
+         "-", f"{clip['cpu_ms']} ms CPU, {clip['wall_ms']} ms wall, {clip['mb']} MB"],
+        ["snapshots of one track (annotated 720p frame + crop)", "-", "-", f"{r['snapshot_cpu_ms']} ms CPU"],
+    ])
+    return out + [""]
+
+
 RENDERERS: dict[str, Callable[[dict], list[str]]] = {
     "decode": render_decode,
     "engines": render_engines,
@@ -229,6 +251,7 @@ RENDERERS: dict[str, Callable[[dict], list[str]]] = {
     "metrics": render_metrics,
     "coco": render_coco,
     "tracking": render_tracking,
+    "clips": render_clips,
 }
 
 

@@ -1,6 +1,6 @@
 """What `make bench` measures: the six sections of issue #8, then the demo on its default
-engine against PyTorch, the cost of metrics, torchvision's COCO models, and tracking's
-cost and quality (issue #16), each a function of a shared Context (the demo video, the
+engine against PyTorch, the cost of metrics, torchvision's COCO models, tracking's cost
+and quality (issue #16), and the cost of event clips (issue #18), each a function of a shared Context (the demo video, the
 budget, a work folder holding the engine packages), and the budget that keeps the full
 run within 10 minutes on 2 quiet cores (tracking's clips aside, see Budget).
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from bench import backends, coco_models, decode_fps, efficiency, engine_latency, live_overload, metrics_overhead
-from bench import redis_publish, scaling, tracking_cost, tracking_quality
+from bench import clips_cost, redis_publish, scaling, tracking_cost, tracking_quality
 from bench.common import REPO, as_package, machine
 from bench.report import SECTION_TITLES
 from pipeline.core.config import DEFAULT_MODEL
@@ -53,13 +53,15 @@ class Budget:
     tracking_warmup: int = 50
     tracking_clips: int = len(tracking_quality.SEEDS)  # 4 runs each: 2 trackers x 2 strides
     tracking_clip_seconds: float = 10.0
+    clips_seconds: float = 120.0  # of video put into the packet buffer per round
+    clips_count: int = 5  # clips written
 
 
 QUICK = Budget(rounds=1, engine_calls=1, engine_batches=(1, 2), engine_models=(DEFAULT_MODEL,), efficiency_frames=8,
                live_sources=(1,), live_seconds=6.0, scaling_frames=8, scaling_rounds=1, batch_clips=2,
                batch_clip_seconds=0.4, redis_messages=2000, backends_frames=8, metrics_frames=8, coco_calls=1,
                coco_models=coco_models.MODELS[:1], tracking_frames=40, tracking_warmup=10, tracking_clips=1,
-               tracking_clip_seconds=2.0)
+               tracking_clip_seconds=2.0, clips_seconds=10.0, clips_count=1)
 
 
 @dataclass
@@ -129,6 +131,11 @@ def measure_tracking(ctx: Context) -> dict:
             "quality": tracking_quality.measure(ctx.workdir, b.tracking_clips, b.tracking_clip_seconds)}
 
 
+def measure_clips(ctx: Context) -> dict:
+    video = clips_cost.camera_video(ctx.video, clips_cost.CAMERA_MBPS)
+    return clips_cost.measure(video, ctx.budget.clips_seconds, ctx.budget.clips_count, ctx.budget.rounds)
+
+
 SECTIONS: dict[str, Callable[[Context], dict]] = {
     "decode": measure_decode,
     "engines": measure_engines,
@@ -140,6 +147,7 @@ SECTIONS: dict[str, Callable[[Context], dict]] = {
     "metrics": measure_metrics,
     "coco": measure_coco,
     "tracking": measure_tracking,
+    "clips": measure_clips,
 }
 assert list(SECTIONS) == list(SECTION_TITLES)
 

@@ -17,7 +17,7 @@ from pipeline.core.context import RunContext
 from pipeline.core.queues import SourceMux
 from pipeline.core.types import SourceEnd
 from stages.base import Stage
-from stages.reader import FrameReader
+from stages.reader import FrameReader, PacketSink
 
 
 class Decoder(Stage):
@@ -29,13 +29,15 @@ class Decoder(Stage):
         ctx: RunContext,
         max_frames: int | None = None,
         first_seq: int = 0,
+        packets: PacketSink | None = None,
     ) -> None:
+        """`packets`: where the source's encoded packets go too (the clips' buffer)."""
         super().__init__(f"decode[{source}]", ctx)
         self.stop = threading.Event()  # this source only (removed at runtime); the run's is ctx.stop_reading
         self.config = config
         self.source = source
         self.mux = mux
-        self.reader = FrameReader(self, config, source, partial(mux.put, source), max_frames, first_seq)
+        self.reader = FrameReader(self, config, source, partial(mux.put, source), max_frames, first_seq, packets)
         self.health = self.reader.health
 
     @property

@@ -31,6 +31,7 @@ from pipeline.core.types import SourceEnd
 from pipeline.core.secrets import mask_url, redact
 from pipeline.core.urls import input_format
 from stages.decode import Decoder
+from stages.reader import PacketSink
 
 WATCH_S = 0.05  # watchdog tick: stall detection is late by at most this much
 
@@ -79,8 +80,9 @@ class LiveDecoder(Decoder):
         ctx: RunContext,
         max_frames: int | None = None,
         first_seq: int = 0,
+        packets: PacketSink | None = None,
     ) -> None:
-        super().__init__(config, source, mux, ctx, max_frames, first_seq)
+        super().__init__(config, source, mux, ctx, max_frames, first_seq, packets)
         retry = config.reconnect
         self.backoff = Backoff(retry.initial_s, retry.max_s, retry.jitter)
         self._reading = False  # in a read (not opening, not waiting to retry)

@@ -18,6 +18,10 @@ per connection; it opens with its own timeouts) and the batch decode slots
 - `seq` numbers the frames put out, across reads (a live source's connections).
 - Frames without a pts get one from the last frame that had one (or the read's start)
   plus the frames decoded since, at the stream's average rate.
+- `packets` (optional, a PacketSink: the clips' buffer, stages/clips/ring.py) sees each
+  read's stream when it opens, every demuxed packet before it is decoded (decoded or not,
+  kept by the filter or not), and the read's end. It must not raise nor block: it runs in
+  this thread, between a packet's arrival and its decoding.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Protocol
 
 import av
 import numpy as np
@@ -43,6 +47,19 @@ log = logging.getLogger("detstream")
 
 FrameOutput = Callable[[Frame], "Frame | None"]
 """Where a reader puts its frames; returns the frame evicted to make room (or None)."""
+
+
+class PacketSink(Protocol):
+    """Takes the encoded packets of one source's reads (see the module's rules)."""
+
+    def opened(self, stream: av.video.stream.VideoStream, session: int) -> None:
+        """A read starts: its video stream (codec parameters, time base) and the session."""
+
+    def put(self, packet: av.Packet) -> None:
+        """A packet of the stream, in demux (decode) order."""
+
+    def closed(self) -> None:
+        """The read is over (end of file, connection lost, or stopped)."""
 
 
 def open_source(uri: str, name: str) -> av.container.InputContainer:
@@ -119,9 +136,11 @@ class FrameReader:
         output: FrameOutput,
         max_frames: int | None = None,
         first_seq: int = 0,
+        packets: PacketSink | None = None,
     ) -> None:
         """`first_seq`: the seq of the first frame (a source restarted within a run goes on
-        from where it stopped, so its frames' event ids never repeat)."""
+        from where it stopped, so its frames' event ids never repeat); `packets`: where the
+        encoded packets go too (clips)."""
         self.stage = stage
         self.ctx = stage.ctx
         self.metrics = stage.metrics
@@ -129,6 +148,7 @@ class FrameReader:
         self.source = source
         self.output = output
         self.max_frames = max_frames
+        self.packets = packets
         self.frames = first_seq  # the next seq
         self.first_seq = first_seq
         self.decoded = 0  # frames out of the decoder, kept or not
@@ -187,6 +207,20 @@ class FrameReader:
         camera is not ours). `on_packet(asked, arrived)` sees the monotonic times of each
         packet read.
         """
+        if self.packets is None:
+            return self._read(container, live, on_packet)
+        self.packets.opened(container.streams.video[0], self.session)
+        try:
+            return self._read(container, live, on_packet)
+        finally:
+            self.packets.closed()
+
+    def _read(
+        self,
+        container: av.container.InputContainer,
+        live: bool,
+        on_packet: Callable[[float, float], None] | None,
+    ) -> bool:
         stream = container.streams.video[0]
         stream.thread_type = "SLICE" if live else "AUTO"  # decode releases the GIL
         self.filter = keep = FrameFilter(self.config.stride, self.config.max_fps)  # pts restart per read
@@ -207,6 +241,8 @@ class FrameReader:
             arrived = time.monotonic()
             if on_packet is not None:
                 on_packet(asked, arrived)
+            if self.packets is not None:
+                self.packets.put(packet)
             try:
                 decoded = packet.decode()
             except av.FFmpegError:

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, Field, ValidationError, field_validator, model_validator
 
-from pipeline.core.config_base import Settings
+from pipeline.core.clips_config import ClipsConfig, check_rule_places, clips_override
+from pipeline.core.config_base import ClassNames, ClassScores, Score, Settings
 from pipeline.core.errors import ConfigError
 from pipeline.core.scene_config import LineConfig, ZoneConfig
 from pipeline.core.secrets import redact
@@ -22,18 +23,6 @@ from pipeline.core.urls import is_live_uri
 
 # The compact Faster R-CNN trained by `make models` on synthetic scenes, shipped in engines/embedded/.
 DEFAULT_MODEL = "embedded:faster-compact-synth"
-
-
-def _comma_list(value: Any) -> Any:
-    # `--classes person,car` and `classes: person,car` are the list [person, car]
-    return [name.strip() for name in value.split(",") if name.strip()] if isinstance(value, str) else value
-
-
-# A score threshold, and class names with their own threshold. Class names are checked
-# against the model's once it has loaded (engines/outputs.py Selection.for_model).
-Score = Annotated[float, Field(ge=0, le=1)]
-ClassNames = Annotated[tuple[str, ...], BeforeValidator(_comma_list), Field(min_length=1)]
-ClassScores = dict[str, Score]
 
 
 def _device(value: str) -> str:
@@ -116,6 +105,9 @@ class SourceConfig(Settings):
     score_thresholds: ClassScores | None = Field(None, description="this source only: replaces model.score_thresholds")
     tracking: Annotated[dict[str, Any] | None, AfterValidator(_tracking_override)] = Field(
         None, description="this source only: tracking keys that replace the run's (e.g. {enabled: false})"
+    )
+    clips: Annotated[dict[str, Any] | None, AfterValidator(clips_override)] = Field(
+        None, description="this source only: clips keys that replace the run's (e.g. {enabled: false})"
     )
     enabled: bool = Field(True, description="false: configured but not read (paused); the control API can resume it")
     roi: list[ZoneConfig] = Field(
@@ -256,6 +248,7 @@ class RunConfig(Settings):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
+    clips: ClipsConfig = Field(default_factory=ClipsConfig)
 
     @field_validator("sources", mode="before")
     @classmethod
@@ -264,6 +257,32 @@ class RunConfig(Settings):
         if isinstance(value, list):
             return [{"uri": v} if isinstance(v, str) else v for v in value]
         return value
+
+    @model_validator(mode="after")
+    def _clips_of_each_source(self) -> RunConfig:
+        """Each source's clips settings merged over the run's, and the zone and line names
+        their rules give, against the zones and lines of the sources they apply to."""
+        shared = []  # the sources that take the run's rules
+        for index, source in enumerate(self.sources):
+            try:
+                clips = self.source_clips(source)
+            except ValidationError as exc:
+                raise ValueError(f"sources.{index}.clips: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
+            if not clips.enabled:
+                continue
+            if source.clips and "rules" in source.clips:
+                check_rule_places(clips, [source.zones], [source.lines], f"sources.{index}.clips")
+            else:
+                shared.append(source)
+        if shared:
+            check_rule_places(self.clips, [s.zones for s in shared], [s.lines for s in shared], "clips")
+        return self
+
+    def source_clips(self, source: SourceConfig) -> ClipsConfig:
+        """The clips settings of `source`: its own keys over the run's."""
+        if not source.clips:
+            return self.clips
+        return ClipsConfig.model_validate({**self.clips.model_dump(), **source.clips})
 
     def source_model(self, source: SourceConfig) -> ModelConfig:
         """The model settings that apply to `source`: its own class and score keys where set."""
@@ -336,6 +355,8 @@ def _describe(root: type[BaseModel], error: ValidationError, origin: str, flags:
         elif flag:
             msg = item["msg"].removeprefix("Value error, ")
             lines.append(f"{flag} {item['input']}: {msg}")
+        elif not key:  # a check across keys: its message names them
+            lines.append(f"{origin}: {item['msg'].removeprefix('Value error, ')}")
         else:
             msg = item["msg"].removeprefix("Value error, ")
             lines.append(f"{origin}: {key} = {item['input']!r}: {msg}")

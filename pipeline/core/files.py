@@ -8,6 +8,11 @@ files get the usual permissions (0666 minus the umask), not mkstemp's owner-only
 unless the caller gives a `mode` (0o600 for a file holding credentials: set before the
 first byte is written, so the secret is never readable by others, not even briefly).
 
+`AtomicFile` is the same for a file written over time, by name, by another library
+(PyAV writing a clip as its packets come): a temporary path in the target's folder now,
+`commit()` (fsync, rename, fsync the folder) when complete, `discard()` otherwise.
+`write_atomic` is one AtomicFile written at once.
+
 `write_folder_atomic` does the same for a folder of files (an exported engine package):
 filled under a temporary name next to the target, renamed into place only when complete,
 so a folder under the target's name is always whole; a killed writer leaves only a
@@ -37,27 +42,61 @@ def _umask() -> int:
 _UMASK = _umask()
 
 
+class AtomicFile:
+    """A file that appears under `path` whole or not at all. Write `temp` (a hidden
+    `.NAME.*.tmp` next to `path`, created empty with the final permissions: 0666 minus the
+    umask, or `mode`), then `commit()`; `discard()` (or leaving a `with` block by an
+    exception) removes it and leaves `path` as it was."""
+
+    def __init__(self, path: Path, mode: int | None = None) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        self.temp = Path(temp)
+        try:
+            os.fchmod(fd, 0o666 & ~_UMASK if mode is None else mode)
+        except BaseException:
+            self.temp.unlink(missing_ok=True)
+            raise
+        finally:
+            os.close(fd)
+
+    def commit(self) -> None:
+        """Put the temporary file in place: its data on disk before the name points at it."""
+        try:
+            fd = os.open(self.temp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(self.temp, self.path)
+        except BaseException:
+            self.discard()
+            raise
+        sync_folder(self.path.parent)
+
+    def discard(self) -> None:
+        self.temp.unlink(missing_ok=True)
+
+    def __enter__(self) -> AtomicFile:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is None:
+            self.commit()
+        else:
+            self.discard()
+
+
 def write_atomic(path: Path, data: bytes | Callable[[BinaryIO], object], mode: int | None = None) -> None:
     """Replace `path` with `data`: bytes, or a callback that writes into the open file
     (for large payloads such as `torch.save`, which need not be held in memory twice).
     `mode`: the file's permissions (default: 0666 minus the umask)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            os.fchmod(file.fileno(), 0o666 & ~_UMASK if mode is None else mode)
-            if isinstance(data, bytes):
-                file.write(data)
-            else:
-                data(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    sync_folder(path.parent)
+    with AtomicFile(path, mode) as target, open(target.temp, "wb") as file:
+        if isinstance(data, bytes):
+            file.write(data)
+        else:
+            data(file)
 
 
 def sync_folder(folder: Path) -> None:

@@ -14,6 +14,7 @@ import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 # How often a blocked put/get re-checks the abort flag. Short enough for a 5 s shutdown.
@@ -66,7 +67,9 @@ class Channel:
             except queue.Full:
                 continue
 
-    def get(self) -> Any:
+    def get(self, on_idle: Callable[[], object] | None = None) -> Any:
+        """The next item; `on_idle()` is called in this (the consumer's) thread every
+        POLL_S that passes without one (the track stage publishes finished clips then)."""
         if self._requests is not None:
             self._requests.release()
         while True:
@@ -75,7 +78,8 @@ class Channel:
             try:
                 return self._queue.get(timeout=POLL_S)
             except queue.Empty:
-                continue
+                if on_idle is not None:
+                    on_idle()
 
     def qsize(self) -> int:
         return self._queue.qsize()

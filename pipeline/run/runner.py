@@ -33,6 +33,7 @@ from pipeline.core.signals import Signals
 from pipeline.run.supervisor import exit_code, join
 from pipeline.core.queues import Channel, SourceMux
 from stages.base import Stage
+from stages.clips.recorder import ClipRecorder
 from stages.detect import Detect
 from engines.outputs import Selection
 from stages.postprocess import Postprocess
@@ -96,12 +97,14 @@ def build_stages(config: RunConfig, engine: Engine, ctx: RunContext, sources: So
     ctx.metrics.add_queue("detections", "track", finished.qsize, config.queue_size)
     stages: list[Stage] = []  # decoders first; the supervisor's list: decoders of added sources join it
     # every source's class names are checked here, before a sink opens its file
-    sources.attach(info, mux, stages, *engine_floors(config, info))
+    recorder = ClipRecorder(config.clips) if clips_wanted(config) else None
+    sources.attach(info, mux, stages, *engine_floors(config, info), recorder=recorder)
     sinks = [make_sink(uri, ctx, config.queue_size, source_names(config.sources)) for uri in config.sinks]
     for sink in sinks:
         ctx.metrics.add_queue(f"input of {sink.name}", sink.name, sink.input.qsize, config.queue_size)
     detect = Detect(engine, batches, results, ctx, sources.max_age_s)
-    track = Track(finished, [s.input for s in sinks], info, ctx, sources.tracking.__getitem__, sources.tap, sources.ended)
+    track = Track(finished, [s.input for s in sinks], info, ctx, sources.tracking.__getitem__, sources.tap, sources.ended,
+                  recorder)
     sources.bind(track)
     stages += [
         Preprocess(mux, batches, info, config.batch, ctx),
@@ -111,6 +114,14 @@ def build_stages(config: RunConfig, engine: Engine, ctx: RunContext, sources: So
         *sinks,
     ]
     return stages, detect
+
+
+def clips_wanted(config: RunConfig) -> bool:
+    """The run has clips on (sources added through the API take its settings), or some
+    tracked source has (clips follow events)."""
+    return config.clips.enabled or any(
+        config.source_clips(s).enabled and config.source_tracking(s).enabled for s in config.sources
+    )
 
 
 def engine_floors(config: RunConfig, info: ModelInfo) -> tuple[float, float]:

@@ -14,6 +14,10 @@
   run, so event ids never repeat.
 - Before the model has loaded (`attach`), the API can ask about readiness and sources,
   and changes are refused (NotReady: the API answers 503).
+- Clips: a tracked source with clips on (its `clips` over the run's) gets a buffer of
+  its encoded packets from the run's ClipRecorder, filled by its reader. A source added
+  at runtime can have clips only if the run has a recorder (`clips.enabled`, or a
+  configured source's); clips settings cannot change while running.
 """
 
 from __future__ import annotations
@@ -27,8 +31,11 @@ from contextlib import AbstractContextManager
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from engines.base import ModelInfo
 from engines.outputs import Selection
+from pipeline.core.clips_config import ClipsConfig
 from pipeline.core.config import RunConfig, SourceConfig, parse_settings
 from pipeline.core.context import RunContext
 from pipeline.core.errors import ConfigError, DetstreamError, SourceExists, UnknownSource
@@ -39,6 +46,8 @@ from pipeline.core.tap import FrameTap, Watcher
 from pipeline.core.types import SourceEnd
 from pipeline.run.control import UPDATABLE
 from stages.base import Stage
+from stages.clips.recorder import ClipRecorder
+from stages.clips.rules import check_classes
 from stages.decode import Decoder
 from stages.live import LiveDecoder
 from stages.roi import Roi
@@ -84,6 +93,8 @@ class Sources:
         self.rois: dict[str, Roi] = {}
         self.max_age_s: dict[str, float] = {}
         self.tracking: dict[str, SourceSettings] = {}
+        self.clips: dict[str, ClipsConfig] = {}  # sources with clips on
+        self.recorder: ClipRecorder | None = None
         self.tap = FrameTap()
         self._next_seq: dict[str, int] = {}
         self._ended: dict[str, threading.Event] = {}
@@ -93,12 +104,21 @@ class Sources:
 
     # --- building the run ------------------------------------------------------------
 
-    def attach(self, info: ModelInfo, mux: SourceMux, stages: list[Stage], floor: float, mask_floor: float) -> None:
+    def attach(
+        self,
+        info: ModelInfo,
+        mux: SourceMux,
+        stages: list[Stage],
+        floor: float,
+        mask_floor: float,
+        recorder: ClipRecorder | None = None,
+    ) -> None:
         """The model has loaded and the graph is built; `stages` is the supervisor's list
         (decoders of added sources join it). `floor`: the engine's lowest score;
-        `mask_floor`: the lowest it computes masks for."""
+        `mask_floor`: the lowest it computes masks for; `recorder`: the run's clips, if any."""
         self.info, self.mux, self.stages = info, mux, stages
         self.floor, self.mask_floor = floor, mask_floor
+        self.recorder = recorder
         self._attached = True
         for name, source in zip(self._initial_names(), self.run_config.sources):
             self._configure(name, source, f"sources.{len(self.entries)}")
@@ -262,6 +282,22 @@ class Sources:
         _put(self.rois, name, Roi(source.roi) if source.roi else None)
         _put(self.max_age_s, name, source.max_age_s)
         self.tracking[name] = SourceSettings(tracking, source.zones, source.lines, source.is_live)
+        _put(self.clips, name, self._clips(source, key) if tracking.enabled else None)
+
+    def _clips(self, source: SourceConfig, key: str) -> ClipsConfig | None:
+        """`source`'s clips settings when on, checked against the model."""
+        try:
+            clips = self.run_config.source_clips(source)
+        except ValidationError as exc:  # a source added at runtime whose keys disagree with the run's
+            reason = exc.errors()[0]["msg"].removeprefix("Value error, ")
+            raise ConfigError(f"{key}.clips: {reason}", field=f"{key}.clips") from None
+        if not clips.enabled:
+            return None
+        if self.recorder is None:
+            raise ConfigError(f"{key}.clips: this run started without clips (turn clips on in its config)",
+                              field=f"{key}.clips")
+        check_classes(clips.rules, self.info.class_names, f"{key}.clips" if source.clips else "clips")
+        return clips
 
     def _start(self, name: str) -> None:
         source, config = self.entries[name], self.run_config
@@ -272,7 +308,9 @@ class Sources:
         self.mux.add(name, capacity, source.drops_oldest)
         self.ctx.metrics.add_queue(f"source[{name}]", "preprocess", partial(self.mux.depth, name), capacity)
         kind = LiveDecoder if source.is_live else Decoder
-        decoder = kind(source, name, self.mux, self.ctx, config.max_frames, self._next_seq.get(name, 0))
+        clips = self.clips.get(name)
+        packets = self.recorder.add_source(name, clips, source.is_live) if clips and self.recorder else None
+        decoder = kind(source, name, self.mux, self.ctx, config.max_frames, self._next_seq.get(name, 0), packets)
         self.decoders[name] = decoder
         self._ended[name] = threading.Event()
         self.stages.append(decoder)
@@ -306,8 +344,10 @@ class Sources:
 
     def _forget(self, name: str) -> None:
         del self.entries[name]
-        for table in (self.selections, self.low_scores, self.rois, self.max_age_s, self.tracking, self._ended):
+        for table in (self.selections, self.low_scores, self.rois, self.max_age_s, self.tracking, self.clips, self._ended):
             table.pop(name, None)
+        if self.recorder is not None:
+            self.recorder.forget(name)
         self.ctx.health.pop(name, None)
 
 

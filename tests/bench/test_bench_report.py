@@ -61,6 +61,14 @@ def test_tracking_section_has_cost_quality_lines_and_issue_16_verdicts() -> None
         assert verdict in section and markdown.count(verdict) == 2, verdict
 
 
+def test_clips_section_has_the_buffer_and_the_writing_cost() -> None:
+    section = render(json.loads(FIXTURE.read_text())).split(f"## {SECTION_TITLES['clips']}")[1]
+    assert "1280x720 at 25 fps, 4.16 Mbit/s, a key frame every 50 frames. Buffer 10 s / 64 MB" in section
+    assert "| packet buffer | 0.037 % | 6.32 MB | 14.86 µs per packet; 11.96 s held, 6.22 MB of it packets |" in section
+    assert "| 10.57 % | - | buffer / decode: 0.35 % |" in section
+    assert "| writing a 10 s clip | 0.011 % at one clip a minute | - | 6.4 ms CPU, 64.4 ms wall, 5.74 MB |" in section
+
+
 def test_line_counts_within_bound_meet_the_target() -> None:
     results = json.loads(FIXTURE.read_text())
     for count in results["sections"]["tracking"]["result"]["quality"]["line_counts"]:
