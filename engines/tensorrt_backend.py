@@ -189,6 +189,8 @@ class TensorRTEngine(TwoStageEngine):
         return outputs
 
 
-def tensorrt_engine(package: Package, device: str, floor: float, threads: int | None, mask_floor: float) -> Engine:
+def tensorrt_engine(
+    package: Package, device: str, floor: float, threads: int | None, mask_floor: float | None = None
+) -> Engine:
     """`PACKAGE_BACKENDS` factory (same signature as the other backends)."""
     return TensorRTEngine(package, floor, device=device, mask_floor=mask_floor)
