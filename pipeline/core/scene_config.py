@@ -64,7 +64,7 @@ class LineConfig(Settings):
         ge=0,
         allow_inf_nan=False,
         description="hysteresis against jitter, in frame pixels whatever the coordinates (and never less than a "
-        "tenth of the object's box height): an anchor takes a side "
+        "fifth of the object's box height): an anchor takes a side "
         "only once at least this far from the line; a crossing counts when that side changes",
     )
 

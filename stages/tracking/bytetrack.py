@@ -100,7 +100,7 @@ class ByteTracker:
             self.tracks.append(track)
         if len(fresh):
             self.kalman.add(detections.boxes[fresh])
-        return report(owners, ended, self.ids, self.settings)
+        return report(owners, ended, self.ids, self.settings.min_hits, self.settings.confirm_score)
 
     def _associate(self, detections: Candidates, low: Candidates) -> tuple[Pairs, Pairs, Pairs, np.ndarray]:
         """Steps 2 to 4 of the module rules, on the predicted boxes: the matches of

@@ -4,7 +4,8 @@ Rules: no motion model and no memory. Each update pairs the emitted detections w
 previous update's tracks greedily, highest IoU first (IoU >= match_iou, same class);
 unmatched detections start tentative tracks; a track not matched in this update ends at
 once (reported in `ended` if it was confirmed). Confirmation, ids and reports follow the
-same rules as ByteTracker (min_hits and confirm_score, ids from 1 never reused). `low` is ignored.
+same rules as ByteTracker (min_hits, ids from 1 never reused), except that
+`confirm_score` is not used: the baseline stays the plain tracker of issue #16. `low` is ignored.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class IouTracker:
             owner if owner is not None else Track.start(t, boxes[det], scores[det], classes[det])
             for det, owner in enumerate(owners)
         ]
-        return report(self.tracks, ended, self.ids, self.settings)
+        return report(self.tracks, ended, self.ids, self.settings.min_hits)
 
     def end_all(self) -> list[TrackView]:
         """End every confirmed track now; tentative ones are dropped; the id counter stays."""

@@ -9,7 +9,8 @@ Rules:
   next id of its tracker's `IdCounter` (from 1, never reused, never reset). Why: a
   detector's false positives tend to repeat where they come from (a part of a car read
   as a dog, frame after frame) but rarely with a confident score, and every track that
-  is confirmed can enter zones and cross lines.
+  is confirmed can enter zones and cross lines. The IoU baseline confirms on min_hits
+  alone (confirm_score 0): it stays the plain tracker it is compared with.
 - `report` confirms the tracks that are due and describes them in detection order, so
   both trackers report (and number new tracks) the same way.
 - `box`, `score`, `best_score` and `hits` describe emitted detections only. `last_t` is
@@ -24,7 +25,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.core.config import TrackingConfig
 from stages.tracking.tracks import NO_TRACK, TrackUpdate, TrackView
 
 
@@ -74,17 +74,19 @@ class IdCounter:
     def __init__(self) -> None:
         self.last = NO_TRACK
 
-    def confirm(self, track: Track, settings: TrackingConfig) -> bool:
-        """Give `track` its id if it has just become due (min_hits and confirm_score, see the
-        module rules); True when that happened."""
-        if track.confirmed or track.hits < settings.min_hits or track.best_score < settings.confirm_score:
+    def confirm(self, track: Track, min_hits: int, confirm_score: float) -> bool:
+        """Give `track` its id if it has just become due (see the module rules); True when
+        that happened."""
+        if track.confirmed or track.hits < min_hits or track.best_score < confirm_score:
             return False
         self.last += 1
         track.track_id = self.last
         return True
 
 
-def report(owners: Sequence[Track | None], ended: list[TrackView], ids: IdCounter, settings: TrackingConfig) -> TrackUpdate:
+def report(
+    owners: Sequence[Track | None], ended: list[TrackView], ids: IdCounter, min_hits: int, confirm_score: float = 0.0
+) -> TrackUpdate:
     """One update's report; `owners[i]` is the track emitted detection i now belongs to.
 
     Tracks due are confirmed here, in detection order, so new ids follow the input order.
@@ -96,7 +98,7 @@ def report(owners: Sequence[Track | None], ended: list[TrackView], ids: IdCounte
     for det, track in enumerate(owners):
         if track is None:
             continue
-        if track.track_id == NO_TRACK and not ids.confirm(track, settings):
+        if track.track_id == NO_TRACK and not ids.confirm(track, min_hits, confirm_score):
             continue
         track_ids[det] = track.track_id
         view = track.view()

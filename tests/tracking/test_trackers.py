@@ -277,22 +277,25 @@ def scored_walker(scores: list[float]) -> Frames:
     return [(f / FPS, frame(box(100 + 3 * f, 200), score=s), NONE) for f, s in enumerate(scores)]
 
 
-@pytest.mark.parametrize("tracker_class", [ByteTracker, IouTracker])
-def test_a_track_waits_for_one_confident_detection(tracker_class):
+def test_a_track_waits_for_one_confident_detection():
     # min_hits is reached at frame 2, but the first detection at confirm_score comes at frame 5:
     # the id comes with it, and the track_start is reported then, once
     scores = [0.6, 0.7, 0.75, 0.6, 0.79, 0.8, 0.6, 0.6]
-    updates = run(tracker_class(TrackingConfig(min_hits=3, confirm_score=0.8)), scored_walker(scores))
+    updates = run(ByteTracker(TrackingConfig(min_hits=3, confirm_score=0.8)), scored_walker(scores))
     assert ids_of(updates) == [NO_TRACK] * 5 + [1, 1, 1]
     assert [len(u.started) for u in updates] == [0] * 5 + [1, 0, 0]
     assert updates[5].started[0].best_score == pytest.approx(0.8)
 
 
-@pytest.mark.parametrize("tracker_class", [ByteTracker, IouTracker])
-def test_a_track_never_confident_never_gets_an_id(tracker_class):
-    updates = run(tracker_class(TrackingConfig(min_hits=1, confirm_score=0.8)), scored_walker([0.7] * 20))
+def test_a_track_never_confident_never_gets_an_id():
+    updates = run(ByteTracker(TrackingConfig(min_hits=1, confirm_score=0.8)), scored_walker([0.7] * 20))
     assert ids_of(updates) == [NO_TRACK] * 20
     assert not any(u.started or u.active for u in updates)
+
+
+def test_the_iou_baseline_stays_plain_min_hits_alone_confirm():
+    updates = run(IouTracker(TrackingConfig(min_hits=3, confirm_score=0.8)), scored_walker([0.7] * 5))
+    assert ids_of(updates) == [NO_TRACK, NO_TRACK, 1, 1, 1]
 
 
 def test_confirm_score_zero_confirms_on_min_hits_alone():
