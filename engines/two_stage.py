@@ -78,6 +78,13 @@ class TwoStageEngine:
             self._add_masks(features, images, outputs, image_sizes)
         return outputs
 
+    @torch.inference_mode()
+    def proposals(self, images: torch.Tensor, image_sizes: list[tuple[int, int]]) -> list[torch.Tensor]:
+        """The RPN's proposals of each image (xyxy, model-input pixels, best first), as
+        `infer` computes them before the box head: for measuring the RPN on its own."""
+        features, objectness, deltas = self.parts.dense(images)
+        return self._proposals(images, image_sizes, features, objectness, deltas)
+
     def _proposals(
         self,
         images: torch.Tensor,

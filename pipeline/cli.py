@@ -23,6 +23,7 @@ from rich.table import Table
 from engines.build_engine_cli import add_parser as add_build_engine_parser
 from engines.export_cli import add_parser as add_export_parser
 from engines.models_cli import add_parser as add_models_parser
+from engines.proposals.cli import add_parser as add_proposals_parser
 from engines.training.eval_cli import add_parser as add_eval_parser
 from engines.training.train_cli import add_parser as add_train_parser
 from pipeline.api.client_cli import add_parser as add_sources_parser
@@ -217,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_models_parser(subparsers)
     add_export_parser(subparsers)
     add_build_engine_parser(subparsers)
+    add_proposals_parser(subparsers)
     for sub in subparsers.choices.values():  # `detstream run -v ...` as well as `detstream -v run ...`
         # SUPPRESS: not given after the command, the value before it stays
         sub.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging")

@@ -3,6 +3,8 @@
 Images go through `Normalizer` -> `engine.infer` -> `finish_frame`, exactly as in
 `detstream run`, so the numbers describe what the pipeline delivers. pycocotools is the
 referee: this module only converts detections to COCO results and reads its stats.
+VOC 2007 11-point AP is read from the same COCOeval run (its interpolated precision), so
+there is one matching of detections to ground truth, pycocotools'.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from engines.inputs import Normalizer
 # the first nine of COCOeval.stats, in its order
 METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100")
 NMS_IOU = 0.5  # the pipeline's default class-wise NMS
+VOC07 = "VOC07"  # the key of the VOC 2007 11-point mAP@0.5 next to METRICS
+VOC07_RECALLS = tuple(i / 10 for i in range(11))  # recall 0, 0.1, ..., 1.0
 
 
 def evaluate(
@@ -156,7 +160,7 @@ def _score(
     if not results:
         # loadRes indexes results[0]: with no detections every metric is 0 by definition
         notes.append(f"{iou_type}: no detections at all, all metrics set to 0")
-        return dict.fromkeys(METRICS, 0.0)
+        return dict.fromkeys((*METRICS, VOC07), 0.0)
     with _silenced(quiet):
         # loadRes writes into the result dicts (ids, areas): hand it copies
         evaluation = COCOeval(ground_truth, ground_truth.loadRes(copy.deepcopy(results)), iou_type)
@@ -167,6 +171,7 @@ def _score(
     stats = [float(value) for value in evaluation.stats]
     metrics: dict[str, Any] = {name: (None if value < 0 else round(value, 4)) for name, value in zip(METRICS, stats)}
     metrics["AP_per_class"] = _per_class_ap(evaluation)
+    metrics[VOC07], metrics["VOC07_per_class"] = voc07_ap(evaluation)
     return metrics
 
 
@@ -182,6 +187,43 @@ def _per_class_ap(evaluation: COCOeval) -> dict[str, float | None]:
         name = evaluation.cocoGt.cats[category_id]["name"]
         result[name] = round(float(values.mean()), 4) if values.size else None
     return result
+
+
+def voc07_ap(evaluation: COCOeval) -> tuple[float | None, dict[str, float | None]]:
+    """VOC 2007 11-point AP at IoU 0.5 of each category, and their mean (VOC07 mAP).
+
+    Rules: VOC07 AP is the mean over recall r in 0, 0.1, ..., 1.0 of the highest precision
+    at any recall >= r, a recall never reached counting 0. COCOeval's accumulated precision
+    is exactly that at each of its 101 recall points (it makes precision monotone, then
+    takes the first point with recall >= r, and leaves 0 where r is never reached), and the
+    11 VOC points are among the 101, so this only samples it: IoU 0.5, area "all", 100
+    detections per image (VOC has no per-image cap; COCO's 100 rarely binds). A category
+    with no ground truth (pycocotools' -1) is None and left out of the mean. Crowd boxes
+    are ignored as COCOeval ignores them (VOC's "difficult" flag plays that part there).
+    """
+    params = evaluation.params
+    # look the settings up rather than assume COCOeval's default parameter order
+    iou = _index(params.iouThrs, 0.5, "IoU threshold")
+    recalls = [_index(params.recThrs, r, "recall point") for r in VOC07_RECALLS]
+    area = list(params.areaRngLbl).index("all")
+    max_dets = list(params.maxDets).index(100)
+    precision = evaluation.eval["precision"][iou, recalls, :, area, max_dets]  # [11, K]
+    per_class: dict[str, float | None] = {}
+    for k, category_id in enumerate(params.catIds):
+        values = precision[:, k]
+        name = evaluation.cocoGt.cats[category_id]["name"]
+        # -1 marks a category without ground truth in the evaluated images (all 11 alike)
+        per_class[name] = None if (values < 0).any() else round(float(values.mean()), 4)
+    scored = [value for value in per_class.values() if value is not None]
+    mean = round(sum(scored) / len(scored), 4) if scored else None
+    return mean, per_class
+
+
+def _index(values: Any, wanted: float, what: str) -> int:
+    matches = [i for i, value in enumerate(values) if abs(float(value) - wanted) < 1e-9]
+    if not matches:
+        raise ValueError(f"voc07_ap: COCOeval has no {what} {wanted} (has {list(values)})")
+    return matches[0]
 
 
 def _silenced(quiet: bool) -> contextlib.AbstractContextManager:
@@ -211,6 +253,8 @@ def print_report(result: dict[str, Any], console: Console) -> None:
     for metric in METRICS:
         values = [result[kind].get(metric) for kind in kinds]
         table.add_row(metric, *("n/a" if v is None else f"{v:.3f}" for v in values))
+    values = [result[kind].get(VOC07) for kind in kinds]
+    table.add_row("VOC07 mAP", *("n/a" if v is None else f"{v:.3f}" for v in values))
     console.print(table)
     classes = list(result[kinds[0]].get("AP_per_class", {})) if kinds else []
     if classes:
@@ -218,9 +262,13 @@ def print_report(result: dict[str, Any], console: Console) -> None:
         per_class.add_column("AP per class")
         for kind in kinds:
             per_class.add_column(kind, justify="right")
+        for kind in kinds:
+            per_class.add_column(f"{kind} VOC07", justify="right")
         for name in classes:
             values = [result[kind].get("AP_per_class", {}).get(name) for kind in kinds]
-            per_class.add_row(name, *("n/a" if v is None else f"{v:.3f}" for v in values))
+            voc = [result[kind].get("VOC07_per_class", {}).get(name) for kind in kinds]
+            # '-': the class has no ground truth in these images, so no AP at all
+            per_class.add_row(name, *("-" if v is None else f"{v:.3f}" for v in values + voc))
         console.print(per_class)
     for note in result.get("notes", []):
         console.print(f"note: {note}")

@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "torchvision", "cv2", "onnxruntime", "matplotlib")
-COMMANDS = ("run", "profile", "sources", "consume", "batch", "synth", "train", "eval", "eval-track", "models", "export", "build-engine")
+COMMANDS = ("run", "profile", "sources", "consume", "batch", "synth", "train", "eval", "eval-track", "models", "export", "build-engine", "proposals")
 
 PROBE = """
 import contextlib, io, json, sys

@@ -16,7 +16,7 @@ from cocofiles import blob_dataset, edit
 from engines.training import eval_cli
 from engines.training.data import CocoDataset
 from pipeline.core.errors import DatasetError
-from engines.training.evaluate import METRICS, evaluate, print_report, write_report
+from engines.training.evaluate import METRICS, VOC07, evaluate, print_report, write_report
 from pipeline.core.types import RawOutput
 from support import BlobEngine
 
@@ -56,8 +56,10 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> CocoDataset:
 
 def test_exact_engine_scores_high(dataset: CocoDataset) -> None:
     result = evaluate(BlobEngine(), dataset, progress=False)
-    assert set(result["bbox"]) == set(METRICS) | {"AP_per_class"}
+    assert set(result["bbox"]) == set(METRICS) | {"AP_per_class", VOC07, "VOC07_per_class"}
     assert result["bbox"]["AP"] >= 0.9 and result["bbox"]["AP50"] == pytest.approx(1.0)
+    assert result["bbox"][VOC07] == pytest.approx(1.0)
+    assert result["bbox"]["VOC07_per_class"] == {"red": 1.0, "green": 1.0, "blue": 1.0}
     assert result["images"] == 8 and result["detections"] == 24
     assert "segm" not in result  # a box-only engine
 
@@ -76,7 +78,10 @@ def test_per_class_ap_singles_out_the_bad_class(dataset: CocoDataset, capsys: py
     # the summary AP is the mean over classes
     assert result["bbox"]["AP"] == pytest.approx(sum(per_class.values()) / 3, abs=1e-3)
     print_report(result, Console(file=sys.stdout, width=100))
-    assert "AP per class" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "AP per class" in out and "bbox VOC07" in out
+    voc = result["bbox"]["VOC07_per_class"]
+    assert voc["blue"] < 0.3 < 0.9 <= min(voc["red"], voc["green"])
 
 
 def test_masks_give_segm_metrics(dataset: CocoDataset) -> None:
@@ -87,7 +92,7 @@ def test_masks_give_segm_metrics(dataset: CocoDataset) -> None:
 
 def test_no_detections_gives_zeros_with_a_note(dataset: CocoDataset) -> None:
     result = evaluate(BlindEngine(masks=True), dataset, progress=False)
-    assert result["bbox"] == dict.fromkeys(METRICS, 0.0) == result["segm"]
+    assert result["bbox"] == dict.fromkeys((*METRICS, VOC07), 0.0) == result["segm"]
     assert any("no detections" in note for note in result["notes"])
 
 
@@ -109,6 +114,7 @@ def test_path_input_and_reports(dataset: CocoDataset, tmp_path: Path) -> None:
     print_report(result, console)
     text = console.export_text()
     assert "AP50" in text and "bbox" in text and "blob-test" in text
+    assert "VOC07 mAP" in text and json.loads(out.read_text())["bbox"][VOC07] == result["bbox"][VOC07]
 
 
 def test_pycocotools_output_is_silenced_unless_asked(dataset: CocoDataset, capsys: pytest.CaptureFixture) -> None:
@@ -136,5 +142,6 @@ def test_cli_wiring(dataset: CocoDataset, tmp_path: Path, monkeypatch: pytest.Mo
     assert args.func(args) == 0
     assert loaded == [("m.pt", "cpu", 0.05, None, None)]
     assert json.loads(out.read_text())["bbox"]["AP"] >= 0.9
+    assert json.loads(out.read_text())["bbox"][VOC07] == pytest.approx(1.0)
     with pytest.raises(SystemExit):
         parser.parse_args(["eval", "--model", "m.pt", "--data", "x.json", "--batch", "0"])

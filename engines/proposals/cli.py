@@ -1,0 +1,121 @@
+"""`detstream proposals recall`: selective search vs a two-stage model's RPN, recall at
+IoU 0.5 and 0.7 for 100 / 300 / 1000 / 2000 proposals on an annotated image set."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from engines.proposals.recall import RecallReport
+    from engines.training.data import CocoDataset
+
+DEFAULT_MODEL = "embedded:faster-compact-synth"
+
+
+def cmd_recall(args: argparse.Namespace) -> int:
+    # torch, OpenCV and the model: only when measuring, the parser stays light
+    from engines.loading import load_engine
+    from engines.proposals.recall import COUNTS, RpnProposer, measure
+    from engines.proposals.selective_search import SelectiveSearch
+    from engines.training.data import CocoDataset
+
+    search = SelectiveSearch(mode=args.mode, max_side=args.max_side, top_n=max(COUNTS), threads=args.threads)
+    dataset = CocoDataset(args.data, args.images)
+    count = len(dataset) if args.limit is None else min(args.limit, len(dataset))
+    reports = [measure(f"selective search {args.mode}", search, _samples(dataset, count))]
+    if args.model != "none":
+        engine = load_engine(args.model, "cpu", backend="torch", threads=args.threads)
+        reports.append(measure("RPN", RpnProposer(engine, max(COUNTS)), _samples(dataset, count)))
+    ground_truth = sum(len(_truth(dataset, i)) for i in range(count))
+    console = Console()
+    print_table(reports, count, ground_truth, console)
+    if args.model != "none":
+        console.print(f"RPN: {engine.info.name}, post-NMS top-N raised to {max(COUNTS)}")
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        rows = [
+            {
+                "source": r.name if r.name != "RPN" else f"RPN {args.model}",
+                "mean_proposals": round(r.mean_proposals, 1),
+                "seconds_per_image": round(r.seconds_per_image, 4),
+                "recall": {f"{iou}@{n}": round(float(r.recall[i, j]), 4)
+                           for i, n in enumerate(r.counts) for j, iou in enumerate(r.ious)},
+            }
+            for r in reports
+        ]
+        report = {"data": str(dataset.path), "images": count, "ground_truth_boxes": ground_truth, "sources": rows}
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+def _samples(dataset: CocoDataset, count: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    # decoded again for each source: cheap next to either search, and memory stays flat
+    for index in range(count):
+        yield dataset.read_image(index), _truth(dataset, index)
+
+
+def _truth(dataset: CocoDataset, index: int) -> np.ndarray:
+    """Non-crowd ground-truth boxes of image `index`, xyxy in its pixels."""
+    import numpy as np
+
+    record = dataset.records[index]
+    boxes = [i.box for i in dataset.annotations.instances[record.id] if not i.iscrowd]
+    return np.array(boxes, np.float32).reshape(-1, 4)
+
+
+def print_table(reports: list[RecallReport], images: int, ground_truth: int, console: Console) -> None:
+    console.print(f"proposal recall on {images} images, {ground_truth} ground-truth boxes (IoU: best proposal per box)")
+    table = Table()
+    table.add_column("source", no_wrap=True)
+    table.add_column("IoU", justify="right")
+    for n in reports[0].counts:
+        table.add_column(f"@{n}", justify="right")
+    table.add_column("boxes", justify="right")
+    table.add_column("s/img", justify="right")
+    for report in reports:
+        for j, iou in enumerate(report.ious):
+            first = j == 0
+            table.add_row(
+                report.name if first else "",
+                f"{iou:.1f}",
+                *(f"{v:.3f}" for v in report.recall[:, j]),
+                f"{report.mean_proposals:.0f}" if first else "",
+                f"{report.seconds_per_image:.3f}" if first else "",
+            )
+    console.print(table)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register `proposals` with its `recall` sub-command."""
+    parser = subparsers.add_parser("proposals", help="region proposals: selective search, recall vs the RPN")
+    commands = parser.add_subparsers(dest="proposals_command", metavar="{recall}", required=True)
+    p = commands.add_parser(
+        "recall", help="recall of selective search and a model's RPN at 100/300/1000/2000 proposals",
+        description="Recall at IoU 0.5 and 0.7 of selective search and of a two-stage model's RPN "
+                    "against the ground-truth boxes of a COCO file.")
+    p.add_argument("--data", required=True, type=Path, metavar="ANNOTATIONS.json", help="COCO instances file")
+    p.add_argument("--images", type=Path, metavar="DIR", help="image folder (default: images/ next to the JSON)")
+    p.add_argument("--limit", type=_positive, metavar="N", help="the first N images only (default: all)")
+    p.add_argument("--mode", default="fast", choices=("fast", "quality"), help="selective search mode (default fast)")
+    p.add_argument("--max-side", type=_positive, default=500, metavar="PX",
+                   help="longer image side during selective search (default 500)")
+    p.add_argument("--model", default=DEFAULT_MODEL, metavar="SPEC",
+                   help=f"two-stage model whose RPN is measured, or none (default {DEFAULT_MODEL})")
+    p.add_argument("--threads", type=_positive, metavar="N", help="OpenCV and torch threads (default: theirs)")
+    p.add_argument("--out", type=Path, metavar="PATH", help="also write the table as JSON")
+    p.set_defaults(func=cmd_recall)
