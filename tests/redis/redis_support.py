@@ -19,7 +19,7 @@ import redis
 
 from pipeline.redis.consumer import Consumer, ConsumerSettings
 from pipeline.core.messages import SCHEMA, event_id
-from support import free_port, make_tls_files  # noqa: F401 - make_tls_files: used through this module too
+from support import free_port
 
 START_TIMEOUT_S = 15.0
 

@@ -13,7 +13,8 @@ from pipeline.core.config import load_config
 from pipeline.core.errors import RedisSetupError
 from pipeline.core.messages import event_id, validate_message
 from pipeline.run.runner import RunSummary, run
-from redis_support import RedisServer, consume_all, make_tls_files
+from redis_support import RedisServer, consume_all
+from support import make_tls_files
 from support import BlobEngine, GatedEngine, wait_for, write_video
 
 
