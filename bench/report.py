@@ -25,6 +25,7 @@ SECTION_TITLES = {
     "coco": "9. COCO models from torchvision",
     "tracking": "10. Tracking: cost and quality (issue #16)",
     "clips": "11. Event clips: buffer and writing cost (issue #18)",
+    "proposals": "12. Region proposals: selective search against the RPN (issue #19)",
 }
 
 
@@ -240,6 +241,23 @@ def render_clips(r: dict) -> list[str]:
     return out + [""]
 
 
+def render_proposals(r: dict) -> list[str]:
+    width, height = r["size"]
+    out = [f"Recall of region proposals on {r['images']} held-out synthetic images ({width}x{height}, `detstream synth "
+           f"dataset` seed {r['seed']}, {r['ground_truth_boxes']} ground-truth boxes): the share of ground-truth boxes "
+           "whose best IoU with the image's first N proposals reaches 0.5 (0.7), what `detstream proposals recall` "
+           f"measures. Selective search (OpenCV, fast mode) on images resized to a longer side of {r['max_side']} px; "
+           f"the RPN with its post-NMS top-N raised to {max(r['counts'])}; {r['threads']} threads each, one image at a "
+           "time. Seconds per image include only the proposal step.", ""]
+    rows = []
+    for source in r["sources"]:
+        for iou in ("0.5", "0.7"):
+            rows.append([source["source"], iou, *(f"{source['recall'][f'{iou}@{n}']:.3f}" for n in r["counts"]),
+                         f"{source['mean_proposals']:.0f}", f"{source['seconds_per_image']:.3f}"])
+    out += table(["source", "IoU", *(f"@{n}" for n in r["counts"]), "proposals / image", "s / image"], rows)
+    return out + [""]
+
+
 RENDERERS: dict[str, Callable[[dict], list[str]]] = {
     "decode": render_decode,
     "engines": render_engines,
@@ -252,6 +270,7 @@ RENDERERS: dict[str, Callable[[dict], list[str]]] = {
     "coco": render_coco,
     "tracking": render_tracking,
     "clips": render_clips,
+    "proposals": render_proposals,
 }
 
 

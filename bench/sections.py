@@ -1,6 +1,7 @@
 """What `make bench` measures: the six sections of issue #8, then the demo on its default
 engine against PyTorch, the cost of metrics, torchvision's COCO models, tracking's cost
-and quality (issue #16), and the cost of event clips (issue #18), each a function of a shared Context (the demo video, the
+and quality (issue #16), the cost of event clips (issue #18) and region proposals' recall
+(issue #19), each a function of a shared Context (the demo video, the
 budget, a work folder holding the engine packages), and the budget that keeps the full
 run within 10 minutes on 2 quiet cores (tracking's clips aside, see Budget).
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from bench import backends, coco_models, decode_fps, efficiency, engine_latency, live_overload, metrics_overhead
-from bench import clips_cost, redis_publish, scaling, tracking_cost, tracking_quality
+from bench import clips_cost, proposal_recall, redis_publish, scaling, tracking_cost, tracking_quality
 from bench.common import REPO, as_package, machine
 from bench.report import SECTION_TITLES
 from pipeline.core.config import DEFAULT_MODEL
@@ -55,13 +56,14 @@ class Budget:
     tracking_clip_seconds: float = 10.0
     clips_seconds: float = 120.0  # of video put into the packet buffer per round
     clips_count: int = 5  # clips written
+    proposal_images: int = 50  # selective search takes about 0.7 s an image
 
 
 QUICK = Budget(rounds=1, engine_calls=1, engine_batches=(1, 2), engine_models=(DEFAULT_MODEL,), efficiency_frames=8,
                live_sources=(1,), live_seconds=6.0, scaling_frames=8, scaling_rounds=1, batch_clips=2,
                batch_clip_seconds=0.4, redis_messages=2000, backends_frames=8, metrics_frames=8, coco_calls=1,
                coco_models=coco_models.MODELS[:1], tracking_frames=40, tracking_warmup=10, tracking_clips=1,
-               tracking_clip_seconds=2.0, clips_seconds=10.0, clips_count=1)
+               tracking_clip_seconds=2.0, clips_seconds=10.0, clips_count=1, proposal_images=2)
 
 
 @dataclass
@@ -136,6 +138,10 @@ def measure_clips(ctx: Context) -> dict:
     return clips_cost.measure(video, ctx.budget.clips_seconds, ctx.budget.clips_count, ctx.budget.rounds)
 
 
+def measure_proposals(ctx: Context) -> dict:
+    return proposal_recall.measure(ctx.workdir, ctx.budget.proposal_images)
+
+
 SECTIONS: dict[str, Callable[[Context], dict]] = {
     "decode": measure_decode,
     "engines": measure_engines,
@@ -148,6 +154,7 @@ SECTIONS: dict[str, Callable[[Context], dict]] = {
     "coco": measure_coco,
     "tracking": measure_tracking,
     "clips": measure_clips,
+    "proposals": measure_proposals,
 }
 assert list(SECTIONS) == list(SECTION_TITLES)
 

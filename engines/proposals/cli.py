@@ -6,16 +6,13 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from engines.proposals.recall import RecallReport
-    from engines.training.data import CocoDataset
 
 DEFAULT_MODEL = "embedded:faster-compact-synth"
 
@@ -23,52 +20,28 @@ DEFAULT_MODEL = "embedded:faster-compact-synth"
 def cmd_recall(args: argparse.Namespace) -> int:
     # torch, OpenCV and the model: only when measuring, the parser stays light
     from engines.loading import load_engine
-    from engines.proposals.recall import COUNTS, RpnProposer, measure
+    from engines.proposals.recall import COUNTS, RpnProposer, dataset_samples, dataset_truth, measure, report_rows
     from engines.proposals.selective_search import SelectiveSearch
     from engines.training.data import CocoDataset
 
     search = SelectiveSearch(mode=args.mode, max_side=args.max_side, top_n=max(COUNTS), threads=args.threads)
     dataset = CocoDataset(args.data, args.images)
     count = len(dataset) if args.limit is None else min(args.limit, len(dataset))
-    reports = [measure(f"selective search {args.mode}", search, _samples(dataset, count))]
+    reports = [measure(f"selective search {args.mode}", search, dataset_samples(dataset, count))]
     if args.model != "none":
         engine = load_engine(args.model, "cpu", backend="torch", threads=args.threads)
-        reports.append(measure("RPN", RpnProposer(engine, max(COUNTS)), _samples(dataset, count)))
-    ground_truth = sum(len(_truth(dataset, i)) for i in range(count))
+        reports.append(measure(f"RPN {args.model}", RpnProposer(engine, max(COUNTS)), dataset_samples(dataset, count)))
+    ground_truth = sum(len(dataset_truth(dataset, i)) for i in range(count))
     console = Console()
     print_table(reports, count, ground_truth, console)
     if args.model != "none":
         console.print(f"RPN: {engine.info.name}, post-NMS top-N raised to {max(COUNTS)}")
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        rows = [
-            {
-                "source": r.name if r.name != "RPN" else f"RPN {args.model}",
-                "mean_proposals": round(r.mean_proposals, 1),
-                "seconds_per_image": round(r.seconds_per_image, 4),
-                "recall": {f"{iou}@{n}": round(float(r.recall[i, j]), 4)
-                           for i, n in enumerate(r.counts) for j, iou in enumerate(r.ious)},
-            }
-            for r in reports
-        ]
-        report = {"data": str(dataset.path), "images": count, "ground_truth_boxes": ground_truth, "sources": rows}
+        report = {"data": str(dataset.path), "images": count, "ground_truth_boxes": ground_truth,
+                  "sources": report_rows(reports)}
         args.out.write_text(json.dumps(report, indent=2) + "\n")
     return 0
-
-
-def _samples(dataset: CocoDataset, count: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    # decoded again for each source: cheap next to either search, and memory stays flat
-    for index in range(count):
-        yield dataset.read_image(index), _truth(dataset, index)
-
-
-def _truth(dataset: CocoDataset, index: int) -> np.ndarray:
-    """Non-crowd ground-truth boxes of image `index`, xyxy in its pixels."""
-    import numpy as np
-
-    record = dataset.records[index]
-    boxes = [i.box for i in dataset.annotations.instances[record.id] if not i.iscrowd]
-    return np.array(boxes, np.float32).reshape(-1, 4)
 
 
 def print_table(reports: list[RecallReport], images: int, ground_truth: int, console: Console) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -26,6 +26,9 @@ from engines.base import Engine
 from engines.inputs import Normalizer
 from engines.two_stage import TwoStageEngine
 from pipeline.core.errors import ConfigError, ModelError
+
+if TYPE_CHECKING:
+    from engines.training.data import CocoDataset
 
 COUNTS = (100, 300, 1000, 2000)
 IOUS = (0.5, 0.7)
@@ -109,3 +112,31 @@ class RpnProposer:
         batch, (geometry,) = self.normalize([image])
         (boxes,) = self.engine.proposals(batch, [geometry.resized_size])
         return geometry.to_source(boxes.float().cpu()).numpy().astype(np.float32)
+
+
+def dataset_samples(dataset: CocoDataset, count: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(RGB image, non-crowd ground truth) of the first `count` images, read one at a time:
+    decoded again for each source, cheap next to either search, and memory stays flat."""
+    for index in range(count):
+        yield dataset.read_image(index), dataset_truth(dataset, index)
+
+
+def dataset_truth(dataset: CocoDataset, index: int) -> np.ndarray:
+    """Non-crowd ground-truth boxes of image `index`, xyxy in its pixels."""
+    record = dataset.records[index]
+    boxes = [i.box for i in dataset.annotations.instances[record.id] if not i.iscrowd]
+    return np.array(boxes, np.float32).reshape(-1, 4)
+
+
+def report_rows(reports: Sequence[RecallReport]) -> list[dict[str, Any]]:
+    """The reports as JSON rows: source, mean proposals, seconds per image, recall by "IOU@N"."""
+    return [
+        {
+            "source": r.name,
+            "mean_proposals": round(r.mean_proposals, 1),
+            "seconds_per_image": round(r.seconds_per_image, 4),
+            "recall": {f"{iou}@{n}": round(float(r.recall[i, j]), 4)
+                       for i, n in enumerate(r.counts) for j, iou in enumerate(r.ious)},
+        }
+        for r in reports
+    ]

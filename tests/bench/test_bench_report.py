@@ -126,3 +126,10 @@ def test_quick_backends_section_runs_the_demo_config_on_the_cached_package(tmp_p
     assert result["export_s"] > 0 and result["frames"] == 8 and result["sinks"] == ["jsonl", "video"]
     assert abs(result["ratio_auto_over_torch"] - result["fps_median"]["auto"] / result["fps_median"]["torch"]) < 0.01
     assert "## 7. The demo: engine auto against PyTorch" in markdown.read_text()
+
+
+def test_proposals_section_has_both_sources_at_every_count() -> None:
+    section = render(json.loads(FIXTURE.read_text())).split(f"## {SECTION_TITLES['proposals']}")[1]
+    assert "| source | IoU | @100 | @300 | @1000 | @2000 | proposals / image | s / image |" in section
+    assert "| selective search, fast | 0.5 | 0.300 | 0.500 | 0.700 | 0.750 | 900 | 0.700 |" in section
+    assert "| RPN of embedded:faster-compact-synth | 0.7 | 0.750 | 0.760 | 0.760 | 0.760 | 2000 | 0.090 |" in section
