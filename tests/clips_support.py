@@ -3,8 +3,9 @@ named `person`) walking across a counting line at known times, and readers of cl
 
 A person is 24 x 60 px; its anchor (bottom centre) crosses the line DOOR (x = 160,
 drawn upwards: `in` is left to right) when its left edge passes x = 148, and the crossing
-counts once the anchor is 6 px past it (the line's hysteresis band: a tenth of the box
-height), i.e. at the first frame whose left edge is at or past x = 154.
+counts once the anchor is past the line's hysteresis band (stages/tracking/scene.py's
+MARGIN_OF_HEIGHT of the box height, 12 px), i.e. at the first frame whose left edge is at
+or past x = 160.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from pathlib import Path
 import av
 import numpy as np
 
+from stages.tracking.scene import MARGIN_OF_HEIGHT
 from support import BACKGROUND, BlobEngine
 
 FPS = 25
 WIDTH, HEIGHT = 320, 240
 PERSON_W, PERSON_H = 24, 60
 DOOR = {"name": "door", "points": [[160, 240], [160, 0]]}
-COUNTED_AT_X = 154  # left edge at which a crossing counts (see the module docstring)
+COUNTED_AT_X = 148 + MARGIN_OF_HEIGHT * PERSON_H  # left edge at which a crossing counts (see the module docstring)
 
 
 @dataclasses.dataclass(frozen=True)
