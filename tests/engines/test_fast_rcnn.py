@@ -8,14 +8,15 @@ import math
 import numpy as np
 import pytest
 import torch
+from torchvision.models.detection._utils import BoxCoder
 from torchvision.ops import box_iou
 
 from engines.fast_rcnn import BOX_WEIGHTS, Sampling, fast_rcnn, fast_rcnn_loss, sample_rois
+from engines.loading import load_engine
 from engines.models import build_model
 from engines.training.transforms import hflip, resize, zoom
 from pipeline.core.errors import ModelError
 from pipeline.core.types import RawOutput
-from torchvision.models.detection._utils import BoxCoder
 
 GT = torch.tensor([[10.0, 10.0, 50.0, 50.0], [100.0, 20.0, 140.0, 90.0]])
 GT_LABELS = torch.tensor([3, 1])
@@ -133,3 +134,8 @@ def test_proposals_move_with_the_image():
     _, zoomed = zoom(image, target, 2.0, (0.0, 0.0))  # content doubled, right/bottom cropped
     np.testing.assert_allclose(zoomed["proposals"][0], zoomed["boxes"][0])
     assert zoomed["proposals"][1].tolist() == [0, 0, 100, 50]
+
+
+def test_the_pipeline_refuses_it_clearly_until_a_stage_computes_proposals():
+    with pytest.raises(ModelError, match="cannot run through detstream run"):
+        load_engine("arch:fast_rcnn")

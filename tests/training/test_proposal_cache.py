@@ -4,7 +4,6 @@ image files change, resumable, the same boxes from parallel workers, and its CLI
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import cv2
 import numpy as np
