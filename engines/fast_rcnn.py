@@ -9,7 +9,9 @@ Rules:
 - RoI features: `roi_op` `pool` is torchvision.ops.roi_pool (max pooling over quantized
   cells, as in the paper), `align` is roi_align (bilinear samples, no quantization) with
   the settings of our Faster R-CNN's pooler (sampling ratio 2, aligned=False), so the two
-  differ only in the operation. Both 7 x 7.
+  differ only in the operation. Both 7 x 7. The choice is saved with the weights (the
+  module's extra state), so a model file loads with the operation it was trained with;
+  setting `roi_op` afterwards runs the same weights the other way.
 - Head: two fully connected layers (fc6, fc7; 256 wide as the compact Faster R-CNN's)
   and two sibling outputs: K+1 class scores (softmax) and 4 box offsets per class,
   encoded and decoded with torchvision's BoxCoder weights (10, 10, 5, 5) as in its RoIHeads.
@@ -137,8 +139,7 @@ class FastRCNN(nn.Module):
         score_floor: float = 0.05,
     ) -> None:
         super().__init__()
-        if roi_op not in ROI_OPS:
-            raise ModelError(f"fast_rcnn roi_op {roi_op!r}: allowed are {', '.join(ROI_OPS)}")
+        _check_roi_op(roi_op)
         self.transform = transform
         self.backbone = backbone
         channels = backbone.out_channels
@@ -150,6 +151,12 @@ class FastRCNN(nn.Module):
         self.roi_op = roi_op
         self.sampling = sampling
         self.score_floor = score_floor
+
+    def get_extra_state(self) -> dict[str, str]:
+        return {"roi_op": self.roi_op}
+
+    def set_extra_state(self, state: dict[str, str]) -> None:
+        self.roi_op = _check_roi_op(state["roi_op"])
 
     def pool(self, features: torch.Tensor, rois: list[torch.Tensor]) -> torch.Tensor:
         """R x C x 7 x 7 features of the RoIs (xyxy in transformed-image pixels)."""
@@ -187,6 +194,12 @@ class FastRCNN(nn.Module):
         for output, new, old in zip(outputs, batch.image_sizes, original_sizes):
             output.boxes = resize_boxes(output.boxes, new, old)
         return outputs
+
+
+def _check_roi_op(roi_op: str) -> str:
+    if roi_op not in ROI_OPS:
+        raise ModelError(f"fast_rcnn roi_op {roi_op!r}: allowed are {', '.join(ROI_OPS)}")
+    return roi_op
 
 
 def fast_rcnn(

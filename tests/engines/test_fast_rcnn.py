@@ -100,6 +100,9 @@ def test_roi_pool_and_roi_align_differ_only_in_the_operation():
     assert set(pooled.state_dict()) == set(aligned.state_dict())  # same parameters: init from one another
     with pytest.raises(ModelError, match="roi_op"):
         fast_rcnn(num_classes=3, roi_op="warp")
+    # the operation travels with the weights: a model file loads as it was trained
+    pooled.load_state_dict(aligned.state_dict())
+    assert pooled.roi_op == "align"
 
 
 def test_inference_gives_candidates_like_two_stage_engines_in_input_pixels():

@@ -61,7 +61,16 @@ def test_a_few_steps_train_and_write_a_checkpoint_and_a_model(tiny, tmp_path):
     assert (tmp_path / "run/checkpoint.pt").is_file()
     model, info = load_model(str(path))
     assert info.architecture == "fast_rcnn" and info.extra["training"]["fast_rcnn"]["roi_op"] == "pool"
+    assert model.roi_op == "pool"
     assert sum(1 for _ in (tiny / "proposals").rglob("*.npy")) == 6
+
+
+def test_roi_align_is_trained_and_loads_as_trained(tiny, tmp_path):
+    settings = config(tiny, tmp_path / "run", schedule={"steps": 2, "warmup_steps": 1}).model_dump()
+    settings["fast_rcnn"]["roi_op"] = "align"
+    path = Trainer(TrainConfig.model_validate(settings)).run()
+    model, _ = load_model(str(path))
+    assert model.roi_op == "align"
 
 
 def test_proposals_reach_the_batches_letterboxed_like_the_boxes(tiny, tmp_path):
