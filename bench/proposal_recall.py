@@ -30,7 +30,7 @@ MAX_SIDE = 500
 def measure(workdir: Path, images: int) -> dict:
     from engines.loading import load_engine
     from engines.proposals.recall import COUNTS, RpnProposer, dataset_samples, dataset_truth, measure, report_rows
-    from engines.proposals.selective_search import SelectiveSearch
+    from engines.selective_search import SelectiveSearch
     from engines.training.data import CocoDataset
     from pipeline.core.config import DEFAULT_MODEL
     from synth.dataset import write_dataset

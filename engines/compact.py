@@ -48,7 +48,9 @@ def _last_block_per_stride(features: nn.Sequential, strides: tuple[int, ...]) ->
     return {str(last[s]): i for i, s in enumerate(strides)}
 
 
-def _backbone() -> BackboneWithFPN:
+def backbone() -> BackboneWithFPN:
+    """The compact MobileNetV3 + FPN backbone (module docstring): FPN levels '0', '1', '2'
+    at strides 8, 16, 32 plus 'pool', FPN_CHANNELS each."""
     features = mobilenet_v3_large(weights=None, width_mult=WIDTH_MULT, norm_layer=nn.BatchNorm2d).features
     was_training = features.training
     features.eval()  # the dry run must not touch BatchNorm statistics
@@ -82,14 +84,14 @@ def _common(num_classes: int) -> dict:
 
 def fasterrcnn_compact(*, num_classes: int, weights: None = None, weights_backbone: None = None, **kwargs) -> FasterRCNN:
     """Compact Faster R-CNN (see module docstring). Trained from scratch only."""
-    return FasterRCNN(_backbone(), **_common(num_classes), **kwargs)
+    return FasterRCNN(backbone(), **_common(num_classes), **kwargs)
 
 
 def maskrcnn_compact(*, num_classes: int, weights: None = None, weights_backbone: None = None, **kwargs) -> MaskRCNN:
     """Compact Mask R-CNN: the compact Faster R-CNN plus a narrow mask head."""
     levels = [str(i) for i in range(len(FEATURE_STRIDES))]
     return MaskRCNN(
-        _backbone(),
+        backbone(),
         **_common(num_classes),
         mask_roi_pool=MultiScaleRoIAlign(levels, output_size=14, sampling_ratio=2),
         mask_head=MaskRCNNHeads(FPN_CHANNELS, (MASK_CHANNELS,) * 4, 1),
@@ -107,7 +109,7 @@ def maskrcnn_compact_px(*, num_classes: int, weights: None = None, weights_backb
     levels = [str(i) for i in range(len(FEATURE_STRIDES))]
     pool = PixelRoIPool(levels, FPN_CHANNELS)
     return PixelMaskRCNN(
-        _backbone(),
+        backbone(),
         **_common(num_classes),
         mask_roi_pool=pool,
         mask_head=PixelMaskHead(FPN_CHANNELS, (MASK_CHANNELS,) * 4, 1),

@@ -26,6 +26,7 @@ import torch
 
 from engines.base import Engine, ModelInfo
 from engines.model_file import load_model
+from engines.models import architecture
 from engines.package import Package, is_package, read_package
 from engines.package_cache import cached_package
 from engines.torch_backend import TorchEngine
@@ -117,6 +118,10 @@ def load_engine(
         masks = score_floor(package.info.score_threshold, score_threshold, thresholds)
         return _on_package(package, chosen, device, floor, threads, masks)
     model, info = load_model(spec, weights, input_size)
+    if architecture(info.architecture).proposals:
+        # it needs region proposals per frame, which no stage computes yet (issue #19 item 4)
+        raise ModelError(f"{spec}: a {info.architecture} model takes selective search proposals and cannot run "
+                         "through detstream run / eval / batch yet; it can be trained (docs/training.md)")
     thresholds = list(other_thresholds)
     floor = score_floor(info.score_threshold, score_threshold, thresholds, low_floor)
     masks = score_floor(info.score_threshold, score_threshold, thresholds)

@@ -10,7 +10,7 @@ from torchvision.models import WeightsEnum, detection
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
 
-from engines import compact
+from engines import compact, fast_rcnn
 from engines.base import ModelInfo
 from pipeline.core.errors import ModelError
 
@@ -25,6 +25,7 @@ class Architecture:
     has_masks: bool
     input_size: tuple[int, int]  # default (height, width), 16:9 and divisible by 32
     pretrained: bool = True  # torchvision publishes COCO / ImageNet weights for it
+    proposals: bool = False  # takes region proposals from outside (selective search), no RPN
 
 
 ARCHITECTURES: dict[str, Architecture] = {
@@ -41,6 +42,7 @@ ARCHITECTURES: dict[str, Architecture] = {
     "fasterrcnn_compact": Architecture(compact.fasterrcnn_compact, False, (320, 576), pretrained=False),
     "maskrcnn_compact": Architecture(compact.maskrcnn_compact, True, (320, 576), pretrained=False),
     "maskrcnn_compact_px": Architecture(compact.maskrcnn_compact_px, True, (384, 672), pretrained=False),
+    "fast_rcnn": Architecture(fast_rcnn.fast_rcnn, False, (320, 576), pretrained=False, proposals=True),
 }
 
 

@@ -16,6 +16,7 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
+from torchvision.models.detection._utils import BoxCoder
 from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.rpn import concat_box_prediction_layers
 from torchvision.ops import boxes as box_ops
@@ -110,25 +111,8 @@ class TwoStageEngine:
         proposals: list[torch.Tensor],
         image_sizes: list[tuple[int, int]],
     ) -> list[RawOutput]:
-        """Per-class boxes and scores above the floor, as torchvision's
-        `postprocess_detections` computes them, minus its NMS and top-k."""
-        counts = [len(p) for p in proposals]
-        all_boxes = self.skeleton.roi_heads.box_coder.decode(box_regression, proposals)
-        all_scores = F.softmax(class_logits, -1)
-        num_classes = all_scores.shape[-1]
-        outputs = []
-        for boxes, scores, size in zip(all_boxes.split(counts), all_scores.split(counts), image_sizes):
-            boxes = box_ops.clip_boxes_to_image(boxes, size)
-            labels = torch.arange(num_classes, device=boxes.device).expand_as(scores)
-            # drop the background column, one candidate per (proposal, class)
-            boxes = boxes[:, 1:].reshape(-1, 4)
-            scores = scores[:, 1:].reshape(-1)
-            labels = labels[:, 1:].reshape(-1)
-            keep = torch.where(scores >= self.score_floor)[0]
-            keep = keep[box_ops.remove_small_boxes(boxes[keep], min_size=1e-2)]
-            keep = keep[scores[keep].argsort(descending=True)[:MAX_CANDIDATES]]
-            outputs.append(RawOutput(boxes[keep], scores[keep], labels[keep]))
-        return outputs
+        box_coder = self.skeleton.roi_heads.box_coder
+        return box_candidates(class_logits, box_regression, proposals, image_sizes, box_coder, self.score_floor)
 
     def _add_masks(
         self,
@@ -156,3 +140,34 @@ class TwoStageEngine:
             if len(part):
                 output.mask_logits = output.mask_logits.new_zeros((len(output.boxes), *part.shape[1:]))
                 output.mask_logits[w] = part.to(output.mask_logits.dtype)
+
+
+def box_candidates(
+    class_logits: torch.Tensor,
+    box_regression: torch.Tensor,
+    proposals: list[torch.Tensor],
+    image_sizes: list[tuple[int, int]],
+    box_coder: BoxCoder,
+    score_floor: float,
+) -> list[RawOutput]:
+    """Per-class boxes and scores above the floor, as torchvision's
+    `postprocess_detections` computes them, minus its NMS and top-k (which postprocess
+    does): the one place that turns a box head's outputs into candidates (two-stage
+    engines and Fast R-CNN alike)."""
+    counts = [len(p) for p in proposals]
+    all_boxes = box_coder.decode(box_regression, proposals)
+    all_scores = F.softmax(class_logits, -1)
+    num_classes = all_scores.shape[-1]
+    outputs = []
+    for boxes, scores, size in zip(all_boxes.split(counts), all_scores.split(counts), image_sizes):
+        boxes = box_ops.clip_boxes_to_image(boxes, size)
+        labels = torch.arange(num_classes, device=boxes.device).expand_as(scores)
+        # drop the background column, one candidate per (proposal, class)
+        boxes = boxes[:, 1:].reshape(-1, 4)
+        scores = scores[:, 1:].reshape(-1)
+        labels = labels[:, 1:].reshape(-1)
+        keep = torch.where(scores >= score_floor)[0]
+        keep = keep[box_ops.remove_small_boxes(boxes[keep], min_size=1e-2)]
+        keep = keep[scores[keep].argsort(descending=True)[:MAX_CANDIDATES]]
+        outputs.append(RawOutput(boxes[keep], scores[keep], labels[keep]))
+    return outputs

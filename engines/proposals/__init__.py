@@ -1,2 +1,3 @@
-"""Region proposals outside a detector: selective search, and recall measurement of any
-proposal source (selective search or an RPN) against ground truth."""
+"""Region proposals outside a detector: recall measurement of any proposal source
+(selective search, engines/selective_search.py, or an RPN) against ground truth, and the
+`detstream proposals` commands (recall; cache, engines/training/proposal_cache.py)."""

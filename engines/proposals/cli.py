@@ -1,5 +1,7 @@
 """`detstream proposals recall`: selective search vs a two-stage model's RPN, recall at
-IoU 0.5 and 0.7 for 100 / 300 / 1000 / 2000 proposals on an annotated image set."""
+IoU 0.5 and 0.7 for 100 / 300 / 1000 / 2000 proposals on an annotated image set.
+`detstream proposals cache`: compute a dataset's selective search proposals once, for
+Fast R-CNN training (engines/training/proposal_cache.py)."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ def cmd_recall(args: argparse.Namespace) -> int:
     # torch, OpenCV and the model: only when measuring, the parser stays light
     from engines.loading import load_engine
     from engines.proposals.recall import COUNTS, RpnProposer, dataset_samples, dataset_truth, measure, report_rows
-    from engines.proposals.selective_search import SelectiveSearch
+    from engines.selective_search import SelectiveSearch
     from engines.training.data import CocoDataset
 
     search = SelectiveSearch(mode=args.mode, max_side=args.max_side, top_n=max(COUNTS), threads=args.threads)
@@ -41,6 +43,20 @@ def cmd_recall(args: argparse.Namespace) -> int:
         report = {"data": str(dataset.path), "images": count, "ground_truth_boxes": ground_truth,
                   "sources": report_rows(reports)}
         args.out.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from engines.selective_search import SelectiveSearch
+    from engines.training.data import CocoDataset
+    from engines.training.proposal_cache import ProposalCache
+
+    dataset = CocoDataset(args.data, args.images)
+    search = SelectiveSearch(mode=args.mode, max_side=args.max_side, top_n=args.top_n)
+    cache = ProposalCache.of(dataset, search, args.cache)
+    console = Console(stderr=True)
+    computed = cache.compute(dataset, workers=args.workers, console=console)
+    console.print(f"{cache.folder}: proposals of {len(dataset)} images ({computed} computed now)", highlight=False)
     return 0
 
 
@@ -74,9 +90,9 @@ def _positive(text: str) -> int:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register `proposals` with its `recall` sub-command."""
+    """Register `proposals` with its `recall` and `cache` sub-commands."""
     parser = subparsers.add_parser("proposals", help="region proposals: selective search, recall vs the RPN")
-    commands = parser.add_subparsers(dest="proposals_command", metavar="{recall}", required=True)
+    commands = parser.add_subparsers(dest="proposals_command", metavar="{recall,cache}", required=True)
     p = commands.add_parser(
         "recall", help="recall of selective search and a model's RPN at 100/300/1000/2000 proposals",
         description="Recall at IoU 0.5 and 0.7 of selective search and of a two-stage model's RPN "
@@ -92,3 +108,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=_positive, metavar="N", help="OpenCV and torch threads (default: theirs)")
     p.add_argument("--out", type=Path, metavar="PATH", help="also write the table as JSON")
     p.set_defaults(func=cmd_recall)
+
+    c = commands.add_parser(
+        "cache", help="compute a dataset's selective search proposals once (for fast_rcnn training)",
+        description="Selective search proposals of every image of a COCO file, stored per image under "
+                    "CACHE/<json name>-<key>, where the key covers the search settings and the image files: "
+                    "already computed images are skipped; training with architecture: fast_rcnn reads them.")
+    c.add_argument("--data", required=True, type=Path, metavar="ANNOTATIONS.json", help="COCO instances file")
+    c.add_argument("--images", type=Path, metavar="DIR", help="image folder (default: images/ next to the JSON)")
+    c.add_argument("--mode", default="fast", choices=("fast", "quality"), help="selective search mode (default fast)")
+    c.add_argument("--max-side", type=_positive, default=500, metavar="PX",
+                   help="longer image side during selective search (default 500)")
+    c.add_argument("--top-n", type=_positive, default=2000, metavar="N", help="proposals kept per image (default 2000)")
+    c.add_argument("--workers", type=_positive, default=2, metavar="N", help="search processes (default 2)")
+    c.add_argument("--cache", type=Path, metavar="DIR",
+                   help="cache folder (default $DETSTREAM_CACHE/proposals, as training uses)")
+    c.set_defaults(func=cmd_cache)

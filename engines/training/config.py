@@ -38,6 +38,19 @@ class AugmentConfig(Settings):
     color: float = Field(0.2, ge=0, lt=1)
 
 
+class FastRcnnConfig(Settings):
+    """Settings of `architecture: fast_rcnn` (ignored by the other architectures)."""
+
+    roi_op: Literal["pool", "align"] = Field("pool", description="RoI pooling (the paper's) or RoIAlign")
+    rois_per_image: int = Field(64, ge=1, description="RoIs sampled per image and step")
+    fg_fraction: float = Field(0.25, ge=0, le=1, description="at most this fraction of them foreground")
+    search_mode: Literal["fast", "quality"] = Field("fast", description="selective search mode")
+    search_max_side: int = Field(500, ge=32, description="longer image side during selective search")
+    top_n: int = Field(2000, ge=1, description="proposals kept per image")
+    cache: str | None = Field(None, description="proposal cache folder; default $DETSTREAM_CACHE/proposals")
+    workers: int = Field(2, ge=1, description="processes computing missing proposals")
+
+
 class TrainConfig(Settings):
     architecture: str = "fasterrcnn_compact"
     name: str | None = Field(None, description="model name; default: the out folder's name")
@@ -69,3 +82,4 @@ class TrainConfig(Settings):
     eval_images: int | None = Field(None, ge=1, description="evaluate on the first N val images only (faster)")
     out: str = "runs/train"
     score_threshold: float = Field(0.5, ge=0, le=1, description="default threshold stored in the model")
+    fast_rcnn: FastRcnnConfig = Field(default_factory=FastRcnnConfig)

@@ -10,6 +10,8 @@ transform normalizes during training) and a target dict of tensors:
     image_id  int, the COCO image id
     iscrowd   N int64
     area      N float32 (COCO area, scaled with the image when augmented)
+    proposals P x 4 float32 region proposals, xyxy in image pixels, only with `proposals`
+              (Fast R-CNN; moved with the image like the boxes, see transforms)
 
 With `train=True` crowd annotations are left out: torchvision cannot learn from them,
 and evaluation reads the JSON directly, so nothing is lost there. `read_image(i)` gives
@@ -22,7 +24,7 @@ order decode the video once (`VideoFrames`); only going back re-opens it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import av
@@ -119,12 +121,14 @@ class CocoDataset(Dataset):
         augment: Augment | None = None,
         with_masks: bool = False,
         input_size: tuple[int, int] | None = None,
+        proposals: Callable[[int], np.ndarray] | None = None,
     ) -> None:
         self.annotations: Annotations = load_annotations(Path(annotations), images)
         self.train = train
         self.augment = augment
         self.with_masks = with_masks
         self.input_size = input_size
+        self.proposals = proposals  # image id -> P x 4 boxes (e.g. ProposalCache.load)
         if with_masks:
             self._require_segmentation()
         self.videos = VideoFrames()
@@ -215,6 +219,8 @@ class CocoDataset(Dataset):
             for k, instance in enumerate(instances):
                 masks[k] = decode_mask(instance.segmentation, record)
             target["masks"] = masks
+        if self.proposals is not None:
+            target["proposals"] = self.proposals(record.id)
         return target
 
     def _require_segmentation(self) -> None:

@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Sampler
 from engines.base import ModelInfo
 from engines.model_file import load_model, save_model
 from engines.models import architecture, build_model
+from engines.selective_search import SelectiveSearch
 from engines.torch_backend import TorchEngine
 from engines.torchvision_models import coco_start, is_torchvision_spec, model_name
 from engines.training.checkpoint import load_checkpoint, save_checkpoint
@@ -35,6 +36,7 @@ from engines.training.curves import plot_curves
 from engines.training.data import Augment, CocoDataset, collate
 from engines.training.evaluate import evaluate
 from engines.training.progress import TrainProgress
+from engines.training.proposal_cache import ProposalCache
 from pipeline.core.errors import ModelError, TrainingError
 from pipeline.core.signals import Signals
 
@@ -104,6 +106,13 @@ class Trainer:
             with_masks=arch.has_masks,
             input_size=self.input_size,
         )
+        if arch.proposals:
+            if config.data.val:
+                raise TrainingError(
+                    f"data.val: {config.architecture} cannot be evaluated during training yet (it does not run "
+                    "through the pipeline's Engine interface); leave data.val out"
+                )
+            self.data.proposals = self._proposal_cache().load
         self.val = (
             CocoDataset(Path(config.data.val), Path(config.data.val_images) if config.data.val_images else None)
             if config.data.val
@@ -126,6 +135,9 @@ class Trainer:
             image_mean=list(self.info.mean),
             image_std=list(self.info.std),
         )
+        if arch.proposals:
+            fast = config.fast_rcnn
+            options.update(roi_op=fast.roi_op, rois_per_image=fast.rois_per_image, fg_fraction=fast.fg_fraction)
         if self._starts_from_coco():
             self.model = coco_start(config.architecture, len(self.info.class_names), **options)
         else:
@@ -152,6 +164,16 @@ class Trainer:
         if schedule.warmup_steps > schedule.steps:
             log.warning("schedule.warmup_steps %d is more than the %d steps of the run: the learning rate never "
                         "reaches optimizer.lr (lower schedule.warmup_steps)", schedule.warmup_steps, schedule.steps)
+
+    def _proposal_cache(self) -> ProposalCache:
+        """The training set's selective search proposals, computing the missing ones now
+        (once per data and search settings; an interrupted run goes on where it stopped)."""
+        fast = self.config.fast_rcnn
+        search = SelectiveSearch(mode=fast.search_mode, max_side=fast.search_max_side, top_n=fast.top_n)
+        cache = ProposalCache.of(self.data, search, Path(fast.cache) if fast.cache else None)
+        computed = cache.compute(self.data, workers=fast.workers, console=self.console)
+        log.info("proposals of %d images in %s (%d computed now)", len(self.data), cache.folder, computed)
+        return cache
 
     def _starts_from_coco(self) -> bool:
         """`weights: coco`, or its other spelling `init_from: torchvision:NAME` (NAME must be

@@ -1,5 +1,9 @@
 """Training augmentation that moves image, boxes and masks together.
 
+Region proposals (`proposals`, N x 4 xyxy, for Fast R-CNN) are boxes too: they are
+flipped, scaled and shifted exactly like the ground-truth boxes, and dropped on their own
+when they leave the image (they are not per-instance: dropping one keeps the objects).
+
 Random numbers come from a `torch.Generator` (the default one unless given): the
 DataLoader seeds torch's default generator in each worker from its base seed, so a
 fixed `torch.manual_seed` before building the loader makes every epoch reproducible.
@@ -17,6 +21,8 @@ from engines.inputs import letterbox_size
 
 # per-instance arrays of a target; all are filtered together when a box is dropped
 PER_INSTANCE = ("boxes", "labels", "masks", "iscrowd", "area")
+# arrays of xyxy boxes in image pixels, moved with the image
+BOX_KEYS = ("boxes", "proposals")
 MIN_SIZE = 1.0  # pixels; a box thinner than this after resizing is no longer an object
 
 # ITU-R 601 luma weights, as torchvision's rgb_to_grayscale
@@ -67,9 +73,10 @@ class Augment:
 def hflip(image: np.ndarray, target: dict) -> tuple[np.ndarray, dict]:
     width = image.shape[1]
     target = dict(target)
-    boxes = target["boxes"].copy()
-    boxes[:, [0, 2]] = width - target["boxes"][:, [2, 0]]
-    target["boxes"] = boxes
+    for key in _box_keys(target):
+        boxes = target[key].copy()
+        boxes[:, [0, 2]] = width - target[key][:, [2, 0]]
+        target[key] = boxes
     if "masks" in target:
         target["masks"] = np.ascontiguousarray(target["masks"][:, :, ::-1])
     return np.ascontiguousarray(image[:, ::-1]), target
@@ -82,7 +89,8 @@ def resize(image: np.ndarray, target: dict, size: tuple[int, int]) -> tuple[np.n
         return image, target
     sx, sy = size[0] / width, size[1] / height
     target = dict(target)
-    target["boxes"] = target["boxes"] * np.array([sx, sy, sx, sy], np.float32)
+    for key in _box_keys(target):
+        target[key] = target[key] * np.array([sx, sy, sx, sy], np.float32)
     target["area"] = target["area"] * np.float32(sx * sy)
     if "masks" in target:
         # nearest keeps masks binary; resize one at a time (cv2 takes at most 512 channels)
@@ -114,10 +122,11 @@ def zoom(image: np.ndarray, target: dict, factor: float, where: tuple[float, flo
     w, h = min(sw - src_x, width - dst_x), min(sh - src_y, height - dst_y)
     canvas[dst_y : dst_y + h, dst_x : dst_x + w] = scaled[src_y : src_y + h, src_x : src_x + w]
     target = dict(target)
-    boxes = target["boxes"] + np.array([dx, dy, dx, dy], np.float32)
-    boxes[:, 0::2] = boxes[:, 0::2].clip(0, width)
-    boxes[:, 1::2] = boxes[:, 1::2].clip(0, height)
-    target["boxes"] = boxes
+    for key in _box_keys(target):
+        boxes = target[key] + np.array([dx, dy, dx, dy], np.float32)
+        boxes[:, 0::2] = boxes[:, 0::2].clip(0, width)
+        boxes[:, 1::2] = boxes[:, 1::2].clip(0, height)
+        target[key] = boxes
     if "masks" in target:
         masks = np.zeros((len(target["masks"]), height, width), np.uint8)
         masks[:, dst_y : dst_y + h, dst_x : dst_x + w] = target["masks"][:, src_y : src_y + h, src_x : src_x + w]
@@ -144,10 +153,21 @@ def jitter_color(image: np.ndarray, brightness: float, contrast: float, saturati
     return np.clip(pixels, 0, 255).round().astype(np.uint8)
 
 
+def _box_keys(target: dict) -> list[str]:
+    return [key for key in BOX_KEYS if key in target]
+
+
+def _big_enough(boxes: np.ndarray) -> np.ndarray:
+    return ((boxes[:, 2] - boxes[:, 0]) >= MIN_SIZE) & ((boxes[:, 3] - boxes[:, 1]) >= MIN_SIZE)
+
+
 def drop_degenerate(target: dict) -> dict:
-    """Remove instances whose box shrank below a pixel or whose mask became empty."""
+    """Remove instances whose box shrank below a pixel or whose mask became empty, and
+    proposals that shrank below a pixel (cropped away)."""
+    if "proposals" in target and not _big_enough(target["proposals"]).all():
+        target = {**target, "proposals": target["proposals"][_big_enough(target["proposals"])]}
     boxes = target["boxes"]
-    keep = ((boxes[:, 2] - boxes[:, 0]) >= MIN_SIZE) & ((boxes[:, 3] - boxes[:, 1]) >= MIN_SIZE)
+    keep = _big_enough(boxes)
     if "masks" in target and len(boxes):
         keep &= target["masks"].reshape(len(boxes), -1).any(axis=1)
     if keep.all():

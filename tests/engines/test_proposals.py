@@ -13,7 +13,7 @@ import pytest
 
 from engines.proposals import cli
 from engines.proposals.recall import RpnProposer, best_ious, measure, recall
-from engines.proposals.selective_search import SelectiveSearch
+from engines.selective_search import SelectiveSearch
 from pipeline.core.errors import ConfigError, ModelError
 from support import BlobEngine
 from synth.dataset import write_dataset

@@ -1,0 +1,224 @@
+"""Fast R-CNN (Girshick, ICCV 2015) on the compact backbone, over given region proposals.
+
+Rules:
+- One backbone pass per image; every RoI is pooled from that one feature map: the compact
+  backbone's FPN level '0' (stride 8, 64 channels). The paper pools VGG's conv5 at
+  stride 16; our objects are small (many under 32 px at the 320 x 576 input), and at
+  stride 16 they would cover one or two feature cells. spatial_scale is 1 / the stride;
+  the transform pads images to a multiple of 32, so the feature map is exactly that.
+- RoI features: `roi_op` `pool` is torchvision.ops.roi_pool (max pooling over quantized
+  cells, as in the paper), `align` is roi_align (bilinear samples, no quantization) with
+  the settings of our Faster R-CNN's pooler (sampling ratio 2, aligned=False), so the two
+  differ only in the operation. Both 7 x 7. The choice is saved with the weights (the
+  module's extra state), so a model file loads with the operation it was trained with;
+  setting `roi_op` afterwards runs the same weights the other way.
+- Head: two fully connected layers (fc6, fc7; 256 wide as the compact Faster R-CNN's)
+  and two sibling outputs: K+1 class scores (softmax) and 4 box offsets per class,
+  encoded and decoded with torchvision's BoxCoder weights (10, 10, 5, 5) as in its RoIHeads.
+- Training (`sample_rois`): the ground-truth boxes join the proposals; per image
+  `rois_per_image` RoIs, at most `fg_fraction` of them foreground (IoU >= fg_iou with a
+  ground-truth box, labelled with that box's class), the rest background (best IoU in
+  [bg_iou_low, fg_iou), label 0). Proposals below bg_iou_low are not used (the paper's
+  heuristic for hard negatives), except in an image without objects, where every
+  proposal is background (else such an image would teach nothing).
+- Loss (`fast_rcnn_loss`): cross-entropy over all sampled RoIs plus lambda = 1 times the
+  smooth L1 (beta 1, as the paper defines it) of the true class's offsets of foreground
+  RoIs, summed and divided by the number of RoIs (the paper's mean over RoIs).
+- Input: a list of 3 x H x W float images in [0, 1]; proposals are xyxy in those images'
+  pixels, in `targets[i]["proposals"]` when training, the `proposals` argument otherwise.
+  Output in eval mode: one `RawOutput` per image (per (proposal, class) candidates above
+  `score_floor`, boxes in the input images' pixels), the form of TwoStageEngine's
+  candidates, so postprocess (class-wise NMS, thresholds) is the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models.detection._utils import BoxCoder
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.models.detection.transform import GeneralizedRCNNTransform, resize_boxes
+from torchvision.ops import box_iou, roi_align, roi_pool
+
+from engines import compact
+from engines.two_stage import box_candidates
+from pipeline.core.errors import ModelError
+from pipeline.core.types import RawOutput
+
+ROI_OPS = ("pool", "align")
+FEATURE_LEVEL = "0"
+FEATURE_STRIDE = compact.FEATURE_STRIDES[0]
+POOL_SIZE = 7
+BOX_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
+SMOOTH_L1_BETA = 1.0  # the paper's smooth L1: quadratic below 1, linear above
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """The paper's mini-batch sampling of RoIs (per image)."""
+
+    rois_per_image: int = 64
+    fg_fraction: float = 0.25
+    fg_iou: float = 0.5
+    bg_iou_low: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.rois_per_image < 1:
+            raise ModelError(f"fast_rcnn rois_per_image = {self.rois_per_image}: expected at least 1")
+        if not 0.0 <= self.fg_fraction <= 1.0:
+            raise ModelError(f"fast_rcnn fg_fraction = {self.fg_fraction}: expected a fraction in [0, 1]")
+        if not 0.0 <= self.bg_iou_low < self.fg_iou <= 1.0:
+            raise ModelError(f"fast_rcnn IoU ranges: expected 0 <= bg_iou_low ({self.bg_iou_low}) < fg_iou "
+                             f"({self.fg_iou}) <= 1")
+
+
+@dataclass
+class RoiSample:
+    """The RoIs of one image chosen for a training step, foreground first."""
+
+    rois: torch.Tensor  # R x 4 xyxy
+    labels: torch.Tensor  # R int64, 0 = background
+    matched: torch.Tensor  # R x 4, the ground-truth box each RoI is regressed to (meaningless for background)
+
+
+def sample_rois(
+    proposals: torch.Tensor,
+    gt_boxes: torch.Tensor,
+    gt_labels: torch.Tensor,
+    sampling: Sampling,
+    generator: torch.Generator | None = None,
+) -> RoiSample:
+    """Choose one image's training RoIs as the module docstring says."""
+    rois = torch.cat([gt_boxes.to(proposals.dtype), proposals])
+    if len(gt_boxes):
+        best, which = box_iou(rois, gt_boxes.to(rois.dtype)).max(dim=1)
+        foreground = torch.where(best >= sampling.fg_iou)[0]
+        background = torch.where((best < sampling.fg_iou) & (best >= sampling.bg_iou_low))[0]
+    else:
+        which = torch.zeros(len(rois), dtype=torch.int64, device=rois.device)
+        foreground = which[:0]
+        background = torch.arange(len(rois), device=rois.device)
+    n_fg = min(len(foreground), round(sampling.rois_per_image * sampling.fg_fraction))
+    foreground = foreground[torch.randperm(len(foreground), generator=generator)[:n_fg].to(rois.device)]
+    n_bg = min(len(background), sampling.rois_per_image - n_fg)
+    background = background[torch.randperm(len(background), generator=generator)[:n_bg].to(rois.device)]
+    keep = torch.cat([foreground, background])
+    labels = torch.zeros(len(keep), dtype=torch.int64, device=rois.device)
+    matched = torch.zeros((len(keep), 4), dtype=rois.dtype, device=rois.device)
+    if len(gt_boxes):
+        labels[:n_fg] = gt_labels[which[foreground]]
+        matched = gt_boxes.to(rois.dtype)[which[keep]]
+    return RoiSample(rois[keep], labels, matched)
+
+
+def fast_rcnn_loss(
+    class_logits: torch.Tensor, box_regression: torch.Tensor, labels: torch.Tensor, regression_targets: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """The multi-task loss (module docstring) of R RoIs: logits R x (K+1), regression
+    R x 4(K+1), labels R, targets R x 4 (encoded offsets to each RoI's matched box)."""
+    classification = F.cross_entropy(class_logits, labels)
+    foreground = torch.where(labels > 0)[0]
+    offsets = box_regression.reshape(len(labels), -1, 4)[foreground, labels[foreground]]
+    box = F.smooth_l1_loss(offsets, regression_targets[foreground], beta=SMOOTH_L1_BETA, reduction="sum")
+    return {"loss_classifier": classification, "loss_box_reg": box / max(1, labels.numel())}
+
+
+class FastRCNN(nn.Module):
+    """Backbone, RoI pooling over given proposals, two fc layers, two sibling heads."""
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        num_classes: int,
+        transform: GeneralizedRCNNTransform,
+        roi_op: str = "pool",
+        sampling: Sampling = Sampling(),
+        score_floor: float = 0.05,
+    ) -> None:
+        super().__init__()
+        _check_roi_op(roi_op)
+        self.transform = transform
+        self.backbone = backbone
+        channels = backbone.out_channels
+        # names unlike a Faster R-CNN's (roi_heads.*): `init_from` a Faster R-CNN then
+        # carries over the backbone only, never a trained detection head
+        self.box_head = TwoMLPHead(channels * POOL_SIZE * POOL_SIZE, compact.BOX_REPRESENTATION)
+        self.box_predictor = FastRCNNPredictor(compact.BOX_REPRESENTATION, num_classes)
+        self.box_coder = BoxCoder(BOX_WEIGHTS)
+        self.roi_op = roi_op
+        self.sampling = sampling
+        self.score_floor = score_floor
+
+    def get_extra_state(self) -> dict[str, str]:
+        return {"roi_op": self.roi_op}
+
+    def set_extra_state(self, state: dict[str, str]) -> None:
+        self.roi_op = _check_roi_op(state["roi_op"])
+
+    def pool(self, features: torch.Tensor, rois: list[torch.Tensor]) -> torch.Tensor:
+        """R x C x 7 x 7 features of the RoIs (xyxy in transformed-image pixels)."""
+        scale = 1.0 / FEATURE_STRIDE
+        if self.roi_op == "pool":
+            return roi_pool(features, rois, POOL_SIZE, scale)
+        return roi_align(features, rois, POOL_SIZE, scale, sampling_ratio=2, aligned=False)
+
+    def forward(
+        self, images: list[torch.Tensor], targets: list[dict] | None = None, proposals: list[torch.Tensor] | None = None
+    ) -> dict[str, torch.Tensor] | list[RawOutput]:
+        original_sizes = [tuple(image.shape[-2:]) for image in images]
+        if self.training:
+            if targets is None or any("proposals" not in t for t in targets):
+                raise ModelError("fast_rcnn training needs targets with boxes, labels and proposals")
+            proposals = [t["proposals"] for t in targets]
+        elif proposals is None or len(proposals) != len(images):
+            raise ModelError(f"fast_rcnn needs one proposal tensor per image ({len(images)} images)")
+        batch, targets = self.transform(images, targets)
+        # the transform resizes the targets' boxes, not the proposals: scale them alike
+        rois = [resize_boxes(p.to(batch.tensors.dtype), old, new)
+                for p, old, new in zip(proposals, original_sizes, batch.image_sizes)]
+        if self.training:
+            samples = [sample_rois(p, t["boxes"], t["labels"], self.sampling) for p, t in zip(rois, targets)]
+            rois = [s.rois for s in samples]
+        features = self.backbone(batch.tensors)[FEATURE_LEVEL]
+        class_logits, box_regression = self.box_predictor(self.box_head(self.pool(features, rois)))
+        if self.training:
+            labels = torch.cat([s.labels for s in samples])
+            regression_targets = self.box_coder.encode_single(
+                torch.cat([s.matched for s in samples]), torch.cat(rois)
+            )
+            return fast_rcnn_loss(class_logits, box_regression, labels, regression_targets)
+        outputs = box_candidates(class_logits, box_regression, rois, batch.image_sizes, self.box_coder, self.score_floor)
+        for output, new, old in zip(outputs, batch.image_sizes, original_sizes):
+            output.boxes = resize_boxes(output.boxes, new, old)
+        return outputs
+
+
+def _check_roi_op(roi_op: str) -> str:
+    if roi_op not in ROI_OPS:
+        raise ModelError(f"fast_rcnn roi_op {roi_op!r}: allowed are {', '.join(ROI_OPS)}")
+    return roi_op
+
+
+def fast_rcnn(
+    *,
+    num_classes: int,
+    weights: None = None,
+    weights_backbone: None = None,
+    roi_op: str = "pool",
+    rois_per_image: int = 64,
+    fg_fraction: float = 0.25,
+    min_size: int = 800,
+    max_size: int = 1333,
+    image_mean: list[float] | None = None,
+    image_std: list[float] | None = None,
+) -> FastRCNN:
+    """Fast R-CNN on the compact backbone (module docstring); the transform's defaults are
+    torchvision's (the trainer passes the input size, so its resize is a no-op)."""
+    transform = GeneralizedRCNNTransform(
+        min_size, max_size, image_mean or [0.485, 0.456, 0.406], image_std or [0.229, 0.224, 0.225]
+    )
+    sampling = Sampling(rois_per_image=rois_per_image, fg_fraction=fg_fraction)
+    return FastRCNN(compact.backbone(), num_classes, transform, roi_op, sampling)
