@@ -125,10 +125,10 @@ class TwoStageEngine:
         # may be emitted and letting postprocess drop the suppressed ones gives
         # torchvision's masks exactly; candidates under the mask floor are never emitted.
         wanted = [o.scores >= self.mask_floor for o in outputs]
-        for output in outputs:
-            output.mask_logits = output.boxes.new_zeros((len(output.boxes), MASK_SIZE, MASK_SIZE))
         boxes = [o.boxes[w] for o, w in zip(outputs, wanted)]
         if not sum(len(b) for b in boxes):  # nothing to segment: do not call the head on 0 RoIs
+            for output in outputs:
+                output.mask_logits = output.boxes.new_zeros((len(output.boxes), MASK_SIZE, MASK_SIZE))
             return
         # the image too, for mask branches that read pixels (engines.pixel_masks);
         # poolers of plain FPN levels take only the levels they are named for
@@ -137,9 +137,8 @@ class TwoStageEngine:
         labels = torch.cat([o.labels[w] for o, w in zip(outputs, wanted)])
         logits = logits[torch.arange(len(labels), device=labels.device), labels]
         for output, w, part in zip(outputs, wanted, logits.split([len(b) for b in boxes])):
-            if len(part):
-                output.mask_logits = output.mask_logits.new_zeros((len(output.boxes), *part.shape[1:]))
-                output.mask_logits[w] = part.to(output.mask_logits.dtype)
+            output.mask_logits = output.boxes.new_zeros((len(output.boxes), *part.shape[1:]))
+            output.mask_logits[w] = part.to(output.mask_logits.dtype)
 
 
 def box_candidates(

@@ -207,3 +207,18 @@ def make_tls_files(directory: Path) -> Path:
     openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
             "-out", "server.pem", "-days", "2", "-extfile", "san.ext")
     return directory
+
+
+def end_process(process: subprocess.Popen | None, kill: bool = False) -> None:
+    """Stop a test server: SIGKILL (no shutdown at all) or SIGTERM, then SIGKILL after 10 s."""
+    if process is None or process.poll() is not None:
+        return
+    if kill:
+        process.kill()
+    else:
+        process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.table import Table
 
+from pipeline.core.arg_types import positive_int
+
 if TYPE_CHECKING:
     from engines.proposals.recall import RecallReport
 
@@ -82,13 +84,6 @@ def print_table(reports: list[RecallReport], images: int, ground_truth: int, con
     console.print(table)
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register `proposals` with its `recall` and `cache` sub-commands."""
     parser = subparsers.add_parser("proposals", help="region proposals: selective search, recall vs the RPN")
@@ -99,13 +94,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "against the ground-truth boxes of a COCO file.")
     p.add_argument("--data", required=True, type=Path, metavar="ANNOTATIONS.json", help="COCO instances file")
     p.add_argument("--images", type=Path, metavar="DIR", help="image folder (default: images/ next to the JSON)")
-    p.add_argument("--limit", type=_positive, metavar="N", help="the first N images only (default: all)")
+    p.add_argument("--limit", type=positive_int, metavar="N", help="the first N images only (default: all)")
     p.add_argument("--mode", default="fast", choices=("fast", "quality"), help="selective search mode (default fast)")
-    p.add_argument("--max-side", type=_positive, default=500, metavar="PX",
+    p.add_argument("--max-side", type=positive_int, default=500, metavar="PX",
                    help="longer image side during selective search (default 500)")
     p.add_argument("--model", default=DEFAULT_MODEL, metavar="SPEC",
                    help=f"two-stage model whose RPN is measured, or none (default {DEFAULT_MODEL})")
-    p.add_argument("--threads", type=_positive, metavar="N", help="OpenCV and torch threads (default: theirs)")
+    p.add_argument("--threads", type=positive_int, metavar="N", help="OpenCV and torch threads (default: theirs)")
     p.add_argument("--out", type=Path, metavar="PATH", help="also write the table as JSON")
     p.set_defaults(func=cmd_recall)
 
@@ -117,10 +112,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--data", required=True, type=Path, metavar="ANNOTATIONS.json", help="COCO instances file")
     c.add_argument("--images", type=Path, metavar="DIR", help="image folder (default: images/ next to the JSON)")
     c.add_argument("--mode", default="fast", choices=("fast", "quality"), help="selective search mode (default fast)")
-    c.add_argument("--max-side", type=_positive, default=500, metavar="PX",
+    c.add_argument("--max-side", type=positive_int, default=500, metavar="PX",
                    help="longer image side during selective search (default 500)")
-    c.add_argument("--top-n", type=_positive, default=2000, metavar="N", help="proposals kept per image (default 2000)")
-    c.add_argument("--workers", type=_positive, default=2, metavar="N", help="search processes (default 2)")
+    c.add_argument("--top-n", type=positive_int, default=2000, metavar="N", help="proposals kept per image (default 2000)")
+    c.add_argument("--workers", type=positive_int, default=2, metavar="N", help="search processes (default 2)")
     c.add_argument("--cache", type=Path, metavar="DIR",
                    help="cache folder (default $DETSTREAM_CACHE/proposals, as training uses)")
     c.set_defaults(func=cmd_cache)

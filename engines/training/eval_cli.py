@@ -7,6 +7,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from pipeline.core.arg_types import positive_int
+
 
 def cmd_eval(args: argparse.Namespace) -> int:
     # torch-heavy: only when evaluating, so that building the detstream parser stays light
@@ -42,13 +44,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("eval", help="COCO mAP of a model on an annotated image set")
     p.add_argument("--model", required=True, metavar="SPEC",
@@ -58,11 +53,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, type=Path, metavar="ANNOTATIONS.json", help="COCO instances file")
     p.add_argument("--images", type=Path, metavar="DIR", help="image folder (default: images/ next to the JSON)")
     p.add_argument("--out", type=Path, metavar="PATH", help="also write the report as JSON")
-    p.add_argument("--batch", type=_positive, default=2, metavar="N", help="images per engine call (default 2)")
+    p.add_argument("--batch", type=positive_int, default=2, metavar="N", help="images per engine call (default 2)")
     p.add_argument(
         "--score-threshold", type=float, default=0.05, metavar="S", help="lowest score kept (default 0.05)"
     )
-    p.add_argument("--top-k", type=_positive, default=100, metavar="K", help="detections per image (default 100)")
+    p.add_argument("--top-k", type=positive_int, default=100, metavar="K", help="detections per image (default 100)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--engine", default="auto", metavar="BACKEND",
                    help="auto, torch, onnxruntime or tensorrt (auto: as for run; a model file's ONNX Runtime package is "

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from pipeline.core.console import make_console
 from pipeline.core.flags import MODEL_FLAGS, add_model_arguments, model_overrides
+from pipeline.core.arg_types import positive_int
 
 if TYPE_CHECKING:
     from pipeline.track_eval.evaluate import TrackEvalReport
@@ -40,13 +41,6 @@ ROWS = (
     ("unscored", "predictions of other classes", "d"),
     ("frames", "frames scored", "d"),
 )
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
 
 
 def _fraction(text: str) -> float:
@@ -141,7 +135,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("video", type=Path, metavar="VIDEO", help="the video file")
     p.add_argument("--annotations", type=Path, metavar="GT.json", help="ground truth (default: VIDEO with .json)")
     p.add_argument("--config", type=Path, metavar="YAML", help="run settings (see configs/)")
-    p.add_argument("--stride", type=_positive, metavar="N", help="process every Nth frame (default: the config's, else 1)")
+    p.add_argument("--stride", type=positive_int, metavar="N", help="process every Nth frame (default: the config's, else 1)")
     p.add_argument("--tracker", choices=("bytetrack", "iou"), help="tracking.method (default: the config's, else bytetrack)")
     p.add_argument("--min-height", type=_pixels, default=10.0, metavar="PX",
                    help="ground truth shorter than this is don't care (default 10)")

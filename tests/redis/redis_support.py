@@ -8,9 +8,7 @@ on the same port and data directory, as a crashed production server would be.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -19,7 +17,7 @@ import redis
 
 from pipeline.redis.consumer import Consumer, ConsumerSettings
 from pipeline.core.messages import SCHEMA, event_id
-from support import free_port
+from support import end_process, free_port
 
 START_TIMEOUT_S = 15.0
 
@@ -79,19 +77,11 @@ class RedisServer:
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no save; the port is free again once it returns."""
-        if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+        end_process(self.process, kill=True)
         self.process = None
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        end_process(self.process)
         self.process = None
 
 

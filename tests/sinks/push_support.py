@@ -20,7 +20,6 @@ import hmac
 import json
 import os
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -35,7 +34,7 @@ import paho.mqtt.client as paho
 
 from pipeline.core.config import load_config
 from pipeline.run.runner import RunSummary, run
-from support import GatedEngine, counting_source, free_port, wait_for, write_video
+from support import GatedEngine, counting_source, end_process, free_port, wait_for, write_video
 
 START_TIMEOUT_S = 15.0
 
@@ -172,15 +171,11 @@ class MosquittoBroker:
                 time.sleep(0.05)
 
     def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+        end_process(self.process, kill=True)
         self.process = None
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
+        end_process(self.process)
         self.process = None
 
 
