@@ -179,21 +179,29 @@ class FastRCNN(nn.Module):
         # the transform resizes the targets' boxes, not the proposals: scale them alike
         rois = [resize_boxes(p.to(batch.tensors.dtype), old, new)
                 for p, old, new in zip(proposals, original_sizes, batch.image_sizes)]
-        if self.training:
-            samples = [sample_rois(p, t["boxes"], t["labels"], self.sampling) for p, t in zip(rois, targets)]
-            rois = [s.rois for s in samples]
-        features = self.backbone(batch.tensors)[FEATURE_LEVEL]
-        class_logits, box_regression = self.box_predictor(self.box_head(self.pool(features, rois)))
-        if self.training:
-            labels = torch.cat([s.labels for s in samples])
-            regression_targets = self.box_coder.encode_single(
-                torch.cat([s.matched for s in samples]), torch.cat(rois)
-            )
-            return fast_rcnn_loss(class_logits, box_regression, labels, regression_targets)
-        outputs = box_candidates(class_logits, box_regression, rois, batch.image_sizes, self.box_coder, self.score_floor)
-        for output, new, old in zip(outputs, batch.image_sizes, original_sizes):
-            output.boxes = resize_boxes(output.boxes, new, old)
-        return outputs
+        if not self.training:
+            outputs = self.detect(batch.tensors, batch.image_sizes, rois)
+            for output, new, old in zip(outputs, batch.image_sizes, original_sizes):
+                output.boxes = resize_boxes(output.boxes, new, old)
+            return outputs
+        samples = [sample_rois(p, t["boxes"], t["labels"], self.sampling) for p, t in zip(rois, targets)]
+        rois = [s.rois for s in samples]
+        class_logits, box_regression = self._heads(batch.tensors, rois)
+        labels = torch.cat([s.labels for s in samples])
+        regression_targets = self.box_coder.encode_single(torch.cat([s.matched for s in samples]), torch.cat(rois))
+        return fast_rcnn_loss(class_logits, box_regression, labels, regression_targets)
+
+    def detect(
+        self, images: torch.Tensor, image_sizes: list[tuple[int, int]], proposals: list[torch.Tensor]
+    ) -> list[RawOutput]:
+        """Candidates of N x 3 x H x W normalized, padded images (the pipeline's input, no
+        transform) from their proposals (xyxy, those pixels): the engine's entry point."""
+        class_logits, box_regression = self._heads(images, proposals)
+        return box_candidates(class_logits, box_regression, proposals, image_sizes, self.box_coder, self.score_floor)
+
+    def _heads(self, images: torch.Tensor, rois: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.backbone(images)[FEATURE_LEVEL]
+        return self.box_predictor(self.box_head(self.pool(features, rois)))
 
 
 def _check_roi_op(roi_op: str) -> str:

@@ -44,8 +44,14 @@ class FastRcnnConfig(Settings):
     roi_op: Literal["pool", "align"] = Field("pool", description="RoI pooling (the paper's) or RoIAlign")
     rois_per_image: int = Field(64, ge=1, description="RoIs sampled per image and step")
     fg_fraction: float = Field(0.25, ge=0, le=1, description="at most this fraction of them foreground")
-    search_mode: Literal["fast", "quality"] = Field("fast", description="selective search mode")
-    search_max_side: int = Field(500, ge=32, description="longer image side during selective search")
+
+
+class SelectiveSearchConfig(Settings):
+    """The region proposals of the architectures that take them (R-CNN, Fast R-CNN); the
+    model file keeps mode, max_side and top_n, so `detstream run` searches the same way."""
+
+    mode: Literal["fast", "quality"] = Field("fast", description="selective search mode")
+    max_side: int = Field(500, ge=32, description="longer image side during selective search")
     top_n: int = Field(2000, ge=1, description="proposals kept per image")
     cache: str | None = Field(None, description="proposal cache folder; default $DETSTREAM_CACHE/proposals")
     workers: int = Field(2, ge=1, description="processes computing missing proposals")
@@ -83,3 +89,4 @@ class TrainConfig(Settings):
     out: str = "runs/train"
     score_threshold: float = Field(0.5, ge=0, le=1, description="default threshold stored in the model")
     fast_rcnn: FastRcnnConfig = Field(default_factory=FastRcnnConfig)
+    selective_search: SelectiveSearchConfig = Field(default_factory=SelectiveSearchConfig)

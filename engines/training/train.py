@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, Sampler
 from engines.base import ModelInfo
 from engines.model_file import load_model, save_model
 from engines.models import architecture, build_model
-from engines.selective_search import SelectiveSearch
+from engines.selective_search import SEARCH_KEY, SelectiveSearch
 from engines.torch_backend import TorchEngine
 from engines.torchvision_models import coco_start, is_torchvision_spec, model_name
 from engines.training.checkpoint import load_checkpoint, save_checkpoint
@@ -168,10 +168,10 @@ class Trainer:
     def _proposal_cache(self) -> ProposalCache:
         """The training set's selective search proposals, computing the missing ones now
         (once per data and search settings; an interrupted run goes on where it stopped)."""
-        fast = self.config.fast_rcnn
-        search = SelectiveSearch(mode=fast.search_mode, max_side=fast.search_max_side, top_n=fast.top_n)
-        cache = ProposalCache.of(self.data, search, Path(fast.cache) if fast.cache else None)
-        computed = cache.compute(self.data, workers=fast.workers, console=self.console)
+        settings = self.config.selective_search
+        search = SelectiveSearch(mode=settings.mode, max_side=settings.max_side, top_n=settings.top_n)
+        cache = ProposalCache.of(self.data, search, Path(settings.cache) if settings.cache else None)
+        computed = cache.compute(self.data, workers=settings.workers, console=self.console)
         log.info("proposals of %d images in %s (%d computed now)", len(self.data), cache.folder, computed)
         return cache
 
@@ -385,6 +385,8 @@ class Trainer:
             "metrics": metrics,
             "training": self.config.model_dump(mode="json"),
         }
+        if architecture(self.config.architecture).proposals:
+            extra[SEARCH_KEY] = self.config.selective_search.model_dump(include={"mode", "max_side", "top_n"})
         info = ModelInfo(**{**self.info.to_dict(), "extra": extra})
         path = self.out / "model.pt"
         save_model(path, self.model.eval(), ModelInfo.from_dict(info.to_dict()))

@@ -38,7 +38,7 @@ def config(tiny: Path, out: Path, **extra) -> TrainConfig:
         "workers": 0,
         "checkpoint_every": 2,
         "out": str(out),
-        "fast_rcnn": {"top_n": 300, "workers": 1, "cache": str(tiny / "proposals")},
+        "selective_search": {"top_n": 300, "workers": 1, "cache": str(tiny / "proposals")},
         **extra,
     }
     return TrainConfig.model_validate(settings)
