@@ -28,7 +28,7 @@ from engines.base import ModelInfo
 from engines.model_file import load_model, save_model
 from engines.models import architecture, build_model
 from engines.selective_search import SEARCH_KEY, SelectiveSearch
-from engines.torch_backend import TorchEngine
+from engines.loading import pytorch_engine
 from engines.torchvision_models import coco_start, is_torchvision_spec, model_name
 from engines.training.checkpoint import load_checkpoint, save_checkpoint
 from engines.training.config import ScheduleConfig, TrainConfig
@@ -107,11 +107,6 @@ class Trainer:
             input_size=self.input_size,
         )
         if arch.proposals:
-            if config.data.val:
-                raise TrainingError(
-                    f"data.val: {config.architecture} cannot be evaluated during training yet (it does not run "
-                    "through the pipeline's Engine interface); leave data.val out"
-                )
             self.data.proposals = self._proposal_cache().load
         self.val = (
             CocoDataset(Path(config.data.val), Path(config.data.val_images) if config.data.val_images else None)
@@ -125,6 +120,9 @@ class Trainer:
             input_size=self.input_size,
             score_threshold=config.score_threshold,
             has_masks=arch.has_masks,
+            # a model that takes proposals keeps its search settings: run and eval search alike
+            extra={SEARCH_KEY: config.selective_search.model_dump(include={"mode", "max_side", "top_n"})}
+            if arch.proposals else {},
         )
         options = dict(
             seed=config.seed,
@@ -315,7 +313,7 @@ class Trainer:
     def evaluate(self) -> dict[str, Any] | None:
         if self.val is None:
             return None
-        engine = TorchEngine(self.model, self.info, device=str(self.device), score_floor=0.05)
+        engine = pytorch_engine(self.model, self.info, device=str(self.device), score_floor=0.05)
         try:
             result = evaluate(engine, self.val, progress=False, limit=self.config.eval_images)
         finally:
@@ -378,6 +376,7 @@ class Trainer:
     def finish(self, metrics: dict[str, Any] | None) -> Path:
         """Write the model file (weights + complete metadata) and the loss curves."""
         extra = {
+            **self.info.extra,
             "data_fingerprint": self.fingerprint,
             "train_data": self.config.data.train,
             "val_data": self.config.data.val,
@@ -385,8 +384,6 @@ class Trainer:
             "metrics": metrics,
             "training": self.config.model_dump(mode="json"),
         }
-        if architecture(self.config.architecture).proposals:
-            extra[SEARCH_KEY] = self.config.selective_search.model_dump(include={"mode", "max_side", "top_n"})
         info = ModelInfo(**{**self.info.to_dict(), "extra": extra})
         path = self.out / "model.pt"
         save_model(path, self.model.eval(), ModelInfo.from_dict(info.to_dict()))

@@ -14,7 +14,6 @@ import yaml
 from engines.model_file import load_model
 from engines.training.config import TrainConfig
 from engines.training.train import Trainer
-from pipeline.core.errors import TrainingError
 from synth.dataset import write_dataset
 
 REPO = Path(__file__).resolve().parents[2]
@@ -81,11 +80,13 @@ def test_proposals_reach_the_batches_letterboxed_like_the_boxes(tiny, tmp_path):
     torch.testing.assert_close(target["proposals"], torch.from_numpy(stored) * scale)
 
 
-def test_validation_data_is_refused_for_now(tiny, tmp_path):
-    settings = config(tiny, tmp_path / "run").model_dump()
+def test_validation_during_training_runs_through_the_region_engine(tiny, tmp_path):
+    settings = config(tiny, tmp_path / "run", schedule={"steps": 2, "warmup_steps": 1}).model_dump()
     settings["data"]["val"] = settings["data"]["train"]
-    with pytest.raises(TrainingError, match="data.val"):
-        Trainer(TrainConfig.model_validate(settings))
+    settings["eval_images"] = 2
+    trainer = Trainer(TrainConfig.model_validate(settings))
+    metrics = trainer.evaluate()
+    assert metrics is not None and metrics["images"] == 2 and "AP" in metrics["bbox"]
 
 
 def test_the_sample_config_is_valid():
