@@ -157,6 +157,7 @@ class Trainer:
         self.amp = config.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.step = 0
+        self.train_seconds = 0.0  # wall time in training steps, over every resumed part of the run
         self.fingerprint = self.data.fingerprint()
         schedule = config.schedule
         if schedule.warmup_steps > schedule.steps:
@@ -235,6 +236,7 @@ class Trainer:
                 "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict(),
                 "step": self.step,
+                "train_seconds": self.train_seconds,
                 "torch_rng": torch.get_rng_state(),
                 "config": self.config.model_dump(mode="json"),
                 "data_fingerprint": self.fingerprint,
@@ -258,6 +260,7 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["torch_rng"])
         self.step = int(state["step"])
+        self.train_seconds = float(state.get("train_seconds", 0.0))  # absent in checkpoints of older versions
         self._truncate_log()
         log.info("resumed from %s at step %d", self.checkpoint_path, self.step)
 
@@ -345,7 +348,9 @@ class Trainer:
                 if signals.stop.is_set():
                     self.save()
                     raise TrainingInterrupted(self.step, signals.received or "SIGINT")
+                stepping = time.monotonic()
                 values = self.train_step(images, targets)
+                self.train_seconds += time.monotonic() - stepping
                 self.step += 1
                 seen += len(images)
                 record = {
@@ -381,6 +386,7 @@ class Trainer:
             "train_data": self.config.data.train,
             "val_data": self.config.data.val,
             "steps": self.step,
+            "train_seconds": round(self.train_seconds, 1),
             "metrics": metrics,
             "training": self.config.model_dump(mode="json"),
         }

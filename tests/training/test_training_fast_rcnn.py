@@ -61,6 +61,7 @@ def test_a_few_steps_train_and_write_a_checkpoint_and_a_model(tiny, tmp_path):
     model, info = load_model(str(path))
     assert info.architecture == "fast_rcnn" and info.extra["training"]["fast_rcnn"]["roi_op"] == "pool"
     assert model.roi_op == "pool"
+    assert 0 < info.extra["train_seconds"]  # the ladder's training time
     assert sum(1 for _ in (tiny / "proposals").rglob("*.npy")) == 6
 
 
