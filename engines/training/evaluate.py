@@ -92,6 +92,7 @@ def evaluate(
                 if detections.masks is not None:
                     masks += segm_results(detections, record.id, category_of)
             bar.advance(task, len(indices))
+    looped = time.perf_counter() - start
     result: dict[str, Any] = {
         "model": engine.info.name,
         "data": str(dataset.path),
@@ -111,6 +112,8 @@ def evaluate(
         else:
             result["notes"].append("segm not evaluated: some annotations have no segmentation")
     result["seconds"] = round(time.perf_counter() - start, 3)
+    # per image: reading, preprocessing, proposals, the engine and selection, as a run does them (scoring excluded)
+    result["seconds_per_image"] = round(looped / max(1, count), 4)
     if search is not None:
         result["proposal_seconds"] = round(proposal_seconds, 3)  # selective search's share of `seconds`
     return result
