@@ -85,10 +85,10 @@ SYNTH_FAST := data/synth-fast/annotations.json
 LADDER_MODELS := engines/embedded/fast-rcnn-synth.pt engines/embedded/fast-rcnn-align-synth.pt
 $(SYNTH_FAST): | $(STAMP)
 	$(BIN)/detstream synth dataset data/synth-fast --seed 1 --count 1200 --size 640x360
-engines/embedded/fast-rcnn-synth.pt: | $(SYNTH_FAST)
+engines/embedded/fast-rcnn-synth.pt: | $(SYNTH_FAST) $(SYNTH_VAL)
 	$(BIN)/detstream train configs/train-fast-rcnn.yaml $(call resume,fast-rcnn)
 	cp runs/fast-rcnn/model.pt $@
-engines/embedded/fast-rcnn-align-synth.pt: | $(SYNTH_FAST)
+engines/embedded/fast-rcnn-align-synth.pt: | $(SYNTH_FAST) $(SYNTH_VAL)
 	$(BIN)/detstream train configs/train-fast-rcnn-align.yaml $(call resume,fast-rcnn-align)
 	cp runs/fast-rcnn-align/model.pt $@
 ladder-models: $(LADDER_MODELS)
