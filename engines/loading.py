@@ -15,7 +15,9 @@ Which backend runs it:
   `auto` falls back to PyTorch with one warning line naming the reason; an explicit
   backend fails with that reason;
 - a model that takes region proposals (R-CNN, Fast R-CNN): PyTorch only (`auto` or
-  `torch`), on engines/region_engine.py; the run's proposals stage feeds it.
+  `torch`), on engines/region_engine.py; the run's proposals stage feeds it;
+- a one-stage model (RetinaNet): PyTorch only (`auto` or `torch`), on
+  engines/one_stage_engine.py; it has no ONNX export.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ import torch
 
 from engines.base import Engine, ModelInfo
 from engines.model_file import load_model
-from engines.models import architecture
+from engines.models import ONE_STAGE, architecture
+from engines.one_stage_engine import OneStageEngine
 from engines.package import Package, is_package, read_package
 from engines.package_cache import cached_package
 from engines.region_engine import RegionEngine
@@ -131,6 +134,12 @@ def load_engine(
             raise ModelError(f"{spec}: a {info.architecture} model runs on PyTorch only (model.engine: torch or "
                              f"auto, not {backend})")
         return pytorch_engine(model, info, device, floor, masks)
+    if architecture(info.architecture).kind == ONE_STAGE:
+        if backend not in ("auto", "torch"):
+            # the one-stage reference is there to be compared, like the region models
+            raise ModelError(f"{spec}: a {info.architecture} model runs on PyTorch only (model.engine: auto or "
+                             f"torch); it has no ONNX export, so {backend} cannot run it")
+        return pytorch_engine(model, info, device, floor, masks)
     if backend == "torch":
         return pytorch_engine(model, info, device, floor, masks)
     package = _exported(spec, model, info, backend)
@@ -151,6 +160,8 @@ def pytorch_engine(
     """The PyTorch engine of a loaded model, by how its architecture runs (engines/models.py kinds)."""
     if architecture(info.architecture).proposals:
         return RegionEngine(model, info, device=device, score_floor=score_floor)
+    if architecture(info.architecture).kind == ONE_STAGE:
+        return OneStageEngine(model, info, device=device, score_floor=score_floor)
     return TorchEngine(model, info, device=device, score_floor=score_floor, mask_floor=mask_floor)
 
 
