@@ -30,7 +30,7 @@ import torch
 
 from engines.base import Engine, ModelInfo
 from engines.model_file import load_model
-from engines.models import ONE_STAGE, architecture
+from engines.models import ONE_STAGE, TWO_STAGE, architecture
 from engines.one_stage_engine import OneStageEngine
 from engines.package import Package, is_package, read_package
 from engines.package_cache import cached_package
@@ -127,16 +127,11 @@ def load_engine(
     thresholds = list(other_thresholds)
     floor = score_floor(info.score_threshold, score_threshold, thresholds, low_floor)
     masks = score_floor(info.score_threshold, score_threshold, thresholds)
-    if architecture(info.architecture).proposals:
+    if architecture(info.architecture).kind != TWO_STAGE:
+        # R-CNN, Fast R-CNN and the one-stage reference are there to be compared, not
+        # deployed: no ONNX export (and for the region models selective search would cost
+        # far more than any backend could save)
         if backend not in ("auto", "torch"):
-            # they are there to be compared: their selective search (the proposals stage)
-            # costs far more than any backend could save
-            raise ModelError(f"{spec}: a {info.architecture} model runs on PyTorch only (model.engine: torch or "
-                             f"auto, not {backend})")
-        return pytorch_engine(model, info, device, floor, masks)
-    if architecture(info.architecture).kind == ONE_STAGE:
-        if backend not in ("auto", "torch"):
-            # the one-stage reference is there to be compared, like the region models
             raise ModelError(f"{spec}: a {info.architecture} model runs on PyTorch only (model.engine: auto or "
                              f"torch); it has no ONNX export, so {backend} cannot run it")
         return pytorch_engine(model, info, device, floor, masks)
