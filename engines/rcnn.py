@@ -157,7 +157,7 @@ class RCNN(nn.Module):
         if bool(self.fitted):
             scores = torch.sigmoid(features @ self.svm_weight.T + self.svm_bias)
             offsets = torch.einsum("rd,kcd->rkc", features, self.bbox_weight) + self.bbox_bias
-            boxes = self.box_coder.decode(offsets.reshape(len(rois), -1), [rois]).reshape(len(rois), classes, 4)
+            boxes = self.box_coder.decode(offsets.reshape(len(rois), classes * 4), [rois]).reshape(len(rois), classes, 4)
         else:
             scores = F.softmax(self.cls_score(features), -1)[:, 1:]
             boxes = rois[:, None].expand(len(rois), classes, 4)

@@ -113,6 +113,9 @@ def test_detect_gives_candidates_per_proposal_and_class_and_eval_forward_rescale
     assert set(outputs[0].labels.tolist()) == {1, 2, 3}
     assert ((outputs[0].scores > 0) & (outputs[0].scores < 1)).all()
     torch.testing.assert_close(outputs[1].boxes, torch.tensor([[3.0, 0.0, 33.0, 30.0]] * 3))
+    with torch.no_grad():  # a frame without proposals has no candidates
+        empty = model.detect(torch.zeros(1, 3, 96, 160), [(96, 160)], [torch.zeros(0, 4)])
+    assert empty[0].boxes.shape == (0, 4) and empty[0].scores.shape == (0,)
     with pytest.raises(ModelError, match="one proposal tensor per image"):
         model(images)
 
