@@ -11,7 +11,7 @@ from torchvision.models import WeightsEnum, detection
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
 
-from engines import compact, fast_rcnn, one_stage
+from engines import compact, fast_rcnn, one_stage, rcnn
 from engines.base import ModelInfo
 from pipeline.core.errors import ModelError
 
@@ -56,6 +56,7 @@ ARCHITECTURES: dict[str, Architecture] = {
     "maskrcnn_compact": Architecture(compact.maskrcnn_compact, True, (320, 576), pretrained=False),
     "maskrcnn_compact_px": Architecture(compact.maskrcnn_compact_px, True, (384, 672), pretrained=False),
     "fast_rcnn": Architecture(fast_rcnn.fast_rcnn, False, (320, 576), pretrained=False, kind=REGIONS),
+    "rcnn": Architecture(rcnn.rcnn, False, (320, 576), pretrained=False, kind=REGIONS),
     "retinanet_compact": Architecture(one_stage.retinanet_compact, False, (320, 576), pretrained=False, kind=ONE_STAGE),
 }
 

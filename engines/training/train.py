@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Sampler
 from engines.base import ModelInfo
 from engines.model_file import load_model, save_model
 from engines.models import architecture, build_model
+from engines.rcnn import RCNN
 from engines.selective_search import SEARCH_KEY, SelectiveSearch
 from engines.loading import pytorch_engine
 from engines.torchvision_models import coco_start, is_torchvision_spec, model_name
@@ -36,6 +37,7 @@ from engines.training.curves import plot_curves
 from engines.training.data import Augment, CocoDataset, collate
 from engines.training.evaluate import evaluate
 from engines.training.progress import TrainProgress
+from engines.training.rcnn_fit import fit_rcnn
 from engines.training.proposal_cache import ProposalCache
 from pipeline.core.errors import ModelError, TrainingError
 from pipeline.core.signals import Signals
@@ -133,9 +135,7 @@ class Trainer:
             image_mean=list(self.info.mean),
             image_std=list(self.info.std),
         )
-        if arch.proposals:
-            fast = config.fast_rcnn
-            options.update(roi_op=fast.roi_op, rois_per_image=fast.rois_per_image, fg_fraction=fast.fg_fraction)
+        options.update(config.builder_options())
         if self._starts_from_coco():
             self.model = coco_start(config.architecture, len(self.info.class_names), **options)
         else:
@@ -158,6 +158,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.step = 0
         self.train_seconds = 0.0  # wall time in training steps, over every resumed part of the run
+        self.fitted: dict[str, Any] = {}  # what a second training stage reports (R-CNN's SVMs), for the model file
         self.fingerprint = self.data.fingerprint()
         schedule = config.schedule
         if schedule.warmup_steps > schedule.steps:
@@ -372,6 +373,10 @@ class Trainer:
                 if signals.stop.is_set() and self.step < total:
                     self.save()
                     raise TrainingInterrupted(self.step, signals.received or "SIGINT")
+        if isinstance(self.model, RCNN):  # its second stage: SVMs and box regressors on the fine-tuned features
+            fitting = time.monotonic()
+            self.fitted = {"rcnn_fit": fit_rcnn(self.model, self.data, self.config.rcnn, self.config.seed, self.console)}
+            self.train_seconds += time.monotonic() - fitting  # part of its training time
         metrics = self.evaluate()
         if metrics:
             with self.log_path.open("a") as log_file:
@@ -389,6 +394,7 @@ class Trainer:
             "train_seconds": round(self.train_seconds, 1),
             "metrics": metrics,
             "training": self.config.model_dump(mode="json"),
+            **self.fitted,
         }
         info = ModelInfo(**{**self.info.to_dict(), "extra": extra})
         path = self.out / "model.pt"
