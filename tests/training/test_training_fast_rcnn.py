@@ -93,6 +93,6 @@ def test_validation_during_training_runs_through_the_region_engine(tiny, tmp_pat
 def test_the_sample_config_is_valid():
     settings = yaml.safe_load((REPO / "configs/train-fast-rcnn.yaml").read_text())
     loaded = TrainConfig.model_validate(settings)
-    assert loaded.architecture == "fast_rcnn" and loaded.batch_size == 2 and loaded.data.val is None
+    assert loaded.architecture == "fast_rcnn" and loaded.batch_size == 2 and loaded.data.val == "data/synth-val/annotations.json"
     assert (REPO / loaded.init_from).is_file()
     assert (loaded.fast_rcnn.rois_per_image, loaded.fast_rcnn.fg_fraction) == (64, 0.25)

@@ -94,6 +94,6 @@ def test_resume_of_a_finished_run_fits_again(tiny, tmp_path):
 def test_the_sample_config_is_valid():
     settings = yaml.safe_load((REPO / "configs/train-rcnn.yaml").read_text())
     loaded = TrainConfig.model_validate(settings)
-    assert loaded.architecture == "rcnn" and loaded.data.val is None
+    assert loaded.architecture == "rcnn" and loaded.data.val == "data/synth-val/annotations.json"
     assert (REPO / loaded.init_from).is_file()
     assert (loaded.rcnn.neg_iou, loaded.rcnn.reg_iou, loaded.rcnn.ridge_lambda) == (0.3, 0.6, 1000.0)
