@@ -3,7 +3,7 @@ Fast R-CNN classify (selective search boxes; Fast R-CNN's RoIPool snaps them to 
 stride-8 feature grid), what Faster R-CNN classifies (its RPN's proposals), and what the
 one-stage model scores without any proposals (its candidates before NMS).
 
-    .venv/bin/python -m bench.ladder_pictures [--out docs/images/ladder-regions.png] [--shown 150]
+    .venv/bin/python -m bench.ladder_pictures [--out docs/images/ladder-regions.jpg] [--shown 150]
 
 Drawn on image 0 of the held-out split (bench/ladder.py's `test_split`); boxes are the
 first `shown` of each source in its own ranking, ground truth in white.
@@ -74,7 +74,7 @@ def panels(data: Path, shown: int) -> list[np.ndarray]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=REPO / "docs/images/ladder-regions.png")
+    parser.add_argument("--out", type=Path, default=REPO / "docs/images/ladder-regions.jpg")
     parser.add_argument("--shown", type=int, default=150)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as workdir:
@@ -82,7 +82,8 @@ def main() -> int:
     rows = [np.hstack(images[i:i + 2]) for i in range(0, len(images) - 1, 2)]
     if len(images) % 2:
         rows.append(np.hstack([images[-1], np.zeros_like(images[-1])]))
-    cv2.imwrite(str(args.out), cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR))
+    # JPEG: the scenes' sensor noise makes a PNG of them about a megabyte
+    cv2.imwrite(str(args.out), cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
