@@ -193,7 +193,7 @@ def fit_rcnn(model: RCNN, dataset: CocoDataset, settings: RcnnConfig, seed: int,
     indices = sorted(torch.randperm(len(dataset), generator=generator)[:count].tolist())
     was_training = model.training
     model.eval()
-    console.print(f"rcnn: fc7 features of {count} images for the SVMs and box regressors", highlight=False)
+    log.info("rcnn: fc7 features of %d images for the SVMs and box regressors", count)
     found = collect(model, dataset, indices, settings, console)
     norms = torch.cat([found.positives.norm(dim=1), found.pool[:SCORE_CHUNK].float().norm(dim=1)])
     scale = FEATURE_NORM / max(float(norms.mean()), 1e-6)
@@ -210,10 +210,9 @@ def fit_rcnn(model: RCNN, dataset: CocoDataset, settings: RcnnConfig, seed: int,
             w, b, rounds = mine_svm(mine, negatives, settings, generator)
             svm_weight[k], svm_bias[k] = w * scale, b
             for number, r in enumerate(rounds):
-                log.info("rcnn svm %s round %d: %d negatives added (%d in all), hinge loss %.4f",
-                         names[k + 1], number, r.added, r.negatives, r.hinge)
-                console.print(f"svm {names[k + 1]} round {number}: +{r.added} hard negatives "
-                              f"({r.negatives} in all), hinge loss {r.hinge:.4f}", highlight=False)
+                kind = "hard" if number else "random"  # round 0 is the initial draw
+                log.info("rcnn svm %s round %d: +%d %s negatives (%d in all), training hinge loss %.4f",
+                         names[k + 1], number, r.added, kind, r.negatives, r.hinge)
             record["rounds"] = [vars(r) for r in rounds]
         else:
             svm_bias[k] = NO_POSITIVES_BIAS
