@@ -7,7 +7,10 @@ file, also on `--resume` of a run whose steps are done). Rules:
   (a seeded draw), read without augmentation, letterboxed like training. Kept in memory
   as float16 (200 images x 2000 proposals x 256 values is ~200 MB).
 - Scale: features are multiplied so their mean L2 norm is 20 (the paper's released code
-  does the same); the factor is folded into the stored weights, so `detect` takes raw fc7.
+  does the same; the mean is taken over the ground-truth boxes and the first SCORE_CHUNK
+  proposals); the factor is folded into the stored weights, so `detect` takes raw fc7.
+- Interrupted (Ctrl-C, a kill) during this stage: the checkpoint of the last step is
+  written already, and `--resume` redoes the stage from it.
 - SVM of class c: positives are the ground-truth boxes of c only; negatives are the
   proposals whose IoU with every box of c is under `neg_iou` (0.3). Proposals in between
   are not used, as in the paper. Objective 0.5 |w|^2 + C sum_i a_i max(0, 1 - y_i (w.x_i + b))
