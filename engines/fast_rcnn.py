@@ -15,10 +15,10 @@ Rules:
 - Head: two fully connected layers (fc6, fc7; 256 wide as the compact Faster R-CNN's)
   and two sibling outputs: K+1 class scores (softmax) and 4 box offsets per class,
   encoded and decoded with torchvision's BoxCoder weights (10, 10, 5, 5) as in its RoIHeads.
-- Training (`engines.roi_sampling.sample_rois`, shared with R-CNN): the ground-truth boxes join the proposals; per image
-  `rois_per_image` RoIs, at most `fg_fraction` of them foreground (IoU >= fg_iou with a
-  ground-truth box, labelled with that box's class), the rest background (best IoU in
-  [bg_iou_low, fg_iou), label 0). Proposals below bg_iou_low are not used (the paper's
+- Training (`engines.roi_sampling.sample_rois`, shared with R-CNN): the ground-truth
+  boxes join the proposals; per image `rois_per_image` RoIs, at most `fg_fraction` of
+  them foreground (IoU >= fg_iou with a ground-truth box, labelled with that box's
+  class), the rest background (best IoU in [bg_iou_low, fg_iou), label 0). Proposals below bg_iou_low are not used (the paper's
   heuristic for hard negatives), except in an image without objects, where every
   proposal is background (else such an image would teach nothing).
 - Loss (`fast_rcnn_loss`): cross-entropy over all sampled RoIs plus lambda = 1 times the

@@ -7,7 +7,10 @@ file, also on `--resume` of a run whose steps are done). Rules:
   (a seeded draw), read without augmentation, letterboxed like training. Kept in memory
   as float16 (200 images x 2000 proposals x 256 values is ~200 MB).
 - Scale: features are multiplied so their mean L2 norm is 20 (the paper's released code
-  does the same); the factor is folded into the stored weights, so `detect` takes raw fc7.
+  does the same; the mean is taken over the ground-truth boxes and the first SCORE_CHUNK
+  proposals); the factor is folded into the stored weights, so `detect` takes raw fc7.
+- Interrupted (Ctrl-C, a kill) during this stage: the checkpoint of the last step is
+  written already, and `--resume` redoes the stage from it.
 - SVM of class c: positives are the ground-truth boxes of c only; negatives are the
   proposals whose IoU with every box of c is under `neg_iou` (0.3). Proposals in between
   are not used, as in the paper. Objective 0.5 |w|^2 + C sum_i a_i max(0, 1 - y_i (w.x_i + b))
@@ -193,7 +196,7 @@ def fit_rcnn(model: RCNN, dataset: CocoDataset, settings: RcnnConfig, seed: int,
     indices = sorted(torch.randperm(len(dataset), generator=generator)[:count].tolist())
     was_training = model.training
     model.eval()
-    console.print(f"rcnn: fc7 features of {count} images for the SVMs and box regressors", highlight=False)
+    log.info("rcnn: fc7 features of %d images for the SVMs and box regressors", count)
     found = collect(model, dataset, indices, settings, console)
     norms = torch.cat([found.positives.norm(dim=1), found.pool[:SCORE_CHUNK].float().norm(dim=1)])
     scale = FEATURE_NORM / max(float(norms.mean()), 1e-6)
@@ -210,10 +213,9 @@ def fit_rcnn(model: RCNN, dataset: CocoDataset, settings: RcnnConfig, seed: int,
             w, b, rounds = mine_svm(mine, negatives, settings, generator)
             svm_weight[k], svm_bias[k] = w * scale, b
             for number, r in enumerate(rounds):
-                log.info("rcnn svm %s round %d: %d negatives added (%d in all), hinge loss %.4f",
-                         names[k + 1], number, r.added, r.negatives, r.hinge)
-                console.print(f"svm {names[k + 1]} round {number}: +{r.added} hard negatives "
-                              f"({r.negatives} in all), hinge loss {r.hinge:.4f}", highlight=False)
+                kind = "hard" if number else "random"  # round 0 is the initial draw
+                log.info("rcnn svm %s round %d: +%d %s negatives (%d in all), training hinge loss %.4f",
+                         names[k + 1], number, r.added, kind, r.negatives, r.hinge)
             record["rounds"] = [vars(r) for r in rounds]
         else:
             svm_bias[k] = NO_POSITIVES_BIAS

@@ -37,8 +37,8 @@ from engines.training.curves import plot_curves
 from engines.training.data import Augment, CocoDataset, collate
 from engines.training.evaluate import evaluate
 from engines.training.progress import TrainProgress
-from engines.training.rcnn_fit import fit_rcnn
 from engines.training.proposal_cache import ProposalCache
+from engines.training.rcnn_fit import fit_rcnn
 from pipeline.core.errors import ModelError, TrainingError
 from pipeline.core.signals import Signals
 
