@@ -78,3 +78,27 @@ def test_default_model_finds_the_objects_of_an_unseen_clip(tmp_path):
     print(f"precision {precision:.3f} ({matched}/{detections}), recall {recall:.3f} ({found}/{large})")
     assert large > 100
     assert precision >= MIN_PRECISION and recall >= MIN_RECALL
+
+
+def test_shipped_fast_rcnn_finds_the_objects_of_an_unseen_clip(tmp_path):
+    """The ladder's Fast R-CNN through `detstream run` (proposals stage, region engine): a
+    short clip, as selective search takes about half a second a frame."""
+    clip = tmp_path / "clip.mp4"
+    coco = write_video(clip, seed=43, width=640, height=360, seconds=0.4)
+    out = tmp_path / "d.jsonl"
+    summary = run(load_config(None, {"sources": [str(clip)], "sinks": [f"jsonl:{out}"],
+                                     "model.path": "embedded:fast-rcnn-synth"}))
+    assert summary.exit_code == 0
+    by_image: dict[int, list[dict]] = {}
+    for annotation in coco["annotations"]:
+        by_image.setdefault(annotation["image_id"], []).append(annotation)
+    totals = np.zeros(4, int)
+    messages = [json.loads(line) for line in out.read_text().splitlines()]
+    for message in messages:
+        assert "proposals" in message["latency_ms"]
+        totals += _match(message, by_image.get(message["seq"] + 1, []))
+    matched, detections, found, large = totals
+    precision, recall = matched / max(detections, 1), found / max(large, 1)
+    print(f"precision {precision:.3f} ({matched}/{detections}), recall {recall:.3f} ({found}/{large})")
+    assert len(messages) == 10 and large >= 20
+    assert precision >= 0.5 and recall >= 0.6
