@@ -7,6 +7,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from pipeline.core.arg_types import positive_int
+
 
 def cmd_export(args: argparse.Namespace) -> int:
     from engines.export import export_package
@@ -29,5 +31,5 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", metavar="PATH.pth", help="torchvision:NAME only: a local state dict instead of the torch hub cache")
     p.add_argument("--input-size", metavar="HxW", help="input size the package is exported for, multiples of 32 (default: the model's)")
     p.add_argument("--out", required=True, help="package folder to write")
-    p.add_argument("--max-batch", type=int, default=8, help="largest batch the dense engine is built for")
+    p.add_argument("--max-batch", type=positive_int, default=8, help="largest batch the dense engine is built for")
     p.set_defaults(func=cmd_export)

@@ -12,8 +12,11 @@ record (`tensorrt` in package.json) that the backend checks before loading a pla
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import re
+from importlib import metadata
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -34,6 +37,9 @@ log = logging.getLogger("detstream.tensorrt")
 
 PARTS = ("dense", "box_head", "mask_head")
 ROIS_OPT = 128  # typical RoIs per head call (proposals of one or two images)
+# Live runs batch one or two frames (one camera, or two sharing the detector): TensorRT
+# picks its tactics for the opt shape, so that is what the dense profile is tuned for.
+LIVE_BATCH = 2
 INSTALL_HINT = "install with pip install 'detstream[tensorrt]' on an NVIDIA machine"
 # ONNX inputs that must stay float32 whatever the model's precision (Resize roi / scales).
 FP32_ONLY_INPUTS = {"Resize": (1, 2), "Upsample": (1,)}
@@ -51,10 +57,32 @@ def import_tensorrt() -> ModuleType:
     return tensorrt
 
 
-def gpu_record(device: torch.device | int | None = None) -> dict[str, str]:
-    """What a plan is tied to besides the TensorRT version: the GPU's compute capability."""
+@functools.cache
+def trt_logger() -> trt.ILogger:
+    """The process's one TensorRT logger: TensorRT keeps the first logger it is given for
+    the whole process, so builders and runtimes made later must share it."""
+    import tensorrt as trt
+
+    return trt.Logger(trt.Logger.WARNING)
+
+
+def cuda_major(trt_module: ModuleType) -> str:
+    """The CUDA major version TensorRT was built for ("12", "13"). TensorRT 10 ships for
+    CUDA 12 and 13 under one version string, and a plan of one does not load in the other.
+    pip wheels say it in their distribution name (tensorrt-cu12-bindings...); a TensorRT
+    installed otherwise is assumed to match the CUDA torch was built with."""
+    for dist in metadata.distributions():
+        found = re.fullmatch(r"tensorrt[-_]cu(\d+)(?:[-_].*)?", (dist.metadata["Name"] or "").lower())
+        if found and dist.version == getattr(trt_module, "__version__", None):
+            return found.group(1)
+    return (torch.version.cuda or "?").split(".")[0]
+
+
+def machine_record(trt_module: ModuleType, device: torch.device | int | None = None) -> dict[str, str]:
+    """What a plan is tied to: the TensorRT release, its CUDA major, the GPU generation."""
     major, minor = torch.cuda.get_device_capability(device)
-    return {"gpu": torch.cuda.get_device_name(device), "compute_capability": f"{major}.{minor}"}
+    return {"version": trt_module.__version__, "cuda": cuda_major(trt_module),
+            "gpu": torch.cuda.get_device_name(device), "compute_capability": f"{major}.{minor}"}
 
 
 def build_plans(
@@ -72,16 +100,19 @@ def build_plans(
     """
     trt = import_tensorrt()
     precision = "fp16" if fp16 else "fp32"
-    max_batch = max_batch or int(package.meta["batch"]["max"])
+    if max_batch is None:
+        max_batch = int(package.meta["batch"]["max"])
+    if max_batch < 1:
+        raise ModelError(f"max batch {max_batch}: the dense plan needs room for at least one image")
     rois = (int(package.meta["rois"]["min"]), min(ROIS_OPT, int(package.meta["rois"]["max"])),
             int(package.meta["rois"]["max"]))
     # first-axis (min, opt, max) of each part's one optimization profile
-    ranges = {"dense": (int(package.meta["batch"]["min"]), max(1, max_batch // 2), max_batch),
+    ranges = {"dense": (int(package.meta["batch"]["min"]), min(LIVE_BATCH, max_batch), max_batch),
               "box_head": rois, "mask_head": rois}
     out = package.root / "trt"
     out.mkdir(exist_ok=True)
     cache_path = timing_cache or out / "timing.cache"
-    logger = trt.Logger(trt.Logger.WARNING)
+    logger = trt_logger()
     trt.init_libnvinfer_plugins(logger, "")  # before parsing: RoiAlign and others are plugins
     plans = {}
     for part in (p for p in PARTS if package.has(p)):
@@ -95,8 +126,7 @@ def build_plans(
         _build(logger, onnx_path, plan, ranges[part], input_size, cache_path, tf32)
         plans[part] = {"path": plan.relative_to(package.root).as_posix(), "sha256": sha256(plan)}
     return {
-        "version": trt.__version__,
-        **gpu_record(),
+        **machine_record(trt),
         "precision": precision,
         "tf32": tf32,
         "input_size": list(package.info.input_size),

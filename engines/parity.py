@@ -1,0 +1,87 @@
+"""Do two engines publish the same detections? The parity harness shared by the backend
+tests and `make gpu-check`.
+
+Detections are compared as `detstream run` publishes them (the model's own threshold,
+NMS and top-k, boxes in source pixels), matched in both directions: every detection of
+one side needs a partner on the other (same class, box within `box_px`, score within
+`score`, mask IoU at least `mask_iou`). A detection whose score is within `score` of the
+threshold may lack one: the other side may have scored it just below the cut. Matching
+one way only would let an engine that finds extra objects pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from engines.base import Engine
+from engines.inputs import Normalizer
+from engines.outputs import Selection, finish_frame
+from pipeline.core.types import Detections, Frame
+
+NMS_IOU = 0.5
+TOP_K = 100
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    box_px: float = 0.5
+    score: float = 1e-3
+    mask_iou: float = 0.99
+
+
+FP32 = Tolerance()
+# fp16 weights and activations (measured on the embedded models: box drift under 1 px,
+# score drift under 5e-3 on all but a few borderline candidates)
+FP16 = Tolerance(box_px=2.0, score=2e-2, mask_iou=0.9)
+
+
+def detect(engine: Engine, images: list[np.ndarray], batch: int = 2) -> list[Detections]:
+    """What `detstream run` would publish for each image, `batch` images per engine call."""
+    normalize = Normalizer(engine.info)
+    selection = Selection.uniform(engine.info.score_threshold, NMS_IOU, TOP_K, engine.info.class_names)
+    results = []
+    for first in range(0, len(images), batch):
+        chunk = images[first : first + batch]
+        tensor, geometry = normalize(chunk)
+        outputs = engine.infer(tensor, [g.resized_size for g in geometry])
+        for offset, (image, geo, raw) in enumerate(zip(chunk, geometry, outputs, strict=True)):
+            frame = Frame(source="parity", seq=first + offset, pts=0.0, capture_ts=0.0, image=image)
+            results.append(finish_frame(frame, geo, raw, selection, engine.info.class_names))
+    return results
+
+
+def compare(ours: list[Detections], reference: list[Detections], threshold: float,
+            tolerance: Tolerance = FP32) -> list[str]:
+    """Every mismatch between two runs over the same frames, one line each ([] when they agree)."""
+    if len(ours) != len(reference):
+        return [f"{len(ours)} frames vs {len(reference)}"]
+    problems = []
+    for a, b in zip(ours, reference):
+        problems += [f"frame {a.frame.seq}: ours {p}" for p in _unmatched(a, b, threshold, tolerance)]
+        problems += [f"frame {a.frame.seq}: reference {p}" for p in _unmatched(b, a, threshold, tolerance)]
+    return problems
+
+
+def _unmatched(a: Detections, b: Detections, threshold: float, tolerance: Tolerance) -> list[str]:
+    """The detections of `a` without a partner in `b` (each partner used once)."""
+    free = list(range(len(b.boxes)))
+    problems = []
+    for i in np.argsort(-a.scores, kind="stable"):
+        close = [j for j in free if b.class_ids[j] == a.class_ids[i]
+                 and abs(float(b.scores[j] - a.scores[i])) <= tolerance.score
+                 and float(np.abs(b.boxes[j] - a.boxes[i]).max()) <= tolerance.box_px]
+        if a.masks is not None and b.masks is not None:
+            close = [j for j in close if _mask_iou(a.masks[i], b.masks[j]) >= tolerance.mask_iou]
+        if close:
+            free.remove(close[0])
+        elif float(a.scores[i]) - threshold > tolerance.score:
+            problems.append(f"{a.labels[i]} {np.round(a.boxes[i], 1).tolist()} score {float(a.scores[i]):.4f} "
+                            "has no partner")
+    return problems
+
+
+def _mask_iou(a: dict, b: dict) -> float:
+    return float(mask_utils.iou([a], [b], [0])[0][0])
