@@ -17,6 +17,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     package = export_package(
         args.model, Path(args.out), max_batch=args.max_batch, weights=args.weights, input_size=input_size_flag(args.input_size)
     )
+    if args.fp16:
+        from engines.fp16 import export_fp16
+
+        package = export_fp16(package, package.root)  # in place: the fp32 parts are not kept
     console = Console(stderr=True)
     for part, entry in package.meta["files"].items():
         size = (package.root / entry["path"]).stat().st_size / 1e6
@@ -32,4 +36,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--input-size", metavar="HxW", help="input size the package is exported for, multiples of 32 (default: the model's)")
     p.add_argument("--out", required=True, help="package folder to write")
     p.add_argument("--max-batch", type=positive_int, default=8, help="largest batch the dense engine is built for")
+    p.add_argument("--fp16", action="store_true",
+                   help="fp16 ONNX parts (float32 inputs and outputs; for TensorRT 11, which has no fp16 flag)")
     p.set_defaults(func=cmd_export)

@@ -6,7 +6,10 @@ NMS and top-k, boxes in source pixels), matched in both directions: every detect
 one side needs a partner on the other (same class, box within `box_px`, score within
 `score`, mask IoU at least `mask_iou`). A detection whose score is within `score` of the
 threshold may lack one: the other side may have scored it just below the cut. Matching
-one way only would let an engine that finds extra objects pass.
+one way only would let an engine that finds extra objects pass. Reduced precision also
+flips a few discrete choices (a proposal at the top-k cut, an NMS pair near its IoU), so
+its tolerance lets a small fraction (`unpaired`) of the reference's detections go
+without a partner, counted over both sides.
 """
 
 from __future__ import annotations
@@ -30,12 +33,14 @@ class Tolerance:
     box_px: float = 0.5
     score: float = 1e-3
     mask_iou: float = 0.99
+    unpaired: float = 0.0  # fraction of the reference's detections that may lack a partner
 
 
 FP32 = Tolerance()
-# fp16 weights and activations (measured on the embedded models: box drift under 1 px,
-# score drift under 5e-3 on all but a few borderline candidates)
-FP16 = Tolerance(box_px=2.0, score=2e-2, mask_iou=0.9)
+# fp16 weights and activations. Measured on the embedded mask model (ONNX Runtime, 4
+# held-out images): paired boxes within 0.02 px, scores within 7e-4, mask IoU >= 0.998,
+# and 1 of 19 detections gone (a discrete choice flipped), hence `unpaired`.
+FP16 = Tolerance(box_px=2.0, score=2e-2, mask_iou=0.9, unpaired=0.1)
 
 
 def detect(engine: Engine, images: list[np.ndarray], batch: int = 2) -> list[Detections]:
@@ -62,26 +67,35 @@ def compare(ours: list[Detections], reference: list[Detections], threshold: floa
     for a, b in zip(ours, reference):
         problems += [f"frame {a.frame.seq}: ours {p}" for p in _unmatched(a, b, threshold, tolerance)]
         problems += [f"frame {a.frame.seq}: reference {p}" for p in _unmatched(b, a, threshold, tolerance)]
-    return problems
+    allowed = int(tolerance.unpaired * sum(len(b.boxes) for b in reference))
+    return problems if len(problems) > allowed else []
 
 
-def _unmatched(a: Detections, b: Detections, threshold: float, tolerance: Tolerance) -> list[str]:
-    """The detections of `a` without a partner in `b` (each partner used once)."""
+def match(a: Detections, b: Detections, tolerance: Tolerance) -> tuple[list[tuple[int, int]], list[int]]:
+    """Pair each detection of `a` (best score first) with a free one of `b` within
+    `tolerance`: (pairs (i, j), indices of `a` left without a partner)."""
     free = list(range(len(b.boxes)))
-    problems = []
-    for i in np.argsort(-a.scores, kind="stable"):
+    pairs, alone = [], []
+    for i in (int(k) for k in np.argsort(-a.scores, kind="stable")):
         close = [j for j in free if b.class_ids[j] == a.class_ids[i]
                  and abs(float(b.scores[j] - a.scores[i])) <= tolerance.score
                  and float(np.abs(b.boxes[j] - a.boxes[i]).max()) <= tolerance.box_px]
         if a.masks is not None and b.masks is not None:
-            close = [j for j in close if _mask_iou(a.masks[i], b.masks[j]) >= tolerance.mask_iou]
+            close = [j for j in close if mask_iou(a.masks[i], b.masks[j]) >= tolerance.mask_iou]
         if close:
             free.remove(close[0])
-        elif float(a.scores[i]) - threshold > tolerance.score:
-            problems.append(f"{a.labels[i]} {np.round(a.boxes[i], 1).tolist()} score {float(a.scores[i]):.4f} "
-                            "has no partner")
-    return problems
+            pairs.append((i, close[0]))
+        else:
+            alone.append(i)
+    return pairs, alone
 
 
-def _mask_iou(a: dict, b: dict) -> float:
+def _unmatched(a: Detections, b: Detections, threshold: float, tolerance: Tolerance) -> list[str]:
+    """The detections of `a` without a partner in `b`, except those at the threshold."""
+    _, alone = match(a, b, tolerance)
+    return [f"{a.labels[i]} {np.round(a.boxes[i], 1).tolist()} score {float(a.scores[i]):.4f} has no partner"
+            for i in alone if float(a.scores[i]) - threshold > tolerance.score]
+
+
+def mask_iou(a: dict, b: dict) -> float:
     return float(mask_utils.iou([a], [b], [0])[0][0])
