@@ -56,7 +56,7 @@ def convert_fp16(src: Path, dst: Path) -> Path:
     except Exception as exc:  # the converter and checker raise many types; the reason is one line
         raise ModelError(f"{src.name}: fp16 conversion failed ({type(exc).__name__}: {exc}); build in fp32") from exc
     onnx.save(half, str(dst))
-    _check_runs(dst)
+    check_loads(dst)
     return dst
 
 
@@ -89,7 +89,7 @@ def _sort_nodes(graph: onnx.GraphProto) -> None:
     graph.node.extend(ordered)
 
 
-def _check_runs(path: Path) -> None:
+def check_loads(path: Path) -> None:
     import onnxruntime as ort
 
     try:
