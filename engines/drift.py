@@ -5,8 +5,8 @@ Two levels: the dense part's outputs (features, RPN logits and deltas) on the sa
 normalized batch, as the largest error relative to each output's range; and the
 detections `detstream run` would publish, paired with the parity harness at a loose
 tolerance (same class, boxes within 16 px, scores within 0.2) to report how far the pairs
-moved and how many detections lost their partner. `within` says whether the candidate
-passes the harness at the given tolerance (default: the fp16 one).
+moved and how many detections lost their partner. `within_tolerance` says whether the
+candidate passes the harness at the tolerance of its precision (engines.parity.TOLERANCES).
 
     python -m engines.drift REFERENCE_PACKAGE CANDIDATE_PACKAGE --images COCO.json [--count N] [--out drift.json]
 """
@@ -26,7 +26,7 @@ from engines.coco_images import dataset_images
 from engines.inputs import Normalizer
 from engines.onnxruntime_backend import OnnxRuntimeEngine
 from engines.package import Package, read_package
-from engines.parity import FP16, Tolerance, compare, detect, mask_iou, match
+from engines.parity import TOLERANCES, Tolerance, compare, detect, mask_iou, match
 from pipeline.core.arg_types import positive_int
 from pipeline.core.errors import DetstreamError
 
@@ -34,8 +34,10 @@ LOOSE = Tolerance(box_px=16.0, score=0.2, mask_iou=0.0)  # pairs detections; dri
 
 
 def measure_drift(reference: Package, candidate: Package, images: list[np.ndarray],
-                  tolerance: Tolerance = FP16) -> dict[str, Any]:
-    """Drift of `candidate` against `reference` on `images` (RGB uint8), both on ONNX Runtime."""
+                  tolerance: Tolerance | None = None) -> dict[str, Any]:
+    """Drift of `candidate` against `reference` on `images` (RGB uint8), both on ONNX
+    Runtime; judged at `tolerance` (default: the one of the candidate's precision)."""
+    tolerance = tolerance or TOLERANCES[candidate.meta.get("precision", "fp32")]
     threshold = reference.info.score_threshold
     ours, theirs = OnnxRuntimeEngine(candidate, threshold), OnnxRuntimeEngine(reference, threshold)
     batch, _ = Normalizer(reference.info)(images[:2])

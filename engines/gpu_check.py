@@ -38,16 +38,12 @@ import numpy as np
 from engines.base import Engine
 from engines.export import export_package
 from engines.package import Package, read_package
-from engines.parity import FP16, FP32, Tolerance, compare, detect
+from engines.parity import TOLERANCES, compare, detect
 from pipeline.core.errors import ModelError
 
 MODELS = ("faster-compact-synth", "mask-compact-synth")
 PRECISIONS = ("fp32", "fp16", "int8")
 BATCHES = (1, 2, 8)
-# int8 against ONNX Runtime running the same Q/DQ graph: both quantize, with their own
-# kernels and rounding, so looser than fp16
-INT8 = Tolerance(box_px=4.0, score=0.05, mask_iou=0.8, unpaired=0.15)
-TOLERANCES = {"fp32": FP32, "fp16": FP16, "int8": INT8}
 
 
 @dataclass

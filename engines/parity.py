@@ -41,6 +41,9 @@ FP32 = Tolerance()
 # held-out images): paired boxes within 0.02 px, scores within 7e-4, mask IoU >= 0.998,
 # and 1 of 19 detections gone (a discrete choice flipped), hence `unpaired`.
 FP16 = Tolerance(box_px=2.0, score=2e-2, mask_iou=0.9, unpaired=0.1)
+# int8 (Q/DQ): against fp32 or against another runtime's int8 kernels and rounding
+INT8 = Tolerance(box_px=4.0, score=0.05, mask_iou=0.8, unpaired=0.15)
+TOLERANCES = {"fp32": FP32, "fp16": FP16, "int8": INT8}  # by package precision
 
 
 def detect(engine: Engine, images: list[np.ndarray], batch: int = 2) -> list[Detections]:
