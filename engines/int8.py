@@ -17,12 +17,19 @@ and 11 build as explicitly quantized plans. Rules:
   stay float (`FLOAT_NODES`): the first convolution (raw normalized pixels), the RPN's
   objectness and box-delta convolutions (proposals hinge on their exact values) and
   every predictor layer of the heads (class scores, box regression, mask logits);
-- MinMax calibration: the synthetic images have no outlier pixels to clip, and it is
-  what TensorRT's own (deprecated) calibrators defaulted to for detection.
+- percentile calibration (99.99 % of each activation's absolute values): MinMax lets a
+  few extreme activations set the range and costs resolution everywhere else. Measured
+  on the embedded models (32 calibration images of the validation seed, the first 60
+  images of the test seed, ONNX Runtime on the CPU), box AP fp32 -> int8: faster 0.673 ->
+  0.639 with MinMax, 0.674 with percentile 99.99; mask model 0.717 -> 0.712 box and
+  0.428 -> 0.422 mask AP with percentile 99.99 (99.999: 0.695 / 0.414). The loss was in
+  the dense part each time; the heads in int8 cost nothing measurable.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 from pathlib import Path
@@ -41,6 +48,7 @@ QUANTIZED_OPS = ["Conv", "ConvTranspose", "Gemm", "MatMul"]
 FLOAT_NODES = ("/rpn_head/cls_logits", "/rpn_head/bbox_pred", "/predictor/")
 CHUNK = 64  # calibration inputs per ONNX Runtime run (RoIs for the heads, 1 image for dense)
 STRIDE = 8  # calibration runs whose activations are held at once
+PERCENTILE = 99.99
 
 
 def calibration_inputs(package: Package, images: list[np.ndarray]) -> dict[str, list[np.ndarray]]:
@@ -64,14 +72,16 @@ def calibration_inputs(package: Package, images: list[np.ndarray]) -> dict[str, 
                 boxes = [o.boxes[:ROIS_PER_IMAGE] for o in engine.infer(batch, sizes)]
                 if sum(len(b) for b in boxes):
                     found["mask_head"].append(heads.mask_roi_pool({**features, IMAGE_KEY: batch}, boxes, sizes).numpy())
-    return {part: _chunks(arrays) for part, arrays in found.items() if arrays}
+    # dense: one image per run; heads: RoIs in runs of one size
+    return {part: arrays if part == "dense" else _chunks(arrays) for part, arrays in found.items() if arrays}
 
 
 def _chunks(arrays: list[np.ndarray]) -> list[np.ndarray]:
-    if len(arrays[0]) == 1:  # images: one per run
-        return arrays
+    """RoIs in runs of one shape (ONNX Runtime's histogram collector stacks a stride's
+    outputs): CHUNK each, the remainder dropped when there is at least one full chunk."""
     joined = np.concatenate(arrays)
-    return [np.ascontiguousarray(joined[i : i + CHUNK]) for i in range(0, len(joined), CHUNK)]
+    size = min(CHUNK, len(joined))
+    return [np.ascontiguousarray(joined[i : i + size]) for i in range(0, len(joined) - size + 1, size)]
 
 
 def quantize_part(src: Path, dst: Path, inputs: list[np.ndarray]) -> Path:
@@ -89,7 +99,7 @@ def quantize_part(src: Path, dst: Path, inputs: list[np.ndarray]) -> Path:
 
     class Reader(CalibrationDataReader):
         """`inputs` in strides: ONNX Runtime keeps every activation of a stride in memory
-        (about 100 MB per image for the dense part) and merges the ranges between strides."""
+        (about 100 MB per image for the dense part) and merges between strides."""
 
         def __init__(self) -> None:
             self.position, self.end = 0, len(inputs)
@@ -111,14 +121,16 @@ def quantize_part(src: Path, dst: Path, inputs: list[np.ndarray]) -> Path:
     stride = max(d for d in range(1, STRIDE + 1) if len(inputs) % d == 0)
 
     try:
-        quantize_static(
-            str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, op_types_to_quantize=QUANTIZED_OPS,
-            nodes_to_exclude=keep_float, calibrate_method=CalibrationMethod.MinMax,
-            # biases stay float: TensorRT dequantizes 8-bit values only (engines.onnx_lint)
-            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
-                           "CalibStridedMinMax": stride},
-        )
+        with contextlib.redirect_stdout(io.StringIO()):  # the histogram collector prints progress lines
+            quantize_static(
+                str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, op_types_to_quantize=QUANTIZED_OPS,
+                nodes_to_exclude=keep_float, calibrate_method=CalibrationMethod.Percentile,
+                # biases stay float: TensorRT dequantizes 8-bit values only (engines.onnx_lint)
+                # CalibStridedMinMax strides any calibrator; the histograms merge between strides
+                extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
+                               "CalibStridedMinMax": stride, "CalibPercentile": PERCENTILE},
+            )
     except Exception as exc:  # ORT's quantizer raises many types; the reason is one line
         raise ModelError(f"{src.name}: int8 quantization failed ({type(exc).__name__}: {exc})") from exc
     check_loads(dst)
@@ -147,5 +159,5 @@ def export_int8(package: Package, out: Path, images: list[np.ndarray], source: s
         files[part] = entry["path"]
     meta = {k: v for k, v in package.meta.items() if k not in ("format", "files", "tensorrt")}
     meta.update(precision="int8", calibration={"images": len(images), "source": source,
-                                               "rois_per_image": ROIS_PER_IMAGE, "method": "minmax"})
+                                               "rois_per_image": ROIS_PER_IMAGE, "method": f"percentile {PERCENTILE}"})
     return write_package(out, meta, files)

@@ -50,7 +50,9 @@ def _nodes(package: Package, part: str) -> list[onnx.NodeProto]:
 
 def test_the_package_is_explicitly_quantized_where_it_pays(int8):
     assert int8.meta["precision"] == "int8"
-    assert int8.meta["calibration"]["images"] == 3 and int8.meta["calibration"]["source"].endswith("annotations.json")
+    calibration = int8.meta["calibration"]
+    assert calibration["images"] == 3 and calibration["source"].endswith("annotations.json")
+    assert calibration["method"] == "percentile 99.99"
     for part in ("dense", "box_head"):
         model = onnx.load(str(int8.file(part)))
         initializers = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
@@ -105,3 +107,13 @@ def test_int8_needs_calibration_images(tmp_path):
         _export("--model", "embedded:faster-compact-synth", "--out", str(tmp_path / "p"), "--int8")
     with pytest.raises(ConfigError, match="--fp16 or --int8, not both"):
         _export("--model", "x", "--out", str(tmp_path / "p"), "--int8", "--fp16", "--calibration", "c.json")
+
+
+def test_head_calibration_runs_have_one_shape():
+    """ONNX Runtime's histogram calibration stacks the outputs of a stride: runs of two
+    shapes made it fail on the mask head."""
+    from engines.int8 import CHUNK, _chunks
+
+    rois = [np.zeros((n, 8, 7, 7), np.float32) for n in (64, 50, 36)]  # 150 RoIs
+    assert [len(c) for c in _chunks(rois)] == [CHUNK, CHUNK]
+    assert [len(c) for c in _chunks([np.zeros((30, 8, 7, 7), np.float32)])] == [30]
