@@ -9,6 +9,11 @@ The int8 package is calibrated on the validation split (never the test split).
         [--calibration data/synth-val/annotations.json] [--calibration-images 100]
         [--test data/synth-test/annotations.json] [--json out.json]
 
+Each model's result also holds the dense part's per-op profile in both precisions (ONNX
+Runtime's own profiler, batch 1, summed by op type): if int8 is not faster on this CPU,
+it shows where the time goes (QLinearConv kernels vs the Quantize/Dequantize around the
+float layers, for instance).
+
 Timings mean something only on a quiet machine; the issue's targets (issue #20): mAP
 within 0.01 of fp32 (box and mask) and int8 frames/s at least 1.4x fp32's.
 """
@@ -64,6 +69,30 @@ def latency(packages: dict[str, str], video: Path, calls: int) -> list[dict]:
     return rows
 
 
+def op_profile(package: str, image, runs: int = 5) -> dict[str, float]:
+    """ms per call of the dense part by op type (ONNX Runtime's profiler, batch 1)."""
+    import onnxruntime as ort
+
+    from engines.onnxruntime_backend import session_options
+
+    found = read_package(Path(package))
+    options = session_options(None)
+    options.enable_profiling = True
+    with tempfile.TemporaryDirectory() as tmp:  # the trace file is ONNX Runtime's, not ours to keep
+        options.profile_file_prefix = str(Path(tmp) / "dense")
+        session = ort.InferenceSession(str(found.file("dense")), options, providers=["CPUExecutionProvider"])
+        tensor, _ = Normalizer(found.info)([image])
+        for _ in range(runs):
+            session.run(None, {"images": tensor.numpy()})
+        trace = json.loads(Path(session.end_profiling()).read_text())
+    by_op: dict[str, float] = {}
+    for event in trace:
+        if event.get("cat") == "Node" and event.get("name", "").endswith("_kernel_time"):
+            op = event.get("args", {}).get("op_name", "?")
+            by_op[op] = by_op.get(op, 0.0) + event["dur"] / 1000 / runs
+    return {op: round(ms, 3) for op, ms in sorted(by_op.items(), key=lambda item: -item[1])}
+
+
 def mean_ap(package: str, test: Path, workdir: Path) -> dict:
     """`detstream eval` of the package on `test`: box and mask AP (COCO, IoU .5:.95)."""
     out = workdir / f"eval-{Path(package).name}.json"
@@ -84,6 +113,8 @@ def measure(model: str, args: argparse.Namespace, workdir: Path) -> dict:
     fps = {name: round(run_fps(pipeline_run(path, [args.video], batch=2, backend="onnxruntime")), 2)
            for name, path in packages.items()}
     accuracy = {name: mean_ap(path, args.test, workdir) for name, path in packages.items()}
+    frame = read_frames(args.video, 1)[0]
+    profiles = {name: op_profile(path, frame) for name, path in packages.items()}
     return {
         "model": model,
         "calibration_images": len(images),
@@ -93,6 +124,7 @@ def measure(model: str, args: argparse.Namespace, workdir: Path) -> dict:
         "pipeline_fps_ratio": round(fps["int8"] / fps["fp32"], 3),
         "map": accuracy,
         "map_cost": {kind: round(accuracy["fp32"][kind] - accuracy["int8"][kind], 4) for kind in accuracy["fp32"]},
+        "dense_ms_by_op": profiles,
     }
 
 
