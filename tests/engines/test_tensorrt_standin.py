@@ -126,9 +126,10 @@ def test_a_misaligned_binding_is_caught(built, gpu, monkeypatch):
     parts = _engine(built, gpu).parts
     _, *shape = built.input_shape("box_head")
     rois = torch.randn(MAX_ROIS + 1, *shape)
-    misaligned = torch.empty(rois.numel() + 16).narrow(0, 16 if rois[:1].data_ptr() % 256 == 0 else 0, rois.numel())
-    misaligned = misaligned.view(rois.shape).copy_(rois)[1:]  # a view one RoI in: off the 256-byte grid
-    assert misaligned.data_ptr() % 256
+    raw = torch.empty(rois.numel() + 128)  # float32: 64 elements are 256 bytes
+    start = (-raw.data_ptr() % 256) // 4 + 16  # 64 bytes past a 256-byte boundary, as a view into a batch can be
+    misaligned = raw.narrow(0, start, rois.numel()).view(rois.shape).copy_(rois)
+    assert misaligned.data_ptr() % 256 == 64
     monkeypatch.setattr(tensorrt_backend, "aligned", lambda tensor: tensor)  # the defect: bind what we are given
     with pytest.raises(ModelError, match=r"box_head plan: TensorRT refused the address of roi_features \(0x[0-9a-f]+, \d+ bytes past"):
         parts.box_head(misaligned)
