@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_VIDEO := data/demo.mp4
 
-.PHONY: demo test install clean models bench system-deps
+.PHONY: demo test install clean models bench ladder ladder-models system-deps
 
 install: $(STAMP)
 
@@ -77,6 +77,27 @@ models: engines/embedded/faster-compact-synth.pt engines/embedded/mask-compact-s
 # renders BENCHMARKS.md from it. BENCH_ARGS for e.g. --quick, --only decode,engines, --note TEXT.
 bench: $(STAMP) $(DEMO_VIDEO) bench-deps system-deps
 	$(BIN)/python -m bench.run_all --video $(DEMO_VIDEO) $(BENCH_ARGS)
+
+# The R-CNN ladder's own models (issue #19), reproduced (re-run to resume): all on one training
+# set, each starting from the Faster R-CNN's backbone. Order-only prerequisites: a fresh
+# clone's timestamps must not make the committed models look stale.
+SYNTH_FAST := data/synth-fast/annotations.json
+LADDER_MODELS := engines/embedded/fast-rcnn-synth.pt engines/embedded/fast-rcnn-align-synth.pt
+$(SYNTH_FAST): | $(STAMP)
+	$(BIN)/detstream synth dataset data/synth-fast --seed 1 --count 1200 --size 640x360
+engines/embedded/fast-rcnn-synth.pt: | $(SYNTH_FAST) $(SYNTH_VAL)
+	$(BIN)/detstream train configs/train-fast-rcnn.yaml $(call resume,fast-rcnn)
+	cp runs/fast-rcnn/model.pt $@
+engines/embedded/fast-rcnn-align-synth.pt: | $(SYNTH_FAST) $(SYNTH_VAL)
+	$(BIN)/detstream train configs/train-fast-rcnn-align.yaml $(call resume,fast-rcnn-align)
+	cp runs/fast-rcnn-align/model.pt $@
+ladder-models: $(LADDER_MODELS)
+
+# The R-CNN ladder (issue #19): every rung on the held-out split, BENCHMARKS.md section 13
+# (bench/ladder.py; about LADDER_TIME on 2 quiet cores). The rungs' models are committed;
+# `make ladder-models` trains the ones that are missing.
+ladder: $(STAMP) $(DEMO_VIDEO) $(SYNTH_TEST)
+	$(BIN)/python -m bench.run_all --video $(DEMO_VIDEO) --only ladder $(BENCH_ARGS)
 
 # The ffmpeg CLI, the decode benchmark's reference; installed only when missing.
 .PHONY: bench-deps

@@ -26,6 +26,7 @@ SECTION_TITLES = {
     "tracking": "10. Tracking: cost and quality (issue #16)",
     "clips": "11. Event clips: buffer and writing cost (issue #18)",
     "proposals": "12. Region proposals: selective search against the RPN (issue #19)",
+    "ladder": "13. The R-CNN ladder (issue #19)",
 }
 
 
@@ -264,6 +265,36 @@ def render_proposals(r: dict) -> list[str]:
     return out + [""]
 
 
+def _minutes(seconds: float | None) -> str:
+    return "?" if seconds is None else f"{seconds / 60:.0f} min"
+
+
+def render_ladder(r: dict) -> list[str]:
+    out = [f"Each rung through `detstream eval`'s path (preprocess, proposals, engine, selection) on the first "
+           f"{r['images']} images of the held-out split {r['data']}, PyTorch, batch 1, {r['threads']} threads, score "
+           f"floor {r['score_floor']}. COCO mAP@[.5:.95], AP50 and VOC 2007 11-point mAP@0.5 from one pycocotools "
+           "run; seconds per image as a run spends them, proposals' share apart; training time in steps (R-CNN: "
+           "with its SVMs and regressors) on this 2-core CPU, not counting the Faster R-CNN backbone every other "
+           "rung starts from (`init_from`).", ""]
+    rows = []
+    for row in r["rows"]:
+        if not row["available"]:
+            rows.append([row["rung"], f"not available ({row['model']} missing)", *[""] * 7])
+            continue
+        start = " + its backbone" if row.get("init_from") else ""
+        rows.append([row["rung"], f"`{row['architecture']}`", f"{row['AP']:.3f}", f"{row['AP50']:.3f}",
+                     f"{row['VOC07']:.3f}", f"{row['proposal_seconds_per_image']:.3f}",
+                     f"{row['seconds_per_image']:.3f}", _minutes(row["train_seconds"]) + start, f"{row['size_mb']:.1f}"])
+    out += table(["rung", "architecture", "COCO mAP", "AP50", "VOC07 mAP", "proposals s / image", "s / image",
+                  "training", "MB"], rows)
+    out += ["", "Test-time speed relative to Faster R-CNN (seconds per image over Faster R-CNN's): the papers' "
+            f"GPU figures ({', '.join(f'{k} {v} s' for k, v in r['seed_seconds'].items())}) and ours on this CPU.", ""]
+    out += table(["rung", "papers (GPU)", "ours (CPU)"],
+                 [[x["rung"], f"{x['seed_ratio']:.1f}x", "?" if x["our_ratio"] is None else f"{x['our_ratio']:.1f}x"]
+                  for x in r["ratios"]])
+    return out + [""]
+
+
 RENDERERS: dict[str, Callable[[dict], list[str]]] = {
     "decode": render_decode,
     "engines": render_engines,
@@ -277,6 +308,7 @@ RENDERERS: dict[str, Callable[[dict], list[str]]] = {
     "tracking": render_tracking,
     "clips": render_clips,
     "proposals": render_proposals,
+    "ladder": render_ladder,
 }
 
 

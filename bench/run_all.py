@@ -2,7 +2,8 @@
 (backends end to end, metrics overhead, COCO models, tracking), writes one JSON
 (bench/results.json) and renders BENCHMARKS.md from it (bench/report.py).
 
-    .venv/bin/python -m bench.run_all                      # everything (`make bench`)
+    .venv/bin/python -m bench.run_all                      # everything but the ladder (`make bench`)
+    .venv/bin/python -m bench.run_all --only ladder        # the R-CNN ladder (`make ladder`)
     .venv/bin/python -m bench.run_all --quick --only redis  # a few frames / repeats: smoke test
     .venv/bin/python -m bench.run_all --only decode,engines # re-measure some, keep the others
     .venv/bin/python -m bench.run_all --render-only --note "measured under load"
@@ -25,6 +26,7 @@ from bench.common import DEMO_VIDEO, REPO, ensure_video, machine
 from bench.report import SECTION_TITLES, render
 
 RESULTS = REPO / "bench" / "results.json"
+ON_REQUEST = ("ladder",)  # long (R-CNN takes seconds an image): `make ladder`, not part of `make bench`
 MARKDOWN = REPO / "BENCHMARKS.md"
 
 
@@ -45,7 +47,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=RESULTS)
     parser.add_argument("--out", type=Path, default=MARKDOWN)
     args = parser.parse_args()
-    names = args.only.split(",") if args.only else list(SECTION_TITLES)
+    names = args.only.split(",") if args.only else [n for n in SECTION_TITLES if n not in ON_REQUEST]
     if unknown := [n for n in names if n not in SECTION_TITLES]:
         parser.error(f"unknown section(s) {unknown}; choose from {','.join(SECTION_TITLES)}")
 
@@ -72,8 +74,11 @@ def measure(args: argparse.Namespace, names: list[str]) -> dict:
 
     started = time.monotonic()
     ensure_video(args.video)
-    # the other sections of an earlier run are kept when only some are re-measured
-    kept = json.loads(args.json.read_text())["sections"] if args.only and args.json.exists() else {}
+    # the other sections of an earlier run are kept when only some are re-measured, and
+    # the on-request ones always (a full run does not measure them)
+    kept = json.loads(args.json.read_text())["sections"] if args.json.exists() else {}
+    if not args.only:
+        kept = {name: section for name, section in kept.items() if name in ON_REQUEST}
     with tempfile.TemporaryDirectory() as tmp:
         ctx = Context(args.video, QUICK if args.quick else Budget(), Path(tmp))
         measured = {name: run_section(name, ctx) for name in names}

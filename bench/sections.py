@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from bench import backends, coco_models, decode_fps, efficiency, engine_latency, live_overload, metrics_overhead
-from bench import clips_cost, proposal_recall, redis_publish, scaling, tracking_cost, tracking_quality
+from bench import clips_cost, ladder, proposal_recall, redis_publish, scaling, tracking_cost, tracking_quality
 from bench.common import REPO, as_package, machine
 from bench.report import SECTION_TITLES
 from pipeline.core.config import DEFAULT_MODEL
@@ -57,13 +57,15 @@ class Budget:
     clips_seconds: float = 120.0  # of video put into the packet buffer per round
     clips_count: int = 5  # clips written
     proposal_images: int = 50  # selective search takes about 0.7 s an image
+    ladder_images: int = 100  # per rung; R-CNN takes seconds an image (`make ladder`, not in the 10 minutes)
 
 
 QUICK = Budget(rounds=1, engine_calls=1, engine_batches=(1, 2), engine_models=(DEFAULT_MODEL,), efficiency_frames=8,
                live_sources=(1,), live_seconds=6.0, scaling_frames=8, scaling_rounds=1, batch_clips=2,
                batch_clip_seconds=0.4, redis_messages=2000, backends_frames=8, metrics_frames=8, coco_calls=1,
                coco_models=coco_models.MODELS[:1], tracking_frames=40, tracking_warmup=10, tracking_clips=1,
-               tracking_clip_seconds=2.0, clips_seconds=10.0, clips_count=1, proposal_images=2)
+               tracking_clip_seconds=2.0, clips_seconds=10.0, clips_count=1, proposal_images=2,
+               ladder_images=2)
 
 
 @dataclass
@@ -142,6 +144,10 @@ def measure_proposals(ctx: Context) -> dict:
     return proposal_recall.measure(ctx.workdir, ctx.budget.proposal_images)
 
 
+def measure_ladder(ctx: Context) -> dict:
+    return ladder.measure(ctx.workdir, ctx.budget.ladder_images)
+
+
 SECTIONS: dict[str, Callable[[Context], dict]] = {
     "decode": measure_decode,
     "engines": measure_engines,
@@ -155,6 +161,7 @@ SECTIONS: dict[str, Callable[[Context], dict]] = {
     "tracking": measure_tracking,
     "clips": measure_clips,
     "proposals": measure_proposals,
+    "ladder": measure_ladder,
 }
 assert list(SECTIONS) == list(SECTION_TITLES)
 

@@ -52,11 +52,15 @@ class Engine(Protocol):
 
     info: ModelInfo
 
-    def infer(self, images: torch.Tensor, image_sizes: list[tuple[int, int]]) -> list[RawOutput]:
+    def infer(
+        self, images: torch.Tensor, image_sizes: list[tuple[int, int]], proposals: list[torch.Tensor] | None = None
+    ) -> list[RawOutput]:
         """Run on N x 3 x H x W normalized images.
 
         `image_sizes` holds each image's (height, width) before padding, so boxes can be
-        clipped to the real image. Returns one `RawOutput` per image, boxes in input
+        clipped to the real image. `proposals` (one P x 4 xyxy tensor per image, input
+        pixels) only for models that classify given regions (engines/region_engine.py);
+        the others compute their own. Returns one `RawOutput` per image, boxes in input
         pixels.
         """
         ...

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from engines.base import PLACEHOLDER_CLASSES, ModelInfo
 from engines.model_file import embedded_models, read_info
+from engines.models import TWO_STAGE, architecture
 from engines.package import Package, is_package, read_package
 from engines.package_cache import packages_folder
 from engines.torchvision_models import MODELS, PREFIX, cache_file, coco_weights, describe
@@ -53,10 +54,15 @@ def _entry(kind: str, spec: str, info: ModelInfo, backends: tuple[str, ...], rea
 
 def _embedded() -> list[Entry]:
     return [
-        _entry("embedded", f"embedded:{name}", read_info(f"embedded:{name}"), MODEL_FILE_BACKENDS, True, path,
-               path.stat().st_size / 1e6)
+        _entry("embedded", f"embedded:{name}", info, _model_file_backends(info), True, path, path.stat().st_size / 1e6)
         for name, path in embedded_models().items()
+        for info in [read_info(f"embedded:{name}")]
     ]
+
+
+def _model_file_backends(info: ModelInfo) -> tuple[str, ...]:
+    """Only the R-CNN family's two-stage detectors export to ONNX; the others run on PyTorch."""
+    return MODEL_FILE_BACKENDS if architecture(info.architecture).kind == TWO_STAGE else ("torch",)
 
 
 def _torchvision() -> list[Entry]:

@@ -4,7 +4,9 @@ The split follows the design guide: a dense engine (backbone + FPN + RPN head, d
 batch), a box-head engine and a mask-head engine (dynamic number of RoIs); the
 data-dependent steps between them stay in torch (`engines.two_stage`). Full-graph exports
 of torchvision R-CNNs cannot batch and put data-dependent NMS inside the engine. Legacy
-TorchScript exporter (`dynamo=False`), opset 17.
+TorchScript exporter (`dynamo=False`), opset 17. Only two-stage models export: region and
+one-stage models (engines/models.py kinds) run on PyTorch, and asking to export one is a
+ModelError.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from torch import nn
 
 from engines.base import ModelInfo
 from engines.model_file import load_model, save_model
+from engines.models import TWO_STAGE, architecture
 from engines.package import Package, write_package
+from pipeline.core.errors import ModelError
 
 OPSET = 17
 MAX_ROIS = 1000  # the RoI range the engines are built and tested for (TensorRT profiles)
@@ -93,6 +97,10 @@ def export_package(
 def export_model(model: nn.Module, info: ModelInfo, out: Path, max_batch: int = MAX_BATCH, source: str = "",
                  extra_meta: dict[str, Any] | None = None) -> Package:
     """Export a loaded model into the folder `out`; `extra_meta` goes into package.json too."""
+    kind = architecture(info.architecture).kind
+    if kind != TWO_STAGE:
+        raise ModelError(f"{source or info.name}: a {info.architecture} model ({kind}) has no ONNX export; "
+                         "it runs on PyTorch (--engine torch or auto)")
     model.eval()
     out.mkdir(parents=True, exist_ok=True)
     height, width = info.input_size

@@ -15,10 +15,10 @@ Rules:
 - Head: two fully connected layers (fc6, fc7; 256 wide as the compact Faster R-CNN's)
   and two sibling outputs: K+1 class scores (softmax) and 4 box offsets per class,
   encoded and decoded with torchvision's BoxCoder weights (10, 10, 5, 5) as in its RoIHeads.
-- Training (`sample_rois`): the ground-truth boxes join the proposals; per image
-  `rois_per_image` RoIs, at most `fg_fraction` of them foreground (IoU >= fg_iou with a
-  ground-truth box, labelled with that box's class), the rest background (best IoU in
-  [bg_iou_low, fg_iou), label 0). Proposals below bg_iou_low are not used (the paper's
+- Training (`engines.roi_sampling.sample_rois`, shared with R-CNN): the ground-truth
+  boxes join the proposals; per image `rois_per_image` RoIs, at most `fg_fraction` of
+  them foreground (IoU >= fg_iou with a ground-truth box, labelled with that box's
+  class), the rest background (best IoU in [bg_iou_low, fg_iou), label 0). Proposals below bg_iou_low are not used (the paper's
   heuristic for hard negatives), except in an image without objects, where every
   proposal is background (else such an image would teach nothing).
 - Loss (`fast_rcnn_loss`): cross-entropy over all sampled RoIs plus lambda = 1 times the
@@ -33,17 +33,16 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torchvision.models.detection._utils import BoxCoder
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.transform import GeneralizedRCNNTransform, resize_boxes
-from torchvision.ops import box_iou, roi_align, roi_pool
+from torchvision.ops import roi_align, roi_pool
 
 from engines import compact
+from engines.roi_sampling import Sampling, sample_rois
 from engines.two_stage import box_candidates
 from pipeline.core.errors import ModelError
 from pipeline.core.types import RawOutput
@@ -54,64 +53,6 @@ FEATURE_STRIDE = compact.FEATURE_STRIDES[0]
 POOL_SIZE = 7
 BOX_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
 SMOOTH_L1_BETA = 1.0  # the paper's smooth L1: quadratic below 1, linear above
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """The paper's mini-batch sampling of RoIs (per image)."""
-
-    rois_per_image: int = 64
-    fg_fraction: float = 0.25
-    fg_iou: float = 0.5
-    bg_iou_low: float = 0.1
-
-    def __post_init__(self) -> None:
-        if self.rois_per_image < 1:
-            raise ModelError(f"fast_rcnn rois_per_image = {self.rois_per_image}: expected at least 1")
-        if not 0.0 <= self.fg_fraction <= 1.0:
-            raise ModelError(f"fast_rcnn fg_fraction = {self.fg_fraction}: expected a fraction in [0, 1]")
-        if not 0.0 <= self.bg_iou_low < self.fg_iou <= 1.0:
-            raise ModelError(f"fast_rcnn IoU ranges: expected 0 <= bg_iou_low ({self.bg_iou_low}) < fg_iou "
-                             f"({self.fg_iou}) <= 1")
-
-
-@dataclass
-class RoiSample:
-    """The RoIs of one image chosen for a training step, foreground first."""
-
-    rois: torch.Tensor  # R x 4 xyxy
-    labels: torch.Tensor  # R int64, 0 = background
-    matched: torch.Tensor  # R x 4, the ground-truth box each RoI is regressed to (meaningless for background)
-
-
-def sample_rois(
-    proposals: torch.Tensor,
-    gt_boxes: torch.Tensor,
-    gt_labels: torch.Tensor,
-    sampling: Sampling,
-    generator: torch.Generator | None = None,
-) -> RoiSample:
-    """Choose one image's training RoIs as the module docstring says."""
-    rois = torch.cat([gt_boxes.to(proposals.dtype), proposals])
-    if len(gt_boxes):
-        best, which = box_iou(rois, gt_boxes.to(rois.dtype)).max(dim=1)
-        foreground = torch.where(best >= sampling.fg_iou)[0]
-        background = torch.where((best < sampling.fg_iou) & (best >= sampling.bg_iou_low))[0]
-    else:
-        which = torch.zeros(len(rois), dtype=torch.int64, device=rois.device)
-        foreground = which[:0]
-        background = torch.arange(len(rois), device=rois.device)
-    n_fg = min(len(foreground), round(sampling.rois_per_image * sampling.fg_fraction))
-    foreground = foreground[torch.randperm(len(foreground), generator=generator)[:n_fg].to(rois.device)]
-    n_bg = min(len(background), sampling.rois_per_image - n_fg)
-    background = background[torch.randperm(len(background), generator=generator)[:n_bg].to(rois.device)]
-    keep = torch.cat([foreground, background])
-    labels = torch.zeros(len(keep), dtype=torch.int64, device=rois.device)
-    matched = torch.zeros((len(keep), 4), dtype=rois.dtype, device=rois.device)
-    if len(gt_boxes):
-        labels[:n_fg] = gt_labels[which[foreground]]
-        matched = gt_boxes.to(rois.dtype)[which[keep]]
-    return RoiSample(rois[keep], labels, matched)
 
 
 def fast_rcnn_loss(
@@ -179,21 +120,29 @@ class FastRCNN(nn.Module):
         # the transform resizes the targets' boxes, not the proposals: scale them alike
         rois = [resize_boxes(p.to(batch.tensors.dtype), old, new)
                 for p, old, new in zip(proposals, original_sizes, batch.image_sizes)]
-        if self.training:
-            samples = [sample_rois(p, t["boxes"], t["labels"], self.sampling) for p, t in zip(rois, targets)]
-            rois = [s.rois for s in samples]
-        features = self.backbone(batch.tensors)[FEATURE_LEVEL]
-        class_logits, box_regression = self.box_predictor(self.box_head(self.pool(features, rois)))
-        if self.training:
-            labels = torch.cat([s.labels for s in samples])
-            regression_targets = self.box_coder.encode_single(
-                torch.cat([s.matched for s in samples]), torch.cat(rois)
-            )
-            return fast_rcnn_loss(class_logits, box_regression, labels, regression_targets)
-        outputs = box_candidates(class_logits, box_regression, rois, batch.image_sizes, self.box_coder, self.score_floor)
-        for output, new, old in zip(outputs, batch.image_sizes, original_sizes):
-            output.boxes = resize_boxes(output.boxes, new, old)
-        return outputs
+        if not self.training:
+            outputs = self.detect(batch.tensors, batch.image_sizes, rois)
+            for output, new, old in zip(outputs, batch.image_sizes, original_sizes):
+                output.boxes = resize_boxes(output.boxes, new, old)
+            return outputs
+        samples = [sample_rois(p, t["boxes"], t["labels"], self.sampling) for p, t in zip(rois, targets)]
+        rois = [s.rois for s in samples]
+        class_logits, box_regression = self._heads(batch.tensors, rois)
+        labels = torch.cat([s.labels for s in samples])
+        regression_targets = self.box_coder.encode_single(torch.cat([s.matched for s in samples]), torch.cat(rois))
+        return fast_rcnn_loss(class_logits, box_regression, labels, regression_targets)
+
+    def detect(
+        self, images: torch.Tensor, image_sizes: list[tuple[int, int]], proposals: list[torch.Tensor]
+    ) -> list[RawOutput]:
+        """Candidates of N x 3 x H x W normalized, padded images (the pipeline's input, no
+        transform) from their proposals (xyxy, those pixels): the engine's entry point."""
+        class_logits, box_regression = self._heads(images, proposals)
+        return box_candidates(class_logits, box_regression, proposals, image_sizes, self.box_coder, self.score_floor)
+
+    def _heads(self, images: torch.Tensor, rois: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.backbone(images)[FEATURE_LEVEL]
+        return self.box_predictor(self.box_head(self.pool(features, rois)))
 
 
 def _check_roi_op(roi_op: str) -> str:

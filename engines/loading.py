@@ -16,7 +16,11 @@ Which backend runs it:
   there the first time), then as for a package, except that `auto` on CUDA without plans
   runs PyTorch on CUDA with a one-line hint on how to build them. If the export fails,
   `auto` falls back to PyTorch with one warning line naming the reason; an explicit
-  backend fails with that reason.
+  backend fails with that reason;
+- a model that takes region proposals (R-CNN, Fast R-CNN): PyTorch only (`auto` or
+  `torch`), on engines/region_engine.py; the run's proposals stage feeds it;
+- a one-stage model (RetinaNet): PyTorch only (`auto` or `torch`), on
+  engines/one_stage_engine.py; it has no ONNX export.
 """
 
 from __future__ import annotations
@@ -29,9 +33,11 @@ import torch
 
 from engines.base import Engine, ModelInfo
 from engines.model_file import load_model
-from engines.models import architecture
+from engines.models import ONE_STAGE, TWO_STAGE, architecture
+from engines.one_stage_engine import OneStageEngine
 from engines.package import Package, is_package, read_package
 from engines.package_cache import cached_package
+from engines.region_engine import RegionEngine
 from engines.torch_backend import TorchEngine
 from pipeline.core.errors import ModelError
 
@@ -121,15 +127,19 @@ def load_engine(
         masks = score_floor(package.info.score_threshold, score_threshold, thresholds)
         return _on_package(package, chosen, device, floor, threads, masks, fallback=backend == "auto")
     model, info = load_model(spec, weights, input_size)
-    if architecture(info.architecture).proposals:
-        # it needs region proposals per frame, which no stage computes yet (issue #19 item 4)
-        raise ModelError(f"{spec}: a {info.architecture} model takes selective search proposals and cannot run "
-                         "through detstream run / eval / batch yet; it can be trained (docs/training.md)")
     thresholds = list(other_thresholds)
     floor = score_floor(info.score_threshold, score_threshold, thresholds, low_floor)
     masks = score_floor(info.score_threshold, score_threshold, thresholds)
+    if architecture(info.architecture).kind != TWO_STAGE:
+        # R-CNN, Fast R-CNN and the one-stage reference are there to be compared, not
+        # deployed: no ONNX export (and for the region models selective search would cost
+        # far more than any backend could save)
+        if backend not in ("auto", "torch"):
+            raise ModelError(f"{spec}: a {info.architecture} model runs on PyTorch only (model.engine: auto or "
+                             f"torch); it has no ONNX export, so {backend} cannot run it")
+        return pytorch_engine(model, info, device, floor, masks)
     if backend == "torch":
-        return TorchEngine(model, info, device=device, score_floor=floor, mask_floor=masks)
+        return pytorch_engine(model, info, device, floor, masks)
     package = _exported(spec, model, info, backend)
     if package is None:
         return TorchEngine(model, info, device=device, score_floor=floor, mask_floor=masks)
@@ -140,6 +150,17 @@ def load_engine(
                  spec, device, package.root)
         return TorchEngine(model, info, device=device, score_floor=floor, mask_floor=masks)
     return _on_package(package, chosen, device, floor, threads, masks, fallback=backend == "auto")
+
+
+def pytorch_engine(
+    model: torch.nn.Module, info: ModelInfo, device: str = "cpu", score_floor: float = 0.05, mask_floor: float | None = None
+) -> Engine:
+    """The PyTorch engine of a loaded model, by how its architecture runs (engines/models.py kinds)."""
+    if architecture(info.architecture).proposals:
+        return RegionEngine(model, info, device=device, score_floor=score_floor)
+    if architecture(info.architecture).kind == ONE_STAGE:
+        return OneStageEngine(model, info, device=device, score_floor=score_floor)
+    return TorchEngine(model, info, device=device, score_floor=score_floor, mask_floor=mask_floor)
 
 
 def _on_package(

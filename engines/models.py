@@ -1,4 +1,5 @@
-"""Builders for the torchvision two-stage detector family, by architecture name."""
+"""Builders of the detectors by architecture name: torchvision's two-stage family, our compact
+variants, Fast R-CNN over region proposals and the one-stage reference (RetinaNet)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from torchvision.models import WeightsEnum, detection
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
 
-from engines import compact, fast_rcnn
+from engines import compact, fast_rcnn, one_stage, rcnn
 from engines.base import ModelInfo
 from pipeline.core.errors import ModelError
 
@@ -19,13 +20,25 @@ SYNTH_CLASSES = ("__background__", "person", "car", "bicycle", "dog")
 COCO_CLASSES = 91  # torchvision's COCO heads (80 classes plus unused ids)
 
 
+# How an architecture runs (which engine class drives it):
+TWO_STAGE = "two_stage"  # RPN + RoI heads, split into exportable parts (engines/two_stage.py)
+REGIONS = "regions"  # classifies region proposals given from outside: selective search (engines/region_engine.py)
+ONE_STAGE = "one_stage"  # dense boxes and scores straight from the feature maps, no proposals (engines/one_stage_engine.py)
+KINDS = (TWO_STAGE, REGIONS, ONE_STAGE)
+
+
 @dataclass(frozen=True)
 class Architecture:
     build: Callable[..., torch.nn.Module]
     has_masks: bool
     input_size: tuple[int, int]  # default (height, width), 16:9 and divisible by 32
     pretrained: bool = True  # torchvision publishes COCO / ImageNet weights for it
-    proposals: bool = False  # takes region proposals from outside (selective search), no RPN
+    kind: str = TWO_STAGE
+
+    @property
+    def proposals(self) -> bool:
+        """Takes region proposals from outside (selective search): it has no RPN."""
+        return self.kind == REGIONS
 
 
 ARCHITECTURES: dict[str, Architecture] = {
@@ -42,7 +55,9 @@ ARCHITECTURES: dict[str, Architecture] = {
     "fasterrcnn_compact": Architecture(compact.fasterrcnn_compact, False, (320, 576), pretrained=False),
     "maskrcnn_compact": Architecture(compact.maskrcnn_compact, True, (320, 576), pretrained=False),
     "maskrcnn_compact_px": Architecture(compact.maskrcnn_compact_px, True, (384, 672), pretrained=False),
-    "fast_rcnn": Architecture(fast_rcnn.fast_rcnn, False, (320, 576), pretrained=False, proposals=True),
+    "fast_rcnn": Architecture(fast_rcnn.fast_rcnn, False, (320, 576), pretrained=False, kind=REGIONS),
+    "rcnn": Architecture(rcnn.rcnn, False, (320, 576), pretrained=False, kind=REGIONS),
+    "retinanet_compact": Architecture(one_stage.retinanet_compact, False, (320, 576), pretrained=False, kind=ONE_STAGE),
 }
 
 

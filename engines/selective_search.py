@@ -20,6 +20,7 @@ Rules:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -27,6 +28,7 @@ import numpy as np
 from pipeline.core.errors import ConfigError
 
 MODES = ("fast", "quality")
+SEARCH_KEY = "selective_search"  # a model file's `extra` entry: the settings it was trained with
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,17 @@ class SelectiveSearch:
             raise ConfigError(f"selective search min_side = {self.min_side!r}: expected a number >= 0", "min_side")
         if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1):
             raise ConfigError(f"selective search threads = {self.threads!r}: expected an integer >= 1 or none", "threads")
+
+    @classmethod
+    def of_model(cls, extra: dict[str, Any], threads: int | None = None) -> SelectiveSearch:
+        """The search a model was trained with (its `extra[SEARCH_KEY]`): at run time the
+        proposals must look like those it learned from."""
+        try:
+            settings = extra[SEARCH_KEY]
+            return cls(mode=settings["mode"], max_side=settings["max_side"], top_n=settings["top_n"], threads=threads)
+        except (KeyError, TypeError) as exc:
+            raise ConfigError(f"the model file does not say which selective search it was trained with "
+                              f"(extra.{SEARCH_KEY}: missing {exc}); train it again with this version") from None
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         """Proposals of one RGB image: N x 4 float32 xyxy boxes in its pixels."""

@@ -153,9 +153,21 @@ def box_candidates(
     `postprocess_detections` computes them, minus its NMS and top-k (which postprocess
     does): the one place that turns a box head's outputs into candidates (two-stage
     engines and Fast R-CNN alike)."""
-    counts = [len(p) for p in proposals]
     all_boxes = box_coder.decode(box_regression, proposals)
     all_scores = F.softmax(class_logits, -1)
+    return class_candidates(all_scores, all_boxes, [len(p) for p in proposals], image_sizes, score_floor)
+
+
+def class_candidates(
+    all_scores: torch.Tensor,
+    all_boxes: torch.Tensor,
+    counts: list[int],
+    image_sizes: list[tuple[int, int]],
+    score_floor: float,
+) -> list[RawOutput]:
+    """Candidates from per-class scores R x (K+1) and boxes R x (K+1) x 4 of the
+    proposals of all images (`counts` per image; column 0, the background, is dropped):
+    clipped, above the floor, not degenerate, best MAX_CANDIDATES first."""
     num_classes = all_scores.shape[-1]
     outputs = []
     for boxes, scores, size in zip(all_boxes.split(counts), all_scores.split(counts), image_sizes):

@@ -45,7 +45,12 @@ class Detect(Stage):
             if batch is None:
                 continue
             # checked on construction: one output per frame
-            inference = Inference(batch, self.engine.infer(batch.images, [g.resized_size for g in batch.geometry]))
+            sizes = [g.resized_size for g in batch.geometry]
+            if batch.proposals is None:
+                outputs = self.engine.infer(batch.images, sizes)
+            else:  # R-CNN, Fast R-CNN: the proposals stage's boxes (only their engines take the argument)
+                outputs = self.engine.infer(batch.images, sizes, batch.proposals)
+            inference = Inference(batch, outputs)
             for frame in batch.frames:
                 frame.stamp(self.name)
                 if frame.source in self.ctx.health:
@@ -76,4 +81,5 @@ class Detect(Stage):
             return batch
         if not keep:
             return None
-        return FrameBatch([batch.frames[i] for i in keep], batch.images[keep], [batch.geometry[i] for i in keep])
+        proposals = None if batch.proposals is None else [batch.proposals[i] for i in keep]
+        return FrameBatch([batch.frames[i] for i in keep], batch.images[keep], [batch.geometry[i] for i in keep], proposals)

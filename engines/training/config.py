@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from pipeline.core.config import Device, Settings
 
@@ -44,8 +44,46 @@ class FastRcnnConfig(Settings):
     roi_op: Literal["pool", "align"] = Field("pool", description="RoI pooling (the paper's) or RoIAlign")
     rois_per_image: int = Field(64, ge=1, description="RoIs sampled per image and step")
     fg_fraction: float = Field(0.25, ge=0, le=1, description="at most this fraction of them foreground")
-    search_mode: Literal["fast", "quality"] = Field("fast", description="selective search mode")
-    search_max_side: int = Field(500, ge=32, description="longer image side during selective search")
+
+    def builder_options(self) -> dict[str, Any]:
+        return {"roi_op": self.roi_op, "rois_per_image": self.rois_per_image, "fg_fraction": self.fg_fraction}
+
+
+class RcnnConfig(Settings):
+    """Settings of `architecture: rcnn` (ignored by the other architectures): the warp and
+    fine-tuning (engines/rcnn.py), then the SVMs and box regressors (engines/training/rcnn_fit.py)."""
+
+    warp_size: int = Field(64, ge=16, description="side of the square each proposal is warped to (paper: 227)")
+    context_padding: int = Field(5, ge=0, description="pixels of context around the box in the warp (paper: 16)")
+    rois_per_image: int = Field(64, ge=1, description="fine-tuning: regions sampled per image and step")
+    fg_fraction: float = Field(0.25, ge=0, le=1, description="fine-tuning: at most this fraction foreground (IoU >= 0.5)")
+    svm_images: int = Field(200, ge=1, description="training images whose proposals feed the SVMs and regressors")
+    svm_c: float = Field(0.001, gt=0, description="SVM hinge-loss weight C (objective 0.5 |w|^2 + C sum of hinges)")
+    svm_positive_weight: float = Field(2.0, gt=0, description="hinge weight of a positive relative to a negative")
+    svm_iterations: int = Field(300, ge=1, description="optimiser iterations per SVM fit")
+    neg_iou: float = Field(0.3, ge=0, le=1, description="SVM negatives: proposals under this IoU with every box of the class")
+    initial_negatives: int = Field(2000, ge=1, description="random negatives per class before hard-negative mining")
+    hard_negative_rounds: int = Field(3, ge=0, description="rounds adding the negatives that violate the margin")
+    ridge_lambda: float = Field(1000.0, ge=0, description="box regression: ridge regularisation (paper: 1000)")
+    reg_iou: float = Field(0.6, gt=0, le=1, description="box regression: proposals over this IoU with a ground-truth box")
+
+    @model_validator(mode="after")
+    def _padding_fits(self) -> RcnnConfig:
+        if 2 * self.context_padding >= self.warp_size:
+            raise ValueError(f"context_padding {self.context_padding} leaves nothing of the box in a "
+                             f"{self.warp_size}-pixel warp (expected under warp_size / 2)")
+        return self
+
+    def builder_options(self) -> dict[str, Any]:
+        return self.model_dump(include={"warp_size", "context_padding", "rois_per_image", "fg_fraction"})
+
+
+class SelectiveSearchConfig(Settings):
+    """The region proposals of the architectures that take them (R-CNN, Fast R-CNN); the
+    model file keeps mode, max_side and top_n, so `detstream run` searches the same way."""
+
+    mode: Literal["fast", "quality"] = Field("fast", description="selective search mode")
+    max_side: int = Field(500, ge=32, description="longer image side during selective search")
     top_n: int = Field(2000, ge=1, description="proposals kept per image")
     cache: str | None = Field(None, description="proposal cache folder; default $DETSTREAM_CACHE/proposals")
     workers: int = Field(2, ge=1, description="processes computing missing proposals")
@@ -83,3 +121,11 @@ class TrainConfig(Settings):
     out: str = "runs/train"
     score_threshold: float = Field(0.5, ge=0, le=1, description="default threshold stored in the model")
     fast_rcnn: FastRcnnConfig = Field(default_factory=FastRcnnConfig)
+    rcnn: RcnnConfig = Field(default_factory=RcnnConfig)
+    selective_search: SelectiveSearchConfig = Field(default_factory=SelectiveSearchConfig)
+
+    def builder_options(self) -> dict[str, Any]:
+        """The model builder's options from the architecture's own section (fast_rcnn:, rcnn:)."""
+        sections: dict[str, FastRcnnConfig | RcnnConfig] = {"fast_rcnn": self.fast_rcnn, "rcnn": self.rcnn}
+        section = sections.get(self.architecture)
+        return section.builder_options() if section else {}

@@ -22,8 +22,11 @@ from pycocotools.cocoeval import COCOeval
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+import torch
 
 from engines.base import PLACEHOLDER_CLASSES, Engine
+from engines.models import architecture
+from engines.selective_search import SelectiveSearch
 from engines.training.data import CocoDataset
 from pipeline.core.errors import DatasetError
 from pipeline.core.types import Detections, Frame
@@ -63,6 +66,8 @@ def evaluate(
     selection = Selection.uniform(score_threshold, NMS_IOU, top_k, class_names)
     boxes: list[dict] = []
     masks: list[dict] = []
+    search = SelectiveSearch.of_model(engine.info.extra) if architecture(engine.info.architecture).proposals else None
+    proposal_seconds = 0.0
     start = time.perf_counter()
     count = len(dataset) if limit is None else min(limit, len(dataset))
     with _progress(progress) as bar:
@@ -71,7 +76,14 @@ def evaluate(
             indices = range(first, min(first + batch_size, count))
             images = [dataset.read_image(i) for i in indices]
             batch, geometry = normalize(images)
-            outputs = engine.infer(batch, [g.resized_size for g in geometry])
+            sizes = [g.resized_size for g in geometry]
+            if search is None:
+                outputs = engine.infer(batch, sizes)
+            else:  # as the proposals stage of a run does it (stages/proposals.py)
+                searching = time.perf_counter()
+                proposals = [geo.to_input(torch.from_numpy(search(image))) for image, geo in zip(images, geometry)]
+                proposal_seconds += time.perf_counter() - searching
+                outputs = engine.infer(batch, sizes, proposals)
             for index, image, geo, raw in zip(indices, images, geometry, outputs):
                 record = dataset.records[index]
                 frame = Frame(source=record.file_name, seq=index, pts=0.0, capture_ts=0.0, image=image)
@@ -80,6 +92,7 @@ def evaluate(
                 if detections.masks is not None:
                     masks += segm_results(detections, record.id, category_of)
             bar.advance(task, len(indices))
+    looped = time.perf_counter() - start
     result: dict[str, Any] = {
         "model": engine.info.name,
         "data": str(dataset.path),
@@ -99,6 +112,10 @@ def evaluate(
         else:
             result["notes"].append("segm not evaluated: some annotations have no segmentation")
     result["seconds"] = round(time.perf_counter() - start, 3)
+    # per image: reading, preprocessing, proposals, the engine and selection, as a run does them (scoring excluded)
+    result["seconds_per_image"] = round(looped / max(1, count), 4)
+    if search is not None:
+        result["proposal_seconds"] = round(proposal_seconds, 3)  # selective search's share of `seconds`
     return result
 
 

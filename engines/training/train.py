@@ -27,8 +27,9 @@ from torch.utils.data import DataLoader, Sampler
 from engines.base import ModelInfo
 from engines.model_file import load_model, save_model
 from engines.models import architecture, build_model
-from engines.selective_search import SelectiveSearch
-from engines.torch_backend import TorchEngine
+from engines.rcnn import RCNN
+from engines.selective_search import SEARCH_KEY, SelectiveSearch
+from engines.loading import pytorch_engine
 from engines.torchvision_models import coco_start, is_torchvision_spec, model_name
 from engines.training.checkpoint import load_checkpoint, save_checkpoint
 from engines.training.config import ScheduleConfig, TrainConfig
@@ -37,6 +38,7 @@ from engines.training.data import Augment, CocoDataset, collate
 from engines.training.evaluate import evaluate
 from engines.training.progress import TrainProgress
 from engines.training.proposal_cache import ProposalCache
+from engines.training.rcnn_fit import fit_rcnn
 from pipeline.core.errors import ModelError, TrainingError
 from pipeline.core.signals import Signals
 
@@ -107,11 +109,6 @@ class Trainer:
             input_size=self.input_size,
         )
         if arch.proposals:
-            if config.data.val:
-                raise TrainingError(
-                    f"data.val: {config.architecture} cannot be evaluated during training yet (it does not run "
-                    "through the pipeline's Engine interface); leave data.val out"
-                )
             self.data.proposals = self._proposal_cache().load
         self.val = (
             CocoDataset(Path(config.data.val), Path(config.data.val_images) if config.data.val_images else None)
@@ -125,6 +122,9 @@ class Trainer:
             input_size=self.input_size,
             score_threshold=config.score_threshold,
             has_masks=arch.has_masks,
+            # a model that takes proposals keeps its search settings: run and eval search alike
+            extra={SEARCH_KEY: config.selective_search.model_dump(include={"mode", "max_side", "top_n"})}
+            if arch.proposals else {},
         )
         options = dict(
             seed=config.seed,
@@ -135,9 +135,7 @@ class Trainer:
             image_mean=list(self.info.mean),
             image_std=list(self.info.std),
         )
-        if arch.proposals:
-            fast = config.fast_rcnn
-            options.update(roi_op=fast.roi_op, rois_per_image=fast.rois_per_image, fg_fraction=fast.fg_fraction)
+        options.update(config.builder_options())
         if self._starts_from_coco():
             self.model = coco_start(config.architecture, len(self.info.class_names), **options)
         else:
@@ -159,6 +157,8 @@ class Trainer:
         self.amp = config.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.step = 0
+        self.train_seconds = 0.0  # wall time in training steps, over every resumed part of the run
+        self.fitted: dict[str, Any] = {}  # what a second training stage reports (R-CNN's SVMs), for the model file
         self.fingerprint = self.data.fingerprint()
         schedule = config.schedule
         if schedule.warmup_steps > schedule.steps:
@@ -168,10 +168,10 @@ class Trainer:
     def _proposal_cache(self) -> ProposalCache:
         """The training set's selective search proposals, computing the missing ones now
         (once per data and search settings; an interrupted run goes on where it stopped)."""
-        fast = self.config.fast_rcnn
-        search = SelectiveSearch(mode=fast.search_mode, max_side=fast.search_max_side, top_n=fast.top_n)
-        cache = ProposalCache.of(self.data, search, Path(fast.cache) if fast.cache else None)
-        computed = cache.compute(self.data, workers=fast.workers, console=self.console)
+        settings = self.config.selective_search
+        search = SelectiveSearch(mode=settings.mode, max_side=settings.max_side, top_n=settings.top_n)
+        cache = ProposalCache.of(self.data, search, Path(settings.cache) if settings.cache else None)
+        computed = cache.compute(self.data, workers=settings.workers, console=self.console)
         log.info("proposals of %d images in %s (%d computed now)", len(self.data), cache.folder, computed)
         return cache
 
@@ -237,6 +237,7 @@ class Trainer:
                 "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict(),
                 "step": self.step,
+                "train_seconds": self.train_seconds,
                 "torch_rng": torch.get_rng_state(),
                 "config": self.config.model_dump(mode="json"),
                 "data_fingerprint": self.fingerprint,
@@ -260,6 +261,7 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["torch_rng"])
         self.step = int(state["step"])
+        self.train_seconds = float(state.get("train_seconds", 0.0))  # absent in checkpoints of older versions
         self._truncate_log()
         log.info("resumed from %s at step %d", self.checkpoint_path, self.step)
 
@@ -315,7 +317,7 @@ class Trainer:
     def evaluate(self) -> dict[str, Any] | None:
         if self.val is None:
             return None
-        engine = TorchEngine(self.model, self.info, device=str(self.device), score_floor=0.05)
+        engine = pytorch_engine(self.model, self.info, device=str(self.device), score_floor=0.05)
         try:
             result = evaluate(engine, self.val, progress=False, limit=self.config.eval_images)
         finally:
@@ -347,7 +349,9 @@ class Trainer:
                 if signals.stop.is_set():
                     self.save()
                     raise TrainingInterrupted(self.step, signals.received or "SIGINT")
+                stepping = time.monotonic()
                 values = self.train_step(images, targets)
+                self.train_seconds += time.monotonic() - stepping
                 self.step += 1
                 seen += len(images)
                 record = {
@@ -369,6 +373,10 @@ class Trainer:
                 if signals.stop.is_set() and self.step < total:
                     self.save()
                     raise TrainingInterrupted(self.step, signals.received or "SIGINT")
+        if isinstance(self.model, RCNN):  # its second stage: SVMs and box regressors on the fine-tuned features
+            fitting = time.monotonic()
+            self.fitted = {"rcnn_fit": fit_rcnn(self.model, self.data, self.config.rcnn, self.config.seed, self.console)}
+            self.train_seconds += time.monotonic() - fitting  # part of its training time
         metrics = self.evaluate()
         if metrics:
             with self.log_path.open("a") as log_file:
@@ -378,12 +386,15 @@ class Trainer:
     def finish(self, metrics: dict[str, Any] | None) -> Path:
         """Write the model file (weights + complete metadata) and the loss curves."""
         extra = {
+            **self.info.extra,
             "data_fingerprint": self.fingerprint,
             "train_data": self.config.data.train,
             "val_data": self.config.data.val,
             "steps": self.step,
+            "train_seconds": round(self.train_seconds, 1),
             "metrics": metrics,
             "training": self.config.model_dump(mode="json"),
+            **self.fitted,
         }
         info = ModelInfo(**{**self.info.to_dict(), "extra": extra})
         path = self.out / "model.pt"

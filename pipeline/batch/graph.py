@@ -35,6 +35,7 @@ from stages.detect import Detect
 from engines.outputs import Selection
 from stages.postprocess import Postprocess
 from stages.preprocess import Preprocess
+from stages.proposals import proposal_stage
 from stages.reader import FrameReader
 from stages.track import Track
 from stages.tracking.source_tracks import SourceSettings
@@ -172,10 +173,12 @@ class BatchPipeline:
         finished = Channel(settings.queue_size, ctx.abort)
         sink = PerFileWriter(self.staging, self.kinds, on_result, ctx, settings.queue_size, self.image_ids)
         low_score = settings.tracking.low_score if settings.tracking.enabled else None
+        proposing, detect_input = proposal_stage(info, batches, settings.queue_size, ctx)
         return [
             *(DecodeSlot(slot, feed, mux, finished, settings, ctx, on_start) for slot in slots),
             Preprocess(mux, batches, info, settings.engine_batch, ctx),
-            Detect(self.engine, batches, results, ctx),
+            *proposing,
+            Detect(self.engine, detect_input, results, ctx),
             Postprocess(results, finished, self.selection, info, ctx, low_score=lambda source: low_score),
             Track(finished, [sink.input], info, ctx, lambda source: self.tracking),
             sink,

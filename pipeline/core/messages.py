@@ -19,7 +19,7 @@ from pipeline.core.events import EVENT_NAMESPACE, Event
 from pipeline.core.types import Detections
 
 SCHEMA = "detstream.detections/v1"
-STAGES = ("decode", "preprocess", "detect", "postprocess", "track")
+STAGES = ("decode", "preprocess", "proposals", "detect", "postprocess", "track")  # proposals: R-CNN, Fast R-CNN only
 
 
 def event_id(source: str, seq: int) -> str:

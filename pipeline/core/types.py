@@ -73,6 +73,12 @@ class Geometry:
         out[:, 1::2] = out[:, 1::2].clamp(0, height)
         return out
 
+    def to_input(self, boxes: torch.Tensor) -> torch.Tensor:
+        """Map xyxy boxes from source pixels to model-input pixels (`to_source`'s inverse)."""
+        sx, sy = self.scale_xy
+        offset = boxes.new_tensor([self.pad_x, self.pad_y, self.pad_x, self.pad_y])
+        return boxes * boxes.new_tensor([sx, sy, sx, sy]) + offset
+
 
 @dataclass(frozen=True)
 class SourceEnd:
@@ -96,6 +102,9 @@ class FrameBatch:
     frames: list[Frame]
     images: torch.Tensor
     geometry: list[Geometry]
+    # region proposals per frame (P x 4 xyxy, model-input pixels), for models that take
+    # them (R-CNN, Fast R-CNN): the proposals stage fills them in; None for the others
+    proposals: list[torch.Tensor] | None = None
 
     def __len__(self) -> int:
         return len(self.frames)

@@ -38,6 +38,7 @@ from stages.detect import Detect
 from engines.outputs import Selection
 from stages.postprocess import Postprocess
 from stages.preprocess import Preprocess
+from stages.proposals import proposal_stage
 from stages.sinks.base import Sink
 from stages.sinks.registry import make_sink, sink_kind
 from stages.track import Track
@@ -92,7 +93,8 @@ def build_stages(config: RunConfig, engine: Engine, ctx: RunContext, sources: So
     batches = Channel(batch_capacity, ctx.abort, on_demand=any_live)
     results = Channel(config.queue_size, ctx.abort)
     finished = Channel(config.queue_size, ctx.abort)
-    ctx.metrics.add_queue("batches", "detect", batches.qsize, batch_capacity)
+    proposing, detect_input = proposal_stage(info, batches, batch_capacity, ctx)
+    ctx.metrics.add_queue("batches", proposing[0].name if proposing else "detect", batches.qsize, batch_capacity)
     ctx.metrics.add_queue("results", "postprocess", results.qsize, config.queue_size)
     ctx.metrics.add_queue("detections", "track", finished.qsize, config.queue_size)
     stages: list[Stage] = []  # decoders first; the supervisor's list: decoders of added sources join it
@@ -102,12 +104,13 @@ def build_stages(config: RunConfig, engine: Engine, ctx: RunContext, sources: So
     sinks = [make_sink(uri, ctx, config.queue_size, source_names(config.sources)) for uri in config.sinks]
     for sink in sinks:
         ctx.metrics.add_queue(f"input of {sink.name}", sink.name, sink.input.qsize, config.queue_size)
-    detect = Detect(engine, batches, results, ctx, sources.max_age_s)
+    detect = Detect(engine, detect_input, results, ctx, sources.max_age_s)
     track = Track(finished, [s.input for s in sinks], info, ctx, sources.tracking.__getitem__, sources.tap, sources.ended,
                   recorder)
     sources.bind(track)
     stages += [
         Preprocess(mux, batches, info, config.batch, ctx),
+        *proposing,
         detect,
         Postprocess(results, finished, selection, info, ctx, sources.selections, sources.low_scores.get, sources.rois),
         track,

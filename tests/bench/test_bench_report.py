@@ -133,3 +133,23 @@ def test_proposals_section_has_both_sources_at_every_count() -> None:
     assert "| source | IoU | @100 | @300 | @1000 | @2000 | proposals / image | s / image |" in section
     assert "| selective search, fast | 0.5 | 0.300 | 0.500 | 0.700 | 0.750 | 900 | 0.700 |" in section
     assert "| RPN of embedded:faster-compact-synth | 0.7 | 0.750 | 0.760 | 0.760 | 0.760 | 2000 | 0.090 |" in section
+
+
+def test_ladder_section_has_every_rung_and_both_speed_ratios() -> None:
+    section = render(json.loads(FIXTURE.read_text())).split(f"## {SECTION_TITLES['ladder']}")[1]
+    assert ("| rung | architecture | COCO mAP | AP50 | VOC07 mAP | proposals s / image | s / image | training | MB |"
+            in section)
+    assert "| R-CNN | `rcnn` | 0.400 | 0.700 | 0.660 | 0.900 | 6.000 | 30 min + its backbone | 11.0 |" in section
+    assert "| Faster R-CNN | `fasterrcnn_compact` | 0.650 | 0.940 | 0.900 | 0.000 | 0.050 | 90 min | 11.4 |" in section
+    assert "| Fast R-CNN, RoIAlign | not available (engines/embedded/fast-rcnn-align-synth.pt missing) |" in section
+    assert "| R-CNN | 235.0x | 120.0x |" in section and "| Fast R-CNN | 11.5x | 20.0x |" in section
+
+
+def test_speed_ratios_are_over_faster_rcnn_and_missing_rungs_stay_unknown() -> None:
+    from bench.ladder import speed_ratios
+
+    rows = [{"family": "R-CNN", "available": True, "seconds_per_image": 3.0},
+            {"family": "Faster R-CNN", "available": True, "seconds_per_image": 0.05},
+            {"family": "Fast R-CNN", "available": False}]
+    assert speed_ratios(rows) == [{"rung": "R-CNN", "seed_ratio": 235.0, "our_ratio": 60.0},
+                                  {"rung": "Fast R-CNN", "seed_ratio": 11.5, "our_ratio": None}]

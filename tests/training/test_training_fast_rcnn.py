@@ -14,7 +14,6 @@ import yaml
 from engines.model_file import load_model
 from engines.training.config import TrainConfig
 from engines.training.train import Trainer
-from pipeline.core.errors import TrainingError
 from synth.dataset import write_dataset
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,7 +37,7 @@ def config(tiny: Path, out: Path, **extra) -> TrainConfig:
         "workers": 0,
         "checkpoint_every": 2,
         "out": str(out),
-        "fast_rcnn": {"top_n": 300, "workers": 1, "cache": str(tiny / "proposals")},
+        "selective_search": {"top_n": 300, "workers": 1, "cache": str(tiny / "proposals")},
         **extra,
     }
     return TrainConfig.model_validate(settings)
@@ -62,6 +61,7 @@ def test_a_few_steps_train_and_write_a_checkpoint_and_a_model(tiny, tmp_path):
     model, info = load_model(str(path))
     assert info.architecture == "fast_rcnn" and info.extra["training"]["fast_rcnn"]["roi_op"] == "pool"
     assert model.roi_op == "pool"
+    assert 0 < info.extra["train_seconds"]  # the ladder's training time
     assert sum(1 for _ in (tiny / "proposals").rglob("*.npy")) == 6
 
 
@@ -81,16 +81,18 @@ def test_proposals_reach_the_batches_letterboxed_like_the_boxes(tiny, tmp_path):
     torch.testing.assert_close(target["proposals"], torch.from_numpy(stored) * scale)
 
 
-def test_validation_data_is_refused_for_now(tiny, tmp_path):
-    settings = config(tiny, tmp_path / "run").model_dump()
+def test_validation_during_training_runs_through_the_region_engine(tiny, tmp_path):
+    settings = config(tiny, tmp_path / "run", schedule={"steps": 2, "warmup_steps": 1}).model_dump()
     settings["data"]["val"] = settings["data"]["train"]
-    with pytest.raises(TrainingError, match="data.val"):
-        Trainer(TrainConfig.model_validate(settings))
+    settings["eval_images"] = 2
+    trainer = Trainer(TrainConfig.model_validate(settings))
+    metrics = trainer.evaluate()
+    assert metrics is not None and metrics["images"] == 2 and "AP" in metrics["bbox"]
 
 
 def test_the_sample_config_is_valid():
     settings = yaml.safe_load((REPO / "configs/train-fast-rcnn.yaml").read_text())
     loaded = TrainConfig.model_validate(settings)
-    assert loaded.architecture == "fast_rcnn" and loaded.batch_size == 2 and loaded.data.val is None
+    assert loaded.architecture == "fast_rcnn" and loaded.batch_size == 2 and loaded.data.val == "data/synth-val/annotations.json"
     assert (REPO / loaded.init_from).is_file()
     assert (loaded.fast_rcnn.rois_per_image, loaded.fast_rcnn.fg_fraction) == (64, 0.25)

@@ -85,11 +85,14 @@ def test_resume_continues_from_the_same_step_with_the_same_state(tiny, tmp_path,
     resumed = Trainer(config(tiny, tmp_path / "resumed"))
     resumed.resume()
     assert resumed.step == 2
+    saved_seconds = resumed.train_seconds
+    assert saved_seconds > 0  # the first part's training time carries over
     assert resumed.scheduler.last_epoch == 2
     state = resumed.optimizer.state_dict()
     for key, value in saved_optimizer["state"].items():
         assert torch.equal(state["state"][key]["exp_avg"], value["exp_avg"])
-    resumed.run(resume=True)
+    path = resumed.run(resume=True)
+    assert torch.load(path, weights_only=True)["info"]["extra"]["train_seconds"] > round(saved_seconds, 1) - 0.05
     log = [json.loads(line) for line in (tmp_path / "resumed/log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log if "loss" in r] == [1, 2, 3, 4]  # step 3 not logged twice
     # same data order, same RNG, same optimizer: the same weights as the straight run
