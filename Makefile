@@ -108,5 +108,14 @@ bench-deps:
 		$$sudo apt-get update -q && \
 		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q ffmpeg; }
 
+# On a machine with an NVIDIA GPU and TensorRT (pip install '.[tensorrt]'): builds fp32 (TF32 off),
+# fp16 and int8 plans of both embedded models and holds them against ONNX Runtime (parity both
+# ways, a batch of 10, black frames, a foreign plan, latency per precision and batch), writing
+# gpu-check.json (docs/tensorrt.md). Without CUDA / TensorRT it says so and stops.
+GPU_CHECK_ARGS ?=
+.PHONY: gpu-check
+gpu-check: $(STAMP) $(SYNTH_VAL)
+	$(BIN)/python -m engines.gpu_check --calibration $(SYNTH_VAL) --out gpu-check.json $(GPU_CHECK_ARGS)
+
 clean:
 	rm -rf out data/demo.mp4 data/demo.json .pytest_cache

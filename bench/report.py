@@ -97,6 +97,12 @@ def render_efficiency(r: dict) -> list[str]:
             f"- Efficiency, pipeline / engine alone: **{r['efficiency']:.2f}** — target ≥ {targets['efficiency']}: "
             f"{verdict(r['efficiency'], targets['efficiency'])}. (Against preprocess + engine in series: "
             f"{r['efficiency_vs_detector_with_preprocess']:.2f}; the pipeline overlaps preprocessing with the engine.)",
+            *([f"- Engine alone at the pipeline's own batch sizes: {fps['engine_alone_same_batches']:.2f} frames/s "
+               f"(the efficiency above; at the full batch {r['batch']}: {r['efficiency_vs_engine_at_full_batch']:.2f}). "
+               f"CPU-time bound: every stage's CPU time per frame ("
+               + ", ".join(f"{s} {v * 1000:.1f} ms" for s, v in r["cpu_s_per_frame"].items())
+               + f") allows at most {r['cpu_bound_fps']:.2f} frames/s on this machine's cores; the pipeline reaches "
+               f"**{r['efficiency_vs_cpu_bound']:.2f}** of it."] if "cpu_bound_fps" in r else []),
             f"- Speedup over the naive loop: **{r['speedup_over_naive']:.2f}x** — target ≥ {targets['speedup_over_naive']}x: "
             f"{verdict(r['speedup_over_naive'], targets['speedup_over_naive'], 'x')}.",
             "- Where frames wait in the pipeline (median ms from one stage's hand-off to the next, queue waits "

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from pipeline.core.arg_types import positive_int
+
 
 def cmd_build_engine(args: argparse.Namespace) -> int:
     from engines.package import read_package
@@ -39,7 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("package", nargs="?", metavar="PACKAGE", help="engine package folder (from detstream export)")
     p.add_argument("--package", dest="package_flag", metavar="PACKAGE", help="the same, as a flag")
     p.add_argument("--fp16", action="store_true", help="compute in fp16 (converts the ONNX parts first)")
-    p.add_argument("--max-batch", type=int, metavar="N", help="largest batch for the dense plan (default: the package's)")
+    p.add_argument("--max-batch", type=positive_int, metavar="N", help="largest batch for the dense plan (default: the package's)")
     p.add_argument("--timing-cache", type=Path, metavar="PATH", help="timing cache file (default: PACKAGE/trt/timing.cache)")
     p.add_argument("--no-tf32", action="store_true", help="full fp32 math in fp32 plans (slower; exact parity checks)")
     p.set_defaults(func=cmd_build_engine)

@@ -7,7 +7,10 @@ input size: `weights` and another `input_size` are errors for it, not silently i
 
 Which backend runs it:
 - an engine package: the backend asked for; `auto` takes TensorRT on CUDA when the
-  package has plans, else ONNX Runtime (the package's choice, as before);
+  package has plans, else ONNX Runtime (the package's choice, as before). When `auto`
+  chose TensorRT and it cannot load the plans (TensorRT missing, plans built for another
+  GPU or TensorRT release), it falls back to ONNX Runtime with one warning naming why;
+  an explicit `tensorrt` fails with that reason;
 - a model file with `torch`: PyTorch;
 - a model file otherwise: its package from the cache (engines/package_cache.py, exported
   there the first time), then as for a package, except that `auto` on CUDA without plans
@@ -122,7 +125,7 @@ def load_engine(
         thresholds = list(other_thresholds)
         floor = score_floor(package.info.score_threshold, score_threshold, thresholds, low_floor)
         masks = score_floor(package.info.score_threshold, score_threshold, thresholds)
-        return _on_package(package, chosen, device, floor, threads, masks)
+        return _on_package(package, chosen, device, floor, threads, masks, fallback=backend == "auto")
     model, info = load_model(spec, weights, input_size)
     thresholds = list(other_thresholds)
     floor = score_floor(info.score_threshold, score_threshold, thresholds, low_floor)
@@ -146,7 +149,7 @@ def load_engine(
         log.info("%s runs on PyTorch %s; for TensorRT, build plans once: detstream build-engine --package %s",
                  spec, device, package.root)
         return TorchEngine(model, info, device=device, score_floor=floor, mask_floor=masks)
-    return _on_package(package, chosen, device, floor, threads, masks)
+    return _on_package(package, chosen, device, floor, threads, masks, fallback=backend == "auto")
 
 
 def pytorch_engine(
@@ -161,11 +164,20 @@ def pytorch_engine(
 
 
 def _on_package(
-    package: Package, backend: str, device: str, floor: float, threads: int | None, mask_floor: float
+    package: Package, backend: str, device: str, floor: float, threads: int | None, mask_floor: float,
+    fallback: bool = False,
 ) -> Engine:
+    """`backend` on `package`; `fallback` (auto's choice): TensorRT that cannot load runs
+    ONNX Runtime instead, after one warning line with the reason."""
     if backend not in PACKAGE_BACKENDS:
         raise ModelError(f"backend {backend!r} is not available here (available: {', '.join(PACKAGE_BACKENDS)})")
-    return PACKAGE_BACKENDS[backend](package, device, floor, threads, mask_floor)
+    try:
+        return PACKAGE_BACKENDS[backend](package, device, floor, threads, mask_floor)
+    except ModelError as exc:
+        if not (fallback and backend == "tensorrt"):
+            raise
+        log.warning("%s: TensorRT cannot run it here (%s); running ONNX Runtime on the CPU instead", package.root, exc)
+        return PACKAGE_BACKENDS["onnxruntime"](package, device, floor, threads, mask_floor)
 
 
 def _exported(spec: str, model: torch.nn.Module, info: ModelInfo, backend: str) -> Package | None:

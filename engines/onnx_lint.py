@@ -45,11 +45,13 @@ DEPRECATED_PLUGINS = frozenset({"EfficientNMS_TRT", "EfficientNMS_ONNX_TRT", "Py
 # and they made full R-CNN graphs slower than PyTorch (NVIDIA/TensorRT #4248, #4120).
 DATA_DEPENDENT = frozenset({"NonMaxSuppression", "NonZero"})
 
-# Element types the parser accepts (UINT8 only for network inputs/outputs; 8/4-bit types
-# only through Q/DQ quantization, which this project does not use).
+# Element types the parser accepts (UINT8 only for network inputs/outputs; 8-bit types
+# only through Q/DQ quantization: QuantizeLinear outputs, DequantizeLinear inputs and
+# their zero points, as int8 packages (engines/int8.py) have them).
 TYPES = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorProto.INT32,
          TensorProto.INT64, TensorProto.BOOL}
 IO_TYPES = TYPES | {TensorProto.UINT8}
+QDQ_TYPES = TYPES | {TensorProto.INT8}
 
 RESIZE_MODES = {"nearest", "linear"}
 RESIZE_TRANSFORMS = {"half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nn", "asymmetric", "align_corners"}
@@ -79,14 +81,18 @@ def _lint_model(model: onnx.ModelProto) -> list[str]:
 
 
 def _lint_graph(graph: onnx.GraphProto, where: str, findings: list[str]) -> None:
+    quantized = {n.output[0] for n in graph.node if n.op_type == "QuantizeLinear"}
+    quantized |= {name for n in graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")
+                  for name in n.input[2:3]}  # zero points
+    quantized |= {n.input[0] for n in graph.node if n.op_type == "DequantizeLinear"}
     for value in graph.input:
         _check_type(value, IO_TYPES, f"{where} input", findings)
     for value in graph.output:
         _check_type(value, IO_TYPES, f"{where} output", findings)
     for value in graph.value_info:
-        _check_type(value, TYPES, f"{where} tensor", findings)
+        _check_type(value, QDQ_TYPES if value.name in quantized else TYPES, f"{where} tensor", findings)
     for tensor in graph.initializer:
-        if tensor.data_type not in TYPES:
+        if tensor.data_type not in (QDQ_TYPES if tensor.name in quantized else TYPES):
             findings.append(f"error: {where} initializer {tensor.name!r} has type "
                             f"{TensorProto.DataType.Name(tensor.data_type)}, which TensorRT does not take")
     constants = _constants(graph)
@@ -220,7 +226,17 @@ def _pad(node: onnx.NodeProto, constants: dict[str, onnx.TensorProto]) -> list[t
     return []
 
 
-_RESTRICTIONS = {"Resize": _resize, "TopK": _topk, "Loop": _loop, "If": _if, "ScatterND": _scatter_nd, "Pad": _pad}
+def _dequantize(node: onnx.NodeProto, constants: dict[str, onnx.TensorProto]) -> list[tuple[str, str]]:
+    # TensorRT's Q/DQ layers are 8-bit (and FP8/INT4); an int32 DequantizeLinear is a
+    # quantized bias, which TensorRT does not take: biases stay float
+    quantized = constants.get(node.input[2]) if len(node.input) > 2 and node.input[2] else constants.get(node.input[0])
+    if quantized is not None and quantized.data_type not in (TensorProto.INT8, TensorProto.UINT8):
+        return [("error", f"dequantizes {TensorProto.DataType.Name(quantized.data_type)}: TensorRT takes 8-bit Q/DQ "
+                          "only (keep biases float)")]
+    return []
+
+
+_RESTRICTIONS = {"Resize": _resize, "DequantizeLinear": _dequantize, "TopK": _topk, "Loop": _loop, "If": _if, "ScatterND": _scatter_nd, "Pad": _pad}
 
 
 def main(argv: list[str]) -> int:

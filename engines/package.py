@@ -64,6 +64,15 @@ class Package:
     def has(self, part: str) -> bool:
         return part in self.meta["files"]
 
+    def input_shape(self, part: str) -> tuple[int | str, ...]:
+        """The input shape of an ONNX part as exported, its dynamic first axis by name
+        (`("rois", 76, 14, 14)`): what a caller must feed it, never assumed."""
+        import onnx  # only for this question: loading a package for ONNX Runtime needs no onnx
+
+        graph = onnx.load(str(self.file(part)), load_external_data=False).graph
+        (value,) = graph.input
+        return tuple(d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim)
+
 
 def read_package(root: Path) -> Package:
     try:

@@ -1,8 +1,9 @@
 """Build TensorRT plans for an engine package: one plan per ONNX part, in PACKAGE/trt/.
 
 Works with TensorRT 10 and 11. Networks are strongly typed: precision comes from the ONNX
-types, never from builder flags (TensorRT 11 removed FP16/INT8), so an fp16 build first
-converts the ONNX parts to fp16 (`convert_fp16`). Each part gets one optimization profile
+types, never from builder flags (TensorRT 11 removed FP16/INT8): an fp16 build first
+converts the ONNX parts to fp16 (`engines.fp16`, a maintained converter), and a package
+exported as fp16 or int8 (explicit Q/DQ nodes) is built as its ONNX says. Each part gets one optimization profile
 over its dynamic first axis (images for the dense part, RoIs for the heads); tactic
 timings persist in a timing cache file so rebuilds are fast. The result is a metadata
 record (`tensorrt` in package.json) that the backend checks before loading a plan.
@@ -12,17 +13,18 @@ record (`tensorrt` in package.json) that the backend checks before loading a pla
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import re
+from importlib import metadata
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import onnx
 import torch
-from onnx import AttributeProto, TensorProto, helper, numpy_helper
 
+from engines.fp16 import convert_fp16
 from engines.onnx_lint import lint
 from engines.package import METADATA, Package, sha256
 from pipeline.core.errors import ModelError
@@ -34,10 +36,10 @@ log = logging.getLogger("detstream.tensorrt")
 
 PARTS = ("dense", "box_head", "mask_head")
 ROIS_OPT = 128  # typical RoIs per head call (proposals of one or two images)
+# Live runs batch one or two frames (one camera, or two sharing the detector): TensorRT
+# picks its tactics for the opt shape, so that is what the dense profile is tuned for.
+LIVE_BATCH = 2
 INSTALL_HINT = "install with pip install 'detstream[tensorrt]' on an NVIDIA machine"
-# ONNX inputs that must stay float32 whatever the model's precision (Resize roi / scales).
-FP32_ONLY_INPUTS = {"Resize": (1, 2), "Upsample": (1,)}
-FP16_MAX = float(np.finfo(np.float16).max)
 
 
 def import_tensorrt() -> ModuleType:
@@ -51,10 +53,32 @@ def import_tensorrt() -> ModuleType:
     return tensorrt
 
 
-def gpu_record(device: torch.device | int | None = None) -> dict[str, str]:
-    """What a plan is tied to besides the TensorRT version: the GPU's compute capability."""
+@functools.cache
+def trt_logger() -> trt.ILogger:
+    """The process's one TensorRT logger: TensorRT keeps the first logger it is given for
+    the whole process, so builders and runtimes made later must share it."""
+    import tensorrt as trt
+
+    return trt.Logger(trt.Logger.WARNING)
+
+
+def cuda_major(trt_module: ModuleType) -> str:
+    """The CUDA major version TensorRT was built for ("12", "13"). TensorRT 10 ships for
+    CUDA 12 and 13 under one version string, and a plan of one does not load in the other.
+    pip wheels say it in their distribution name (tensorrt-cu12-bindings...); a TensorRT
+    installed otherwise is assumed to match the CUDA torch was built with."""
+    for dist in metadata.distributions():
+        found = re.fullmatch(r"tensorrt[-_]cu(\d+)(?:[-_].*)?", (dist.metadata["Name"] or "").lower())
+        if found and dist.version == getattr(trt_module, "__version__", None):
+            return found.group(1)
+    return (torch.version.cuda or "?").split(".")[0]
+
+
+def machine_record(trt_module: ModuleType, device: torch.device | int | None = None) -> dict[str, str]:
+    """What a plan is tied to: the TensorRT release, its CUDA major, the GPU generation."""
     major, minor = torch.cuda.get_device_capability(device)
-    return {"gpu": torch.cuda.get_device_name(device), "compute_capability": f"{major}.{minor}"}
+    return {"version": trt_module.__version__, "cuda": cuda_major(trt_module),
+            "gpu": torch.cuda.get_device_name(device), "compute_capability": f"{major}.{minor}"}
 
 
 def build_plans(
@@ -71,17 +95,23 @@ def build_plans(
     uses TF32 on Ampere and later: ~1e-3 relative error, faster).
     """
     trt = import_tensorrt()
-    precision = "fp16" if fp16 else "fp32"
-    max_batch = max_batch or int(package.meta["batch"]["max"])
+    exported = package.meta.get("precision", "fp32")  # fp16 / int8 packages carry their types in the ONNX
+    if fp16 and exported != "fp32":
+        raise ModelError(f"package {package.root} is already {exported}: build it without --fp16")
+    precision = "fp16" if fp16 else exported
+    if max_batch is None:
+        max_batch = int(package.meta["batch"]["max"])
+    if max_batch < 1:
+        raise ModelError(f"max batch {max_batch}: the dense plan needs room for at least one image")
     rois = (int(package.meta["rois"]["min"]), min(ROIS_OPT, int(package.meta["rois"]["max"])),
             int(package.meta["rois"]["max"]))
     # first-axis (min, opt, max) of each part's one optimization profile
-    ranges = {"dense": (int(package.meta["batch"]["min"]), max(1, max_batch // 2), max_batch),
+    ranges = {"dense": (int(package.meta["batch"]["min"]), min(LIVE_BATCH, max_batch), max_batch),
               "box_head": rois, "mask_head": rois}
     out = package.root / "trt"
     out.mkdir(exist_ok=True)
     cache_path = timing_cache or out / "timing.cache"
-    logger = trt.Logger(trt.Logger.WARNING)
+    logger = trt_logger()
     trt.init_libnvinfer_plugins(logger, "")  # before parsing: RoiAlign and others are plugins
     plans = {}
     for part in (p for p in PARTS if package.has(p)):
@@ -95,8 +125,7 @@ def build_plans(
         _build(logger, onnx_path, plan, ranges[part], input_size, cache_path, tf32)
         plans[part] = {"path": plan.relative_to(package.root).as_posix(), "sha256": sha256(plan)}
     return {
-        "version": trt.__version__,
-        **gpu_record(),
+        **machine_record(trt),
         "precision": precision,
         "tf32": tf32,
         "input_size": list(package.info.input_size),
@@ -166,61 +195,3 @@ def record_build(package: Package, record: dict[str, Any]) -> Package:
     meta = {**package.meta, "tensorrt": record}
     (package.root / METADATA).write_text(json.dumps(meta, indent=2) + "\n")
     return Package(package.root, meta)
-
-
-def convert_fp16(src: Path, dst: Path) -> Path:
-    """An fp16 copy of an ONNX model whose inputs and outputs stay float32.
-
-    Float weights and constants become float16 and Casts to float32 become Casts to
-    float16, so a strongly typed network computes in fp16; a Cast at each input and output
-    keeps the interface float32, so the backend feeds every precision the same way.
-    Only graphs without subgraphs (all our parts) are converted.
-    """
-    model = onnx.load(str(src))
-    graph = model.graph
-    if any(a.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS) for n in graph.node for a in n.attribute):
-        raise ModelError(f"{src.name}: fp16 conversion does not handle If/Loop/Scan subgraphs")
-    keep = {n.input[i] for n in graph.node for i in FP32_ONLY_INPUTS.get(n.op_type, ()) if i < len(n.input)}
-    for i, tensor in enumerate(graph.initializer):
-        if tensor.data_type == TensorProto.FLOAT and tensor.name not in keep:
-            graph.initializer[i].CopyFrom(_half(tensor, src))
-    for node in graph.node:
-        if any(out in keep for out in node.output):
-            continue
-        for attr in node.attribute:
-            if node.op_type in ("Constant", "ConstantOfShape") and attr.type == AttributeProto.TENSOR \
-                    and attr.t.data_type == TensorProto.FLOAT:
-                attr.t.CopyFrom(_half(attr.t, src))
-            elif node.op_type == "Cast" and attr.name == "to" and attr.i == TensorProto.FLOAT:
-                attr.i = TensorProto.FLOAT16
-    _cast_interface(graph)
-    del graph.value_info[:]  # stale float32 types; the checker re-infers them
-    onnx.checker.check_model(model, full_check=True)
-    onnx.save(model, str(dst))
-    return dst
-
-
-def _half(tensor: onnx.TensorProto, src: Path) -> onnx.TensorProto:
-    array = numpy_helper.to_array(tensor)
-    if array.size and float(np.abs(array).max()) > FP16_MAX:
-        raise ModelError(f"{src.name}: {tensor.name} has values beyond the fp16 range; build in fp32")
-    return numpy_helper.from_array(array.astype(np.float16), tensor.name)
-
-
-def _cast_interface(graph: onnx.GraphProto) -> None:
-    """Float32 graph inputs/outputs, float16 inside: rename the inner tensors, add Casts."""
-    renames = {}
-    for value in list(graph.input) + list(graph.output):
-        if value.type.tensor_type.elem_type == TensorProto.FLOAT:
-            renames[value.name] = f"{value.name}__fp16"
-    for node in graph.node:
-        node.input[:] = [renames.get(name, name) for name in node.input]
-        node.output[:] = [renames.get(name, name) for name in node.output]
-    inputs = {v.name for v in graph.input}
-    casts_in = [helper.make_node("Cast", [name], [renames[name]], to=TensorProto.FLOAT16, name=f"{name}_to_fp16")
-                for name in renames if name in inputs]
-    casts_out = [helper.make_node("Cast", [renames[v.name]], [v.name], to=TensorProto.FLOAT, name=f"{v.name}_to_fp32")
-                 for v in graph.output if v.name in renames]
-    nodes = casts_in + list(graph.node) + casts_out
-    del graph.node[:]
-    graph.node.extend(nodes)

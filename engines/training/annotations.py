@@ -19,7 +19,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from pipeline.core.errors import DatasetError
-from pipeline.core.coco_files import read_json, video_frame
+from pipeline.core.coco_files import default_images_dir, read_json, video_frame
 
 BOX_TOLERANCE = 1.0  # pixels a box may reach beyond the image (rounding in annotation tools)
 
@@ -73,12 +73,6 @@ def image_file(images_dir: Path, file_name: str) -> Path | None:
     if frame is not None and (images_dir / frame[0]).is_file():
         return images_dir / frame[0]
     return None
-
-
-def default_images_dir(annotations: Path) -> Path:
-    """`images/` next to the JSON if it exists, else the JSON's own folder."""
-    beside = annotations.parent / "images"
-    return beside if beside.is_dir() else annotations.parent
 
 
 def load_annotations(path: Path, images_dir: Path | None = None) -> Annotations:

@@ -16,6 +16,12 @@ from typing import Any
 from pipeline.core.errors import DatasetError
 
 
+def default_images_dir(annotations: Path) -> Path:
+    """`images/` next to the JSON if it exists, else the JSON's own folder."""
+    beside = annotations.parent / "images"
+    return beside if beside.is_dir() else annotations.parent
+
+
 def video_frame(file_name: str) -> tuple[str, int] | None:
     """`clip.mp4#12` -> ("clip.mp4", 12); None for any other name."""
     name, sep, index = file_name.rpartition("#")

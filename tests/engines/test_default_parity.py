@@ -1,7 +1,8 @@
 """ONNX Runtime against PyTorch on the trained default models, end to end through the
 pipeline's own preprocessing and postprocessing: the same detections on 50 synthetic
-frames (same count, boxes within 0.5 px, scores within 1e-3, mask IoU at least 0.99)
-and the same COCO mAP (within 0.002). The frames and images come from seeds used
+frames (same count, and every detection of either side matched on the other: boxes
+within 0.5 px, scores within 1e-3, mask IoU at least 0.99; `engines.parity`, which the
+TensorRT checks share) and the same COCO mAP (within 0.002). The frames and images come from seeds used
 neither in training (1) nor validation (2)."""
 
 from __future__ import annotations
@@ -10,15 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pycocotools import mask as mask_utils
 
 from engines.base import Engine
 from engines.export import export_package
 from engines.loading import load_engine
+from engines.parity import Tolerance, compare, detect
 from engines.training.evaluate import evaluate
-from pipeline.core.types import Detections, Frame
-from engines.outputs import Selection, finish_frame
-from engines.inputs import Normalizer
 from synth.dataset import write_dataset
 from synth.video import iter_frames
 
@@ -43,33 +41,12 @@ def frames() -> list[np.ndarray]:
     return images
 
 
-def detect(engine: Engine, images: list[np.ndarray]) -> list[Detections]:
-    """What `detstream run` would publish for each image, batches of two."""
-    normalize = Normalizer(engine.info)
-    selection = Selection.uniform(engine.info.score_threshold, 0.5, 100, engine.info.class_names)
-    results = []
-    for first in range(0, len(images), 2):
-        chunk = images[first : first + 2]
-        batch, geometry = normalize(chunk)
-        outputs = engine.infer(batch, [g.resized_size for g in geometry])
-        for offset, (image, geo, raw) in enumerate(zip(chunk, geometry, outputs)):
-            frame = Frame(source="parity", seq=first + offset, pts=0.0, capture_ts=0.0, image=image)
-            results.append(finish_frame(frame, geo, raw, selection, engine.info.class_names))
-    return results
-
-
 def test_same_detections_on_fifty_frames(backends, frames):
     ours, reference = (detect(engine, frames) for engine in backends)
     for a, b in zip(ours, reference):
         assert len(a.boxes) == len(b.boxes), f"frame {a.frame.seq}: {len(a.boxes)} vs {len(b.boxes)} detections"
-        if not len(a.boxes):
-            continue
-        np.testing.assert_array_equal(a.class_ids, b.class_ids)
-        assert np.abs(a.boxes - b.boxes).max() <= BOX_TOLERANCE_PX, f"frame {a.frame.seq}"
-        assert np.abs(a.scores - b.scores).max() <= SCORE_TOLERANCE, f"frame {a.frame.seq}"
-        if a.masks is not None:
-            iou = mask_utils.iou(a.masks, b.masks, [0] * len(b.masks)).diagonal()
-            assert iou.min() >= MIN_MASK_IOU, f"frame {a.frame.seq}: mask IoU {iou.min():.4f}"
+    tolerance = Tolerance(BOX_TOLERANCE_PX, SCORE_TOLERANCE, MIN_MASK_IOU)
+    assert compare(ours, reference, backends[1].info.score_threshold, tolerance) == []
     # the comparison means something only if the models found plenty
     assert sum(len(d.boxes) for d in reference) >= 2 * FRAMES
     assert (ours[0].masks is not None) == backends[0].info.has_masks

@@ -107,7 +107,33 @@ def double_input() -> onnx.ModelProto:
     return _model([helper.make_node("Relu", ["x"], ["y"], name="relu")], [x], [y])
 
 
+def int32_dequantize() -> onnx.ModelProto:
+    """A quantized bias (int32 DequantizeLinear), which TensorRT does not take."""
+    bias = numpy_helper.from_array(np.array([7, -3], np.int32), "bias_q")
+    scale = numpy_helper.from_array(np.array(0.01, np.float32), "scale")
+    zero = numpy_helper.from_array(np.array(0, np.int32), "zero")
+    nodes = [helper.make_node("DequantizeLinear", ["bias_q", "scale", "zero"], ["bias"], name="dq_bias"),
+             helper.make_node("Add", ["x", "bias"], ["y"], name="add")]
+    return _model(nodes, [_float("x", [2])], [_float("y", [2])], [bias, scale, zero])
+
+
+def int8_qdq() -> onnx.ModelProto:
+    """8-bit Q/DQ around a Relu: clean (the int8 tensors belong to the Q/DQ pair)."""
+    scale = numpy_helper.from_array(np.array(0.01, np.float32), "scale")
+    zero = numpy_helper.from_array(np.array(0, np.int8), "zero")
+    nodes = [helper.make_node("QuantizeLinear", ["x", "scale", "zero"], ["xq"], name="q"),
+             helper.make_node("DequantizeLinear", ["xq", "scale", "zero"], ["xd"], name="dq"),
+             helper.make_node("Relu", ["xd"], ["y"], name="relu")]
+    return _model(nodes, [_float("x", [2])], [_float("y", [2])], [scale, zero])
+
+
+def test_int8_qdq_pairs_are_clean(tmp_path):
+    onnx.save(int8_qdq(), str(tmp_path / "qdq.onnx"))
+    assert lint(tmp_path / "qdq.onnx") == []
+
+
 CASES = {
+    "int32 DequantizeLinear": (int32_dequantize, "error: graph node 'dq_bias' (DequantizeLinear): dequantizes INT32"),
     "unsupported op": (unique, "error: graph node 'unique' (Unique): not supported"),
     "Resize cubic": (resize_cubic, "error: graph node 'up' (Resize): mode 'cubic' is not supported"),
     "TopK K=5000": (topk_large, "error: graph node 'topk' (TopK): K = 5000 must be less than 3840"),

@@ -249,7 +249,9 @@ def test_the_collector_sees_the_calls_that_matter(project_uses):
         ("Runtime", "deserialize_cuda_engine"), ("ICudaEngine", "create_execution_context"),
         ("ICudaEngine", "get_tensor_name"), ("IExecutionContext", "set_input_shape"),
         ("IExecutionContext", "set_tensor_address"), ("IExecutionContext", "get_tensor_shape"),
-        ("IExecutionContext", "execute_async_v3"),
+        ("IExecutionContext", "execute_async_v3"), ("IExecutionContext", "set_device_memory"),
+        ("ExecutionContextAllocationStrategy", "USER_MANAGED"), ("ICudaEngine", "device_memory_size_v2"),
+        ("ICudaEngine", "get_tensor_shape"), ("ICudaEngine", "get_tensor_dtype"),
     }
     assert expected - seen == set()
 

@@ -238,12 +238,27 @@ class Api:
 
 # ---- a stand-in for `tensorrt`, to run the project's TensorRT code on a CPU -----------------
 
-def fake_tensorrt(version: str = "10.13.3.9") -> Any:
+ALIGNMENT = 256  # what TensorRT demands of every tensor address and of scratch memory
+
+
+class StandInError(AssertionError):
+    """The code under test used the stand-in in a way real TensorRT refuses or gets wrong."""
+
+
+def fake_tensorrt(version: str = "10.13.3.9", io_dtype: str = "float32") -> Any:
     """A module with just the TensorRT calls `engines.tensorrt_build` / `tensorrt_backend`
     make (their names and signatures are checked against the real bindings by
     test_tensorrt_api). The parser reads the ONNX inputs and refuses ops outside the
-    lint's list; a "plan" is JSON naming the ONNX file and the profile asked for; running
-    it reads and writes the tensors at the addresses given, through ONNX Runtime."""
+    lint's list; a "plan" is JSON naming the ONNX file and the profile asked for.
+
+    Running a plan (`execute_async_v3`) reads the inputs at the addresses bound, runs the
+    ONNX part in ONNX Runtime and writes the outputs at theirs, after checking what real
+    TensorRT requires: every input shape set and inside the profile, every address bound
+    since the last run and 256-byte aligned (a refused bind leaves the old address, as in
+    TensorRT: using it raises here), user-managed scratch memory set, aligned and large
+    enough. Tensors are read and written in the dtype the engine reports: `io_dtype`
+    "float16" makes every float tensor half, so a caller that ignores
+    `get_tensor_dtype` reads garbage."""
     import ctypes
     import types
 
@@ -259,7 +274,10 @@ def fake_tensorrt(version: str = "10.13.3.9") -> Any:
     trt.TensorIOMode = types.SimpleNamespace(INPUT="input", OUTPUT="output")
     trt.DataType = types.SimpleNamespace(FLOAT=np.float32, HALF=np.float16, BF16="bf16", INT32=np.int32,
                                          INT64=np.int64, BOOL=np.bool_)
+    trt.ExecutionContextAllocationStrategy = types.SimpleNamespace(STATIC=0, ON_PROFILE_CHANGE=1, USER_MANAGED=2)
     trt.Logger = type("Logger", (), {"WARNING": 2, "__init__": lambda self, min_severity=2: None})
+    onnx_types = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int64)": np.int64,
+                  "tensor(int32)": np.int32, "tensor(bool)": np.bool_}
 
     class Network:
         def __init__(self, flags: int) -> None:
@@ -325,28 +343,62 @@ def fake_tensorrt(version: str = "10.13.3.9") -> Any:
                       "profiles": [p.shapes for p in config.profiles]}
             return json.dumps(record).encode()
 
+    def _check(condition: bool, message: str) -> None:
+        if not condition:
+            raise StandInError(message)
+
     class Context:
-        def __init__(self, engine: Engine) -> None:
-            self.engine, self.shapes, self.addresses = engine, {}, {}
+        def __init__(self, engine: Engine, strategy: int) -> None:
+            self.engine, self.strategy, self.shapes, self.addresses = engine, strategy, {}, {}
+            self.fresh: set[str] = set()  # bound since the last run
+            self.memory: tuple[int, int] | None = None
+            self.runs = 0
 
         def set_input_shape(self, name: str, shape: tuple) -> bool:
             low, _, high = self.engine.get_tensor_profile_shape(name, 0)
+            if len(shape) != len(low) or not all(a <= b <= c for a, b, c in zip(low, shape, high)):
+                return False  # TensorRT logs and keeps the previous shape
             self.shapes[name] = tuple(shape)
-            return all(a <= b <= c for a, b, c in zip(low, shape, high)) and len(shape) == len(low)
-
-        def set_tensor_address(self, name: str, memory: int) -> bool:
-            self.addresses[name] = memory
             return True
 
+        def set_tensor_address(self, name: str, memory: int) -> bool:
+            if memory % ALIGNMENT:
+                return False  # TensorRT logs "misaligned" and keeps the previous address
+            self.addresses[name] = memory
+            self.fresh.add(name)
+            return True
+
+        def set_device_memory(self, memory: int, size: int) -> None:
+            _check(memory % ALIGNMENT == 0, f"scratch memory {memory:#x} is not {ALIGNMENT}-byte aligned")
+            _check(size >= self.engine.device_memory_size_v2,
+                   f"scratch memory of {size} bytes, the plan needs {self.engine.device_memory_size_v2}")
+            self.memory = (memory, size)
+
         def get_tensor_shape(self, name: str) -> tuple:
-            first = next(iter(self.shapes.values()))[0]  # every output follows the input's first axis
+            if name in self.engine.inputs:
+                return self.shapes.get(name, tuple(self.engine.shapes[name]))
+            first = self.shapes[self.engine.inputs[0]][0]  # every output follows the input's first axis
             return tuple(first if isinstance(d, str) else d for d in self.engine.shapes[name])
 
         def execute_async_v3(self, stream_handle: int) -> bool:
-            feeds = {n: _read(self.addresses[n], self.shapes[n]) for n in self.engine.inputs}
-            for name, value in zip(self.engine.outputs, self.engine.session.run(self.engine.outputs, feeds)):
-                value = np.ascontiguousarray(value, np.float32)
+            engine = self.engine
+            if self.strategy == trt.ExecutionContextAllocationStrategy.USER_MANAGED:
+                _check(self.memory is not None, "user-managed context run without set_device_memory")
+            for name in engine.inputs:
+                _check(name in self.shapes, f"input {name}: no shape set")
+            for name in engine.inputs + engine.outputs:
+                _check(name in self.fresh, f"{name}: not bound for this run (a refused bind keeps a stale address)")
+                _check(self.addresses[name] % ALIGNMENT == 0, f"{name}: address not {ALIGNMENT}-byte aligned")
+            self.fresh = set()
+            feeds = {n: _read(self.addresses[n], self.shapes[n], engine.dtypes[n]) for n in engine.inputs}
+            # ONNX Runtime takes the ONNX file's own types; the engine's I/O types may differ (io_dtype)
+            feeds = {n: v.astype(engine.onnx_types[n]) for n, v in feeds.items()}
+            for name, value in zip(engine.outputs, engine.session.run(engine.outputs, feeds)):
+                _check(tuple(value.shape) == self.get_tensor_shape(name),
+                       f"output {name}: {value.shape} computed, {self.get_tensor_shape(name)} announced")
+                value = np.ascontiguousarray(value, engine.dtypes[name])
                 ctypes.memmove(self.addresses[name], value.ctypes.data, value.nbytes)
+            self.runs += 1
             return True
 
     class Engine:
@@ -354,10 +406,18 @@ def fake_tensorrt(version: str = "10.13.3.9") -> Any:
             record = json.loads(bytes(data))
             self.session = ort.InferenceSession(record["onnx"], providers=["CPUExecutionProvider"])
             self.profile = record["profiles"][0]
+            values = self.session.get_inputs() + self.session.get_outputs()
             self.inputs = [v.name for v in self.session.get_inputs()]
             self.outputs = [v.name for v in self.session.get_outputs()]
-            self.shapes = {v.name: v.shape for v in self.session.get_inputs() + self.session.get_outputs()}
+            self.shapes = {v.name: v.shape for v in values}
+            self.onnx_types = {v.name: onnx_types[v.type] for v in values}
+            # what the plan reports and reads / writes: float tensors in io_dtype
+            io = trt.DataType.HALF if io_dtype == "float16" else trt.DataType.FLOAT
+            self.dtypes = {n: io if t is np.float32 else t for n, t in self.onnx_types.items()}
             self.num_io_tensors = len(self.shapes)
+            # scratch a plan would need: the largest input the profile allows, in bytes
+            self.device_memory_size_v2 = int(np.prod(self.profile[self.inputs[0]][2])) * 4
+            self.contexts: list[Context] = []
 
         def get_tensor_name(self, index: int) -> str:
             return list(self.shapes)[index]
@@ -366,19 +426,59 @@ def fake_tensorrt(version: str = "10.13.3.9") -> Any:
             return trt.TensorIOMode.INPUT if name in self.inputs else trt.TensorIOMode.OUTPUT
 
         def get_tensor_dtype(self, name: str) -> Any:
-            return trt.DataType.FLOAT  # the parts keep float32 inputs and outputs at every precision
+            return self.dtypes[name]
+
+        def get_tensor_shape(self, name: str) -> tuple:
+            return tuple(d if isinstance(d, int) else -1 for d in self.shapes[name])
 
         def get_tensor_profile_shape(self, name: str, profile_index: int) -> list:
             return self.profile[name]
 
-        def create_execution_context(self) -> Context:
-            return Context(self)
+        def create_execution_context(self, strategy: int = 0) -> Context:
+            self.contexts.append(Context(self, strategy))
+            return self.contexts[-1]
 
-    def _read(address: int, shape: tuple) -> np.ndarray:
+    def _read(address: int, shape: tuple, dtype: Any) -> np.ndarray:
+        dtype = np.dtype(dtype)
         count = int(np.prod(shape))
-        return np.ctypeslib.as_array((ctypes.c_float * count).from_address(address)).reshape(shape).copy()
+        buffer = (ctypes.c_byte * (count * dtype.itemsize)).from_address(address)
+        return np.frombuffer(buffer, dtype=dtype, count=count).reshape(shape).copy()
 
     trt.Builder, trt.OnnxParser = Builder, OnnxParser
     trt.Runtime = type("Runtime", (), {"__init__": lambda self, logger: None,
                                        "deserialize_cuda_engine": lambda self, serialized_engine: Engine(serialized_engine)})
     return trt
+
+
+class HostStream:
+    """What the backend asks of a torch CUDA stream, for tensors that stay on the CPU."""
+
+    cuda_stream = 0
+
+    def __init__(self, device: object = None) -> None:
+        pass
+
+    def wait_stream(self, other: object) -> None:
+        pass
+
+    def synchronize(self) -> None:
+        pass
+
+
+def pretend_gpu(monkeypatch: Any, trt: Any, capability: tuple[int, int] = (8, 6)) -> HostStream:
+    """`tensorrt` replaced by the stand-in `trt`, torch told there is a GPU of
+    `capability` whose streams are the host's (tensors stay on the CPU)."""
+    import contextlib
+
+    import torch
+
+    stream = HostStream()
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Fake GPU")
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: stream)
+    monkeypatch.setattr(torch.cuda, "stream", lambda stream: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "device", lambda device: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "Stream", HostStream)
+    return stream

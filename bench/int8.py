@@ -1,0 +1,151 @@
+"""ONNX Runtime fp32 against int8 (Q/DQ, engines/int8.py) on this CPU, per embedded model:
+ms per image at batch 1 and 2 (engine alone, frames of the demo video normalized
+beforehand, calls alternating between the two packages so load changes hit both alike),
+the pipeline's frames/s on the demo video (`detstream run`, batch 2), and the accuracy
+cost: box (and mask) mAP of each on the held-out test split through `detstream eval`.
+The int8 package is calibrated on the validation split (never the test split).
+
+    .venv/bin/python -m bench.int8 [--models embedded:faster-compact-synth ...] [--calls 10]
+        [--calibration data/synth-val/annotations.json] [--calibration-images 100]
+        [--test data/synth-test/annotations.json] [--json out.json]
+
+Each model's result also holds the dense part's per-op profile in both precisions (ONNX
+Runtime's own profiler, batch 1, summed by op type): if int8 is not faster on this CPU,
+it shows where the time goes (QLinearConv kernels vs the Quantize/Dequantize around the
+float layers, for instance).
+
+Timings mean something only on a quiet machine; the issue's targets (issue #20): mAP
+within 0.01 of fp32 (box and mask) and int8 frames/s at least 1.4x fp32's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.common import DEMO_VIDEO, as_package, ensure_video, machine, pipeline_run, print_result, run_fps
+from bench.engine_latency import read_frames, timed_call
+from engines.coco_images import dataset_images
+from engines.inputs import Normalizer
+from engines.int8 import export_int8
+from engines.loading import load_engine
+from engines.package import read_package
+
+DEFAULT_MODELS = ("embedded:faster-compact-synth", "embedded:mask-compact-synth")
+BATCHES = (1, 2)
+SPLITS = {"synth-val": ("2", "200"), "synth-test": ("3", "500")}  # as the Makefile generates them
+
+
+def ensure_split(annotations: Path) -> None:
+    """data/synth-val or data/synth-test, generated as the Makefile does when missing."""
+    if annotations.exists() or annotations.parent.name not in SPLITS:
+        return
+    seed, count = SPLITS[annotations.parent.name]
+    subprocess.run([sys.executable, "-m", "synth", "dataset", str(annotations.parent), "--seed", seed,
+                    "--count", count, "--size", "640x360"], check=True)
+
+
+def latency(packages: dict[str, str], video: Path, calls: int) -> list[dict]:
+    engines = {name: load_engine(path, backend="onnxruntime") for name, path in packages.items()}
+    images = read_frames(video, max(BATCHES))
+    normalize = Normalizer(engines["fp32"].info)
+    rows = []
+    for batch in BATCHES:
+        tensor, geometry = normalize(images[:batch])
+        sizes = [g.resized_size for g in geometry]
+        for engine in engines.values():
+            engine.infer(tensor, sizes)  # warm-up
+        seconds: dict[str, list[float]] = {name: [] for name in engines}
+        for _ in range(calls):
+            for name, engine in engines.items():
+                seconds[name].append(timed_call(engine, tensor, sizes))
+        for name, values in seconds.items():
+            rows.append({"precision": name, "batch": batch, "ms_per_image": round(statistics.median(values) * 1000 / batch, 1)})
+    return rows
+
+
+def op_profile(package: str, image, runs: int = 5) -> dict[str, float]:
+    """ms per call of the dense part by op type (ONNX Runtime's profiler, batch 1)."""
+    import onnxruntime as ort
+
+    from engines.onnxruntime_backend import session_options
+
+    found = read_package(Path(package))
+    options = session_options(None)
+    options.enable_profiling = True
+    with tempfile.TemporaryDirectory() as tmp:  # the trace file is ONNX Runtime's, not ours to keep
+        options.profile_file_prefix = str(Path(tmp) / "dense")
+        session = ort.InferenceSession(str(found.file("dense")), options, providers=["CPUExecutionProvider"])
+        tensor, _ = Normalizer(found.info)([image])
+        for _ in range(runs):
+            session.run(None, {"images": tensor.numpy()})
+        trace = json.loads(Path(session.end_profiling()).read_text())
+    by_op: dict[str, float] = {}
+    for event in trace:
+        if event.get("cat") == "Node" and event.get("name", "").endswith("_kernel_time"):
+            op = event.get("args", {}).get("op_name", "?")
+            by_op[op] = by_op.get(op, 0.0) + event["dur"] / 1000 / runs
+    return {op: round(ms, 3) for op, ms in sorted(by_op.items(), key=lambda item: -item[1])}
+
+
+def mean_ap(package: str, test: Path, workdir: Path) -> dict:
+    """`detstream eval` of the package on `test`: box and mask AP (COCO, IoU .5:.95)."""
+    out = workdir / f"eval-{Path(package).name}.json"
+    subprocess.run([sys.executable, "-m", "pipeline.cli", "eval", "--model", package, "--data", str(test),
+                    "--out", str(out)], check=True)
+    report = json.loads(out.read_text())
+    return {kind: report[kind]["AP"] for kind in ("bbox", "segm") if kind in report}
+
+
+def measure(model: str, args: argparse.Namespace, workdir: Path) -> dict:
+    fp32 = as_package(model, workdir)
+    images = dataset_images(args.calibration, args.calibration_images)
+    int8 = str(export_int8(read_package(Path(fp32)), workdir / (Path(fp32).name + "-int8"), images,
+                           source=str(args.calibration)).root)
+    packages = {"fp32": fp32, "int8": int8}
+    rows = latency(packages, args.video, args.calls)
+    by = {(r["precision"], r["batch"]): r["ms_per_image"] for r in rows}
+    fps = {name: round(run_fps(pipeline_run(path, [args.video], batch=2, backend="onnxruntime")), 2)
+           for name, path in packages.items()}
+    accuracy = {name: mean_ap(path, args.test, workdir) for name, path in packages.items()}
+    frame = read_frames(args.video, 1)[0]
+    profiles = {name: op_profile(path, frame) for name, path in packages.items()}
+    return {
+        "model": model,
+        "calibration_images": len(images),
+        "rows": rows,
+        "speedup_int8_over_fp32": {str(b): round(by[("fp32", b)] / by[("int8", b)], 3) for b in BATCHES},
+        "pipeline_fps": fps,
+        "pipeline_fps_ratio": round(fps["int8"] / fps["fp32"], 3),
+        "map": accuracy,
+        "map_cost": {kind: round(accuracy["fp32"][kind] - accuracy["int8"][kind], 4) for kind in accuracy["fp32"]},
+        "dense_ms_by_op": profiles,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.int8", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
+    parser.add_argument("--video", type=Path, default=DEMO_VIDEO)
+    parser.add_argument("--calls", type=int, default=10, help="timed calls per precision and batch (alternating)")
+    parser.add_argument("--calibration", type=Path, default=Path("data/synth-val/annotations.json"))
+    parser.add_argument("--calibration-images", type=int, default=100)
+    parser.add_argument("--test", type=Path, default=Path("data/synth-test/annotations.json"))
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    ensure_video(args.video)
+    ensure_split(args.calibration)
+    ensure_split(args.test)
+    with tempfile.TemporaryDirectory() as tmp:
+        results = [measure(model, args, Path(tmp)) for model in args.models]
+    print_result({"machine": machine(), "models": results}, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
