@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import AfterValidator, BaseModel, Field, ValidationError, field_validator, model_validator
@@ -20,6 +21,7 @@ from pipeline.core.errors import ConfigError
 from pipeline.core.scene_config import LineConfig, ZoneConfig
 from pipeline.core.secrets import redact
 from pipeline.core.urls import is_live_uri
+from pipeline.core.yaml_files import YamlLimitError, load_yaml
 
 # The compact Faster R-CNN trained by `make models` on synthetic scenes, shipped in engines/embedded/.
 DEFAULT_MODEL = "embedded:faster-compact-synth"
@@ -85,9 +87,28 @@ def _tracking_override(value: Any) -> Any:
 LIVE_QUEUE_SIZE = 2
 
 
+def _printable(value: str | None) -> str | None:
+    # a NUL cuts the string FFmpeg sees; a newline would forge log lines and JSON-lines output
+    if value is not None and any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("contains a control character (newline, tab, NUL, ...)")
+    return value
+
+
+def _uri(value: str) -> str:
+    """A URL must parse (`rtsp://[` does not): every later use of it splits it."""
+    if "://" in value:
+        try:
+            urlsplit(value).port  # noqa: B018 - raises for a bad IPv6 host or port
+        except ValueError as exc:
+            raise ValueError(f"not a valid URL: {exc}") from None
+    return value
+
+
 class SourceConfig(Settings):
-    uri: str = Field(description="file path or URL FFmpeg can open")
-    name: str | None = Field(None, description="source id in messages; default: derived from uri")
+    uri: Annotated[str, AfterValidator(_printable), AfterValidator(_uri)] = Field(min_length=1, description="file path or URL FFmpeg can open")
+    name: Annotated[str | None, AfterValidator(_printable)] = Field(
+        None, min_length=1, description="source id in messages; default: derived from uri"
+    )
     stride: int = Field(1, ge=1, description="keep every Nth decoded frame")
     max_fps: float | None = Field(None, gt=0, description="keep at most this many frames per second of stream time")
     live: Literal["auto"] | bool = Field("auto", description="auto: streams and devices are live, files are not")
@@ -387,13 +408,19 @@ def load_settings(
     origin = str(path) if path else "flags"
     if path is not None:
         try:
-            loaded = yaml.safe_load(Path(path).read_text())
+            loaded = load_yaml(Path(path).read_text())
         except FileNotFoundError as exc:
             raise ConfigError(f"config file not found: {path}") from exc
         except IsADirectoryError as exc:
             raise ConfigError(f"{path}: a folder, not a config file") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not a text file (not UTF-8 at byte {exc.start})") from exc
+        except OSError as exc:  # permission denied, a device that cannot be read, ...
+            raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
         except yaml.YAMLError as exc:
             raise ConfigError(_yaml_error(path, exc)) from exc
+        except YamlLimitError as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a mapping of settings, got {type(loaded).__name__}")
         data = loaded or {}

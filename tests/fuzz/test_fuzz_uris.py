@@ -1,0 +1,75 @@
+"""Fuzz: source URIs (settings, live or file, names, masking, opening a path) and sink URIs
+(the kind and its options, checked without connecting)."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fuzz_support import FUZZ, outcome
+from pipeline.core.config import SourceConfig, parse_settings
+from pipeline.core.errors import DetstreamError
+from pipeline.core.secrets import mask_url, redact
+from pipeline.core.urls import input_format, is_live_uri
+from pipeline.run.sources import source_names
+from stages.reader import open_source
+from stages.sinks.registry import sink_kind
+
+SCHEMES = ["rtsp", "rtsps", "http", "https", "rtmp", "srt", "udp", "file", "redis", "rediss", "mqtt", "mqtts",
+           "webhook:https", "webhook:http", "jsonl", "video", "", "RTSP", "x"]
+PIECES = ["", "user", "user:pass", ":", "@", "[", "]", "[::1]", "[::1", "host", "host:", "host:0", "host:99999",
+          "host:-1", "host:port", "/", "//", "..", "%", "%zz", "%00", "?", "#", "&", "=", "\x00", " ", "é", "\n",
+          "a.mp4", "0", "-", "{source}", "{", "}"]
+OPTIONS = ["maxlen", "timeout", "password_env", "ssl_cert_reqs", "ssl_ca_certs", "qos", "retain", "topic", "secret_env",
+           "batch", "spool", "fields", "events", "stream", "x"]
+
+
+@st.composite
+def uris(draw) -> str:
+    scheme = draw(st.sampled_from(SCHEMES))
+    sep = draw(st.sampled_from(["://", ":", ":/", ""]))
+    body = "".join(draw(st.lists(st.sampled_from(PIECES), max_size=8)))
+    query = "&".join(f"{draw(st.sampled_from(OPTIONS))}={draw(st.sampled_from(PIECES))}"
+                     for _ in range(draw(st.integers(0, 3))))
+    return f"{scheme}{sep}{body}" + (f"?{query}" if query or draw(st.booleans()) else "")
+
+
+any_uri = st.one_of(uris(), st.text(max_size=40))
+
+
+@FUZZ
+@given(any_uri)
+def test_source_uris(uri):
+    def use() -> None:
+        source = parse_settings(SourceConfig, {"uri": uri}, "run.yaml")
+        assert isinstance(source.is_live, bool)
+        assert isinstance(source.drops_oldest, bool)
+        (name,) = source_names([source])
+        assert isinstance(name, str) and name
+        assert input_format(uri) in (None, "v4l2")
+        assert isinstance(is_live_uri(uri), bool)
+        assert isinstance(mask_url(uri), str) and isinstance(redact(uri), str)
+
+    outcome(use)
+
+
+@FUZZ
+@given(st.text(max_size=30))
+def test_opening_odd_paths_fails_cleanly(tmp_path_factory, name):
+    # a path that is not there (or a folder, or not a file name at all): one SourceError
+    folder = tmp_path_factory.mktemp("src")
+    uri = str(folder / name) if name else str(folder)
+    if "://" in uri:
+        return  # not a path: a network URL, out of this test's reach
+    result = outcome(lambda: open_source(uri, "cam"))
+    assert isinstance(result, DetstreamError)
+
+
+@FUZZ
+@given(any_uri)
+def test_sink_uris(uri):
+    result = outcome(lambda: sink_kind(uri))
+    assert isinstance(result, (type, DetstreamError))
+    if isinstance(result, DetstreamError):
+        # options or URLs in error messages never carry the password given
+        assert "user:pass@" not in str(result)
