@@ -150,7 +150,7 @@ class TensorRTParts:
 
 
 def _plan_bytes(package: Package, part: str, entry: dict[str, str]) -> bytes:
-    path = package.root / entry["path"]
+    path = package.inside(entry["path"])
     hint = REBUILD.format(root=package.root)
     if not path.is_file():
         raise ModelError(f"package {package.root}: TensorRT plan {entry['path']} is missing: {hint}")
