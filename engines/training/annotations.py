@@ -179,6 +179,8 @@ def _check_annotations(
         reason = _box_problem(ann.get("bbox"), image) or _segmentation_problem(ann.get("segmentation"), image)
         if reason is None and ann.get("iscrowd", 0) not in (0, 1):
             reason = f"iscrowd must be 0 or 1, got {ann.get('iscrowd')!r}"
+        if reason is None and "area" in ann and not (_is_number(ann["area"]) and ann["area"] >= 0):
+            reason = f"area must be a number >= 0, got {ann['area']!r}"
         if reason is not None:
             problems.append(f"{where}: {reason}")
             continue
@@ -260,8 +262,8 @@ def fingerprint(annotations: Path, images: Path | None = None) -> str:
     digest = hashlib.sha256(raw)
     try:
         data = json.loads(raw)
-    except ValueError as exc:
-        raise DatasetError(annotations, [f"not a readable JSON file: {exc}"]) from exc
+    except (ValueError, RecursionError) as exc:
+        raise DatasetError(annotations, [f"not a readable JSON file: {str(exc)[:200]}"]) from exc
     listed = data.get("images", []) if isinstance(data, dict) else []
     for name in sorted(str(image.get("file_name")) for image in listed if isinstance(image, dict)):
         path = image_file(images_dir, name)
