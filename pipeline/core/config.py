@@ -83,6 +83,8 @@ def _tracking_override(value: Any) -> Any:
     return value
 
 
+# 8K (8192 x 4320, DCI): the largest frames cameras and files send today.
+MAX_PIXELS = 8192 * 4320
 # A live queue only needs to absorb jitter: every frame waiting in it is latency.
 LIVE_QUEUE_SIZE = 2
 
@@ -120,6 +122,11 @@ class SourceConfig(Settings):
     open_timeout_s: float = Field(10.0, gt=0, description="live only: give up opening after this long")
     read_timeout_s: float = Field(5.0, gt=0, description="live only: no packet for this long = stalled")
     rtsp_transport: Literal["tcp", "udp"] = Field("tcp", description="RTSP over TCP (interleaved) or UDP")
+    # a decompression bomb (a tiny file whose header claims 16384x16384) must fail here,
+    # from the header, not by an out-of-memory kill once the frame is allocated
+    max_pixels: int = Field(
+        MAX_PIXELS, ge=1, description="frames larger than this (width x height) are refused from the stream header"
+    )
     reconnect: ReconnectConfig = Field(default_factory=ReconnectConfig)
     classes: ClassNames | None = Field(None, description="this source only: replaces model.classes")
     score_threshold: Score | None = Field(None, description="this source only: replaces model.score_threshold")
