@@ -5,6 +5,10 @@ Each is a few frames of small size, so a test using them runs in well under a se
 
 from __future__ import annotations
 
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 
@@ -81,3 +85,39 @@ def huge_header(path: Path, width: int, height: int) -> Path:
     one frame: a decompression bomb's shape (a 100-byte file that claims gigabytes)."""
     path.write_bytes(f"YUV4MPEG2 W{width} H{height} F25:1 Ip A1:1 C420jpeg\nFRAME\n".encode() + bytes(64))
     return path
+
+
+@contextmanager
+def rtsp_peer(reply: bytes | None) -> Iterator[int]:
+    """A TCP peer on a free loopback port (yields the port) that reads each RTSP request and
+    answers `reply` then hangs up; None: hangs up without a word (mid-handshake)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                peer, _ = server.accept()
+            except TimeoutError:
+                continue
+            with peer:
+                peer.settimeout(1)
+                try:
+                    peer.recv(4096)
+                    if reply is not None:
+                        peer.sendall(reply)
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        server.close()
+
+
+GARBAGE = b"\x00\xffHTTP/9 nonsense\r\n\r\n" + bytes(range(256))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hostile_media import concatenated_h264, concatenated_ts, huge_header, write
+from hostile_media import GARBAGE, concatenated_h264, concatenated_ts, huge_header, rtsp_peer, write
 from pipeline.core.config import MAX_PIXELS, load_config
 from pipeline.run.runner import run
 from support import BlobEngine, write_video
@@ -97,3 +97,19 @@ def test_the_limit_is_a_setting_and_catches_a_stream_that_grows(tmp_path, media)
     assert summary.exit_code == 1
     assert len(messages) == 40  # the frames before the size change were processed
     assert "frame 40 is 96x64 pixels, over the limit of 3072" in summary.source_errors["grows.h264"]
+
+
+@pytest.mark.parametrize("reply, reason", [(GARBAGE, "Invalid data"), (None, "cannot open")])
+def test_an_rtsp_peer_speaking_garbage_or_hanging_up_fails_alone(tmp_path, media, caplog, reply, reason):
+    with rtsp_peer(reply) as port:
+        camera = {"uri": f"rtsp://127.0.0.1:{port}/cam", "open_timeout_s": 2,
+                  "reconnect": {"max_attempts": 2, "initial_s": 0.05}}
+        out = tmp_path / "out.jsonl"
+        summary = run(load_config(None, {"sources": [str(media["good"]), camera], "sinks": [f"jsonl:{out}"]}),
+                      BlobEngine())
+    assert summary.exit_code == 1 and list(summary.source_errors) == ["cam"]
+    assert reason in summary.source_errors["cam"] and "gave up after 2 attempts" in summary.source_errors["cam"]
+    good = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [m["seq"] for m in good if m["source"] == "good.mp4"] == list(range(GOOD_FRAMES))
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "cam" in errors[0]
