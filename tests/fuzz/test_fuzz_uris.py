@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -19,9 +20,9 @@ SCHEMES = ["rtsp", "rtsps", "http", "https", "rtmp", "srt", "udp", "file", "redi
            "webhook:https", "webhook:http", "jsonl", "video", "", "RTSP", "x"]
 PIECES = ["", "user", "user:pass", ":", "@", "[", "]", "[::1]", "[::1", "host", "host:", "host:0", "host:99999",
           "host:-1", "host:port", "/", "//", "..", "%", "%zz", "%00", "?", "#", "&", "=", "\x00", " ", "é", "\n",
-          "a.mp4", "0", "-", "{source}", "{", "}"]
+          "a.mp4", "0", "-", "{source}", "{", "}", "nan", "inf", "-inf", "1e309", "1e3", "0.5", "65536"]
 OPTIONS = ["maxlen", "timeout", "password_env", "ssl_cert_reqs", "ssl_ca_certs", "qos", "retain", "topic", "secret_env",
-           "batch", "spool", "fields", "events", "stream", "x"]
+           "batch", "spool", "fields", "events", "stream", "x", "spool_mb", "buffer", "keepalive", "state_s", "channel"]
 
 
 @st.composite
@@ -67,9 +68,19 @@ def test_opening_odd_paths_fails_cleanly(tmp_path_factory, name):
 
 @FUZZ
 @given(any_uri)
-def test_sink_uris(uri):
+def test_sink_uris(monkeypatch, uri):
+    monkeypatch.setenv("DETSTREAM_WEBHOOK_SECRET", "s" * 32)  # so webhook URIs reach their options
     result = outcome(lambda: sink_kind(uri))
     assert isinstance(result, (type, DetstreamError))
     if isinstance(result, DetstreamError):
         # options or URLs in error messages never carry the password given
         assert "user:pass@" not in str(result)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e309"])
+@pytest.mark.parametrize("uri", ["redis://h/0?timeout={}", "mqtt://h/t?timeout={}", "redis://h/0?spool_mb={}",
+                                 "webhook:https://h/x?timeout={}", "mqtt://h/t?state_s={}"])
+def test_numbers_that_are_not_finite_are_refused(monkeypatch, uri, value):
+    monkeypatch.setenv("DETSTREAM_WEBHOOK_SECRET", "s" * 32)
+    with pytest.raises(DetstreamError, match="is not a number"):
+        sink_kind(uri.format(value))
