@@ -10,7 +10,6 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
-from urllib.parse import urlsplit
 
 import yaml
 from pydantic import AfterValidator, BaseModel, Field, ValidationError, field_validator, model_validator
@@ -20,7 +19,7 @@ from pipeline.core.config_base import ClassNames, ClassScores, Score, Settings
 from pipeline.core.errors import ConfigError
 from pipeline.core.scene_config import LineConfig, ZoneConfig
 from pipeline.core.secrets import redact
-from pipeline.core.urls import is_live_uri
+from pipeline.core.urls import check_printable, check_source_uri, is_live_uri
 from pipeline.core.yaml_files import YamlLimitError, load_yaml
 
 # The compact Faster R-CNN trained by `make models` on synthetic scenes, shipped in engines/embedded/.
@@ -89,26 +88,9 @@ MAX_PIXELS = 8192 * 4320
 LIVE_QUEUE_SIZE = 2
 
 
-def _printable(value: str | None) -> str | None:
-    # a NUL cuts the string FFmpeg sees; a newline would forge log lines and JSON-lines output
-    if value is not None and any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise ValueError("contains a control character (newline, tab, NUL, ...)")
-    return value
-
-
-def _uri(value: str) -> str:
-    """A URL must parse (`rtsp://[` does not): every later use of it splits it."""
-    if "://" in value:
-        try:
-            urlsplit(value).port  # noqa: B018 - raises for a bad IPv6 host or port
-        except ValueError as exc:
-            raise ValueError(f"not a valid URL: {exc}") from None
-    return value
-
-
 class SourceConfig(Settings):
-    uri: Annotated[str, AfterValidator(_printable), AfterValidator(_uri)] = Field(min_length=1, description="file path or URL FFmpeg can open")
-    name: Annotated[str | None, AfterValidator(_printable)] = Field(
+    uri: Annotated[str, AfterValidator(check_source_uri)] = Field(min_length=1, description="file path or URL FFmpeg can open")
+    name: Annotated[str | None, AfterValidator(check_printable)] = Field(
         None, min_length=1, description="source id in messages; default: derived from uri"
     )
     stride: int = Field(1, ge=1, description="keep every Nth decoded frame")

@@ -84,3 +84,21 @@ def test_numbers_that_are_not_finite_are_refused(monkeypatch, uri, value):
     monkeypatch.setenv("DETSTREAM_WEBHOOK_SECRET", "s" * 32)
     with pytest.raises(DetstreamError, match="is not a number"):
         sink_kind(uri.format(value))
+
+
+@pytest.mark.parametrize("entry, problem", [
+    ({"uri": ""}, "at least 1 character"),
+    ({"uri": "cam.mp4\nrun.yaml: forged line"}, "control character"),
+    ({"uri": "a\x00.mp4"}, "control character"),
+    ({"uri": "rtsp://[cam/1"}, "not a valid URL"),
+    ({"uri": "rtsp://cam:99999/1"}, "not a valid URL"),
+    ({"uri": "a.mp4", "name": "a\tb"}, "control character"),
+])
+def test_found_by_fuzzing_refused_at_load(entry, problem):
+    with pytest.raises(DetstreamError, match=problem):
+        parse_settings(SourceConfig, entry, "run.yaml")
+
+
+def test_a_url_path_of_dots_names_the_host():
+    sources = [parse_settings(SourceConfig, {"uri": uri}, "x") for uri in ("rtsp://cam/..", "rtsp://u:p@gate/.")]
+    assert source_names(sources) == ["cam", "gate"]
