@@ -97,3 +97,23 @@ def test_deeply_nested_file(folder):
     path.write_text("[" * 100_000 + "]" * 100_000)
     assert isinstance(outcome(lambda: _load(path)), DatasetError)
     assert isinstance(outcome(lambda: fingerprint(path, path.parent)), DatasetError)
+
+
+@pytest.mark.parametrize("counts", [[-1], [10, 10], "\x80", "@", [48.0]])
+def test_bad_rle_counts_found_by_fuzzing_are_dataset_errors(folder, counts):
+    # pycocotools raised OverflowError, UnicodeEncodeError and ValueError on these
+    data = valid()
+    data["annotations"][0]["segmentation"] = {"size": [6, 8], "counts": counts}
+    path = folder / "rle.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(DatasetError, match="segmentation RLE 'counts'"):
+        load_annotations(path, folder)
+
+
+def test_a_valid_uncompressed_rle_loads(folder):
+    data = valid()
+    data["annotations"][0]["segmentation"] = {"size": [6, 8], "counts": [10, 5, 33]}
+    path = folder / "rle.json"
+    path.write_text(json.dumps(data))
+    (instance,) = load_annotations(path, folder).instances[1]
+    assert instance.area == 5.0
