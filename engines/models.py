@@ -61,6 +61,12 @@ ARCHITECTURES: dict[str, Architecture] = {
 }
 
 
+def takes_proposals(name: str) -> bool:
+    """True for an architecture that classifies given regions (R-CNN, Fast R-CNN); False for
+    the others, and for a name we do not build (an engine passed in, as the tests' are)."""
+    return name in ARCHITECTURES and ARCHITECTURES[name].proposals
+
+
 def architecture(name: str) -> Architecture:
     try:
         return ARCHITECTURES[name]

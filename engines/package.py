@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from engines.base import ModelInfo
@@ -54,12 +54,24 @@ class Package:
         entry = self.meta["files"].get(part)
         if entry is None:
             raise ModelError(f"package {self.root} has no {part} file")
-        path = self.root / entry["path"]
+        path = self.inside(entry["path"])
         if not path.is_file():
             raise ModelError(f"package {self.root}: {entry['path']} is missing")
         if sha256(path) != entry["sha256"]:
             raise ModelError(f"package {self.root}: {entry['path']} does not match its checksum (damaged or replaced)")
         return path
+
+    def inside(self, relative: str) -> Path:
+        """`relative` (a path the metadata names) under the root; an absolute path, `..` or a
+        symlink leading out of the package is a ModelError (a package must not make us read
+        or checksum other files)."""
+        path = PurePosixPath(relative)
+        if not relative or path.is_absolute() or ".." in path.parts or "\\" in relative:
+            raise ModelError(f"package {self.root}: {relative!r} is not a path inside the package")
+        full = self.root / relative
+        if full.exists() and not full.resolve().is_relative_to(self.root.resolve()):
+            raise ModelError(f"package {self.root}: {relative} leads outside the package (a symlink)")
+        return full
 
     def has(self, part: str) -> bool:
         return part in self.meta["files"]
@@ -75,13 +87,45 @@ class Package:
 
 
 def read_package(root: Path) -> Package:
+    """The package at `root`, its metadata checked (a damaged or hostile package.json is
+    one ModelError here, never a KeyError or a file outside the package later)."""
     try:
         meta = json.loads((root / METADATA).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{root / METADATA}: not readable package metadata: {exc}") from exc
-    if meta.get("format") != PACKAGE_FORMAT:
-        raise ModelError(f"{root}: not a detstream engine package (format {meta.get('format')!r})")
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: not JSON, not UTF-8
+        raise ModelError(f"{root / METADATA}: not readable package metadata: {str(exc)[:200]}") from exc
+    if not isinstance(meta, dict) or meta.get("format") != PACKAGE_FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise ModelError(f"{root}: not a detstream engine package (format {str(found)[:80]!r})")
+    problem = _metadata_problem(meta)
+    if problem:
+        raise ModelError(f"{root / METADATA}: {problem}")
     return Package(root, meta)
+
+
+def _metadata_problem(meta: dict[str, Any]) -> str | None:
+    """What is wrong with the fields every package has, or None."""
+    info = meta.get("info")
+    if not isinstance(info, dict):
+        return "'info' is not an object"
+    try:
+        model = ModelInfo.from_dict(info)
+    except (TypeError, ValueError) as exc:
+        return f"'info' is not a model description: {str(exc)[:200]}"
+    if not (isinstance(model.name, str) and isinstance(model.architecture, str)
+            and len(model.class_names) >= 2 and all(isinstance(c, str) for c in model.class_names)
+            and len(model.input_size) == 2 and all(isinstance(v, int) and v > 0 for v in model.input_size)):
+        return "'info' needs a name, an architecture, class names and a positive [height, width] input size"
+    names = meta.get("feature_names", [])
+    if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+        return "'feature_names' is not a list of names"
+    files = meta.get("files")
+    if not isinstance(files, dict):
+        return "'files' is not an object"
+    for part, entry in files.items():
+        if not (isinstance(entry, dict) and isinstance(entry.get("path"), str)
+                and isinstance(entry.get("sha256"), str) and len(entry["sha256"]) == 64):
+            return f"files.{part} needs a 'path' and a 'sha256'"
+    return None
 
 
 def write_package(root: Path, meta: dict[str, Any], files: dict[str, str]) -> Package:

@@ -222,7 +222,7 @@ def _plan_bytes(package: Package, part: str, entry: dict[str, str]) -> bytes:
     hint = REBUILD.format(root=package.root)
     if "path" not in entry or "sha256" not in entry:
         raise ModelError(f"package {package.root}: the TensorRT record of {part} names no plan file: {hint}")
-    path = package.root / entry["path"]
+    path = package.inside(entry["path"])
     if not path.is_file():
         raise ModelError(f"package {package.root}: TensorRT plan {entry['path']} is missing: {hint}")
     if sha256(path) != entry["sha256"]:

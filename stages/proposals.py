@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from engines.base import ModelInfo
-from engines.models import architecture
+from engines.models import takes_proposals
 from engines.selective_search import SelectiveSearch
 from pipeline.core.context import RunContext
 from pipeline.core.queues import END, Channel
@@ -53,7 +53,7 @@ def proposal_stage(info: ModelInfo, batches: Channel, capacity: int, ctx: RunCon
     """The stages between preprocess and detect (the proposals stage for a model that
     takes proposals, none for the others) and the channel detect reads. `batches` is
     preprocess's output; `capacity` bounds the new channel."""
-    if not architecture(info.architecture).proposals:
+    if not takes_proposals(info.architecture):
         return [], batches
     proposed = Channel(capacity, ctx.abort)
     ctx.metrics.add_queue("proposed", "detect", proposed.qsize, capacity)

@@ -15,6 +15,9 @@ per connection; it opens with its own timeouts) and the batch decode slots
 - A damaged packet or frame costs that frame, never the source: it is counted
   (`corrupt_packets`, `corrupt_frames`, the source's decode errors, the stage's errors)
   and skipped. A demux failure ends the read with a SourceError.
+- A frame over `max_pixels` (width x height), declared by the stream header or decoded
+  after a size change, ends the read with a SourceError before its pixels are converted
+  (a decompression bomb fails that source, not the process).
 - `seq` numbers the frames put out, across reads (a live source's connections).
 - Frames without a pts get one from the last frame that had one (or the read's start)
   plus the frames decoded since, at the stream's average rate.
@@ -222,6 +225,7 @@ class FrameReader:
         on_packet: Callable[[float, float], None] | None,
     ) -> bool:
         stream = container.streams.video[0]
+        self._check_size(stream.codec_context.width, stream.codec_context.height, "the stream header declares")
         stream.thread_type = "SLICE" if live else "AUTO"  # decode releases the GIL
         self.filter = keep = FrameFilter(self.config.stride, self.config.max_fps)  # pts restart per read
         time_base = stream.time_base
@@ -250,6 +254,8 @@ class FrameReader:
                 self.decode_error()
                 continue
             for frame in decoded:
+                # a stream may change size mid-way: the RGB copy must not exceed the limit either
+                self._check_size(frame.width, frame.height, f"frame {self.decoded} is")
                 self.decoded += 1
                 index += 1
                 self.metrics.count_in()
@@ -266,6 +272,14 @@ class FrameReader:
                 if self.max_frames is not None and self.frames - self.first_seq >= self.max_frames:
                     return False
         return False
+
+    def _check_size(self, width: int, height: int, what: str) -> None:
+        """Refuse frames over `max_pixels` before anything of their size is allocated."""
+        if width * height > self.config.max_pixels:
+            raise SourceError(
+                self.source, f"{what} {width}x{height} pixels, over the limit of {self.config.max_pixels} "
+                "(sources[].max_pixels)"
+            )
 
     def _emit(self, frame: av.VideoFrame, pts: float, started: float) -> None:
         image = rotate(frame.to_ndarray(format="rgb24"), frame.rotation)

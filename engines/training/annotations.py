@@ -173,6 +173,8 @@ def _check_annotations(
         reason = _box_problem(ann.get("bbox"), image) or _segmentation_problem(ann.get("segmentation"), image)
         if reason is None and ann.get("iscrowd", 0) not in (0, 1):
             reason = f"iscrowd must be 0 or 1, got {ann.get('iscrowd')!r}"
+        if reason is None and "area" in ann and not (_is_number(ann["area"]) and ann["area"] >= 0):
+            reason = f"area must be a number >= 0, got {ann['area']!r}"
         if reason is not None:
             problems.append(f"{where}: {reason}")
             continue
@@ -209,10 +211,26 @@ def _segmentation_problem(segmentation: Any, image: ImageRecord) -> str | None:
         size, counts = segmentation.get("size"), segmentation.get("counts")
         if size != [image.height, image.width]:
             return f"segmentation RLE size {size!r} is not the image's [{image.height}, {image.width}]"
-        if isinstance(counts, str) or (isinstance(counts, list) and all(_is_int(c) for c in counts)):
-            return None
-        return "segmentation RLE 'counts' must be a string or a list of integers"
+        return _rle_counts_problem(counts, image)
     return f"segmentation must be polygons or an RLE dict, got {type(segmentation).__name__}"
+
+
+def _rle_counts_problem(counts: Any, image: ImageRecord) -> str | None:
+    """What is wrong with an RLE's counts for `image`, or None. pycocotools raises
+    OverflowError, UnicodeEncodeError or ValueError on bad counts (found by
+    tests/fuzz/test_fuzz_coco.py), so they are checked here, before it sees them."""
+    pixels = image.height * image.width
+    if isinstance(counts, list):
+        if all(_is_int(c) and c >= 0 for c in counts) and sum(counts) == pixels:
+            return None
+        return f"segmentation RLE 'counts' must be integers >= 0 that add up to {pixels} (height x width)"
+    if not isinstance(counts, str):
+        return "segmentation RLE 'counts' must be a string or a list of integers"
+    try:
+        mask_utils.decode({"size": [image.height, image.width], "counts": counts.encode("ascii")})
+    except (UnicodeEncodeError, ValueError):
+        return "segmentation RLE 'counts' is not a compressed RLE of the image's size"
+    return None
 
 
 def _instance(ann: dict[str, Any], image: ImageRecord) -> Instance:
@@ -254,8 +272,8 @@ def fingerprint(annotations: Path, images: Path | None = None) -> str:
     digest = hashlib.sha256(raw)
     try:
         data = json.loads(raw)
-    except ValueError as exc:
-        raise DatasetError(annotations, [f"not a readable JSON file: {exc}"]) from exc
+    except (ValueError, RecursionError) as exc:
+        raise DatasetError(annotations, [f"not a readable JSON file: {str(exc)[:200]}"]) from exc
     listed = data.get("images", []) if isinstance(data, dict) else []
     for name in sorted(str(image.get("file_name")) for image in listed if isinstance(image, dict)):
         path = image_file(images_dir, name)

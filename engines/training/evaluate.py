@@ -25,7 +25,7 @@ from rich.table import Table
 import torch
 
 from engines.base import PLACEHOLDER_CLASSES, Engine
-from engines.models import architecture
+from engines.models import takes_proposals
 from engines.selective_search import SelectiveSearch
 from engines.training.data import CocoDataset
 from pipeline.core.errors import DatasetError
@@ -66,7 +66,7 @@ def evaluate(
     selection = Selection.uniform(score_threshold, NMS_IOU, top_k, class_names)
     boxes: list[dict] = []
     masks: list[dict] = []
-    search = SelectiveSearch.of_model(engine.info.extra) if architecture(engine.info.architecture).proposals else None
+    search = SelectiveSearch.of_model(engine.info.extra) if takes_proposals(engine.info.architecture) else None
     proposal_seconds = 0.0
     start = time.perf_counter()
     count = len(dataset) if limit is None else min(limit, len(dataset))

@@ -53,10 +53,13 @@ def restore(config: RunConfig) -> RunConfig:
         return config
     try:
         saved = load_settings(SavedState, path)
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not a state file (not UTF-8 text); delete it to start from the config's sources") from exc
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the state file: {exc.strerror or exc}") from exc
+    except ConfigError as exc:  # the loader's own line, unless the file is not text or unreadable
+        if isinstance(exc.__cause__, UnicodeDecodeError):
+            raise ConfigError(f"{path}: not a state file (not UTF-8 text); delete it to start from the config's "
+                              "sources") from exc
+        if isinstance(exc.__cause__, OSError) and not isinstance(exc.__cause__, (FileNotFoundError, IsADirectoryError)):
+            raise ConfigError(f"{path}: cannot read the state file: {exc.__cause__.strerror or exc.__cause__}") from exc
+        raise
     log.info("restored %d sources from %s (api.state_file)", len(saved.sources), path)
     return config.model_copy(update={"sources": list(saved.sources)})
 

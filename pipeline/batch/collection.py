@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 from pipeline.core.errors import ConfigError
+from pipeline.core.secrets import mask_url
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mkv", ".mov", ".avi", ".webm", ".ts", ".mts", ".flv", ".mpg", ".mpeg", ".wmv")
 LIST_EXTENSIONS = (".txt", ".list", ".lst")
@@ -90,7 +91,10 @@ def _expand_one(spec: str, extensions: tuple[str, ...]) -> list[FileTask]:
         return [_url_task(spec)]
     path = Path(spec)
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in extensions)
+        try:
+            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in extensions)
+        except OSError as exc:  # a folder below it we may not read
+            raise ConfigError(f"{spec}: cannot scan this folder: {exc}") from None
         if not files:
             raise ConfigError(f"{spec}: no video files here (extensions: {' '.join(extensions)})")
         return [_file_task(p, path) for p in files]
@@ -108,13 +112,22 @@ def _expand_one(spec: str, extensions: tuple[str, ...]) -> list[FileTask]:
 
 def _file_task(path: Path, root: Path) -> FileTask:
     absolute = path.absolute()
-    return FileTask(str(absolute), absolute.relative_to(root.absolute()).as_posix())
+    try:
+        rel = absolute.relative_to(root.absolute()).as_posix()
+    except ValueError:  # cannot happen for paths found under root; said clearly if it does
+        raise ConfigError(f"{path}: not under {root}, so it has no place under the output folder") from None
+    return FileTask(str(absolute), rel)
 
 
 def _url_task(url: str) -> FileTask:
-    parts = urlsplit(url)
-    # host and path only: credentials and query strings never become file names
-    rel = PurePosixPath(parts.hostname or "url", *[p for p in parts.path.split("/") if p not in ("", ".", "..")])
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # `http://[x`: a bad IPv6 host
+        raise ConfigError(f"{mask_url(url)}: not a valid URL ({exc})") from None
+    # host and path only: credentials and query strings never become file names, and no
+    # part may climb out of the output folder (`http://../x.mp4` has the host '..')
+    host = parts.hostname if parts.hostname not in (None, "", ".", "..") else "url"
+    rel = PurePosixPath(host, *[p for p in parts.path.split("/") if p not in ("", ".", "..")])
     return FileTask(url, rel.as_posix())
 
 
@@ -131,16 +144,23 @@ def _glob_root(pattern: str) -> Path:
 def _list_tasks(list_file: Path) -> list[FileTask]:
     urls: list[str] = []
     paths: list[Path] = []
-    for number, line in enumerate(list_file.read_text().splitlines(), 1):
+    try:
+        text = list_file.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{list_file}: cannot read this list file: {exc}") from None
+    for number, line in enumerate(text.splitlines(), 1):
         entry = line.strip()
         if not entry or entry.startswith("#"):
             continue
+        if any(ord(c) < 32 for c in entry):  # a NUL cuts the name FFmpeg sees
+            raise ConfigError(f"{list_file}:{number}: a control character in {entry!r}")
         if "://" in entry:
             urls.append(entry)
             continue
         path = Path(entry) if Path(entry).is_absolute() else list_file.parent / entry
         # a missing file is kept: it fails alone in the run, listed with its reason
-        paths.append(Path(os.path.normpath(path.absolute())))
+        # normpath keeps a leading '//' (POSIX allows it to mean something else): one '/'
+        paths.append(Path("/" + os.path.normpath(path.absolute()).lstrip("/")))
     if not urls and not paths:
         raise ConfigError(f"{list_file}: the list names no file")
     root = Path(os.path.commonpath([str(p.parent) for p in paths])) if paths else Path(".")

@@ -16,7 +16,7 @@ import logging
 import shutil
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -27,7 +27,7 @@ from pipeline.core.files import write_atomic
 from stages.sinks.file_outputs import PARTIAL_DIR, clear_partial, publish
 from pipeline.batch.collection import FileStat, FileTask, expand, stat_of
 from pipeline.core.context import RunContext
-from pipeline.core.errors import ConfigError
+from pipeline.core.errors import ConfigError, SinkError
 from pipeline.batch.manifest import Manifest, ManifestEntry
 from pipeline.core.signals import Signals
 from pipeline.run.runner import describe_run
@@ -204,7 +204,12 @@ class BatchJob:
     def _recorder(self, progress: JobEvents) -> Callable[[FileResult], None]:
         def on_result(result: FileResult) -> None:
             if result.status == OK:
-                publish(self.out_dir, result.outputs)  # outputs first, then the manifest line
+                try:
+                    publish(self.out_dir, result.outputs)  # outputs first, then the manifest line
+                except SinkError as exc:  # a name that would land outside --out: that file fails
+                    result = replace(result, status=FAILED, reason=str(exc), outputs={})
+                    log.error("%s: %s", result.rel, exc)
+            if result.status == OK:
                 stat = self._stats[result.rel]
                 assert self.manifest is not None
                 self.manifest.record(

@@ -49,8 +49,8 @@ def read_json(path: Path) -> dict[str, Any]:
         data = json.loads(path.read_bytes())
     except FileNotFoundError:
         raise DatasetError(path, ["file not found"]) from None
-    except (OSError, ValueError) as exc:
-        raise DatasetError(path, [f"not a readable JSON file: {exc}"]) from exc
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: nested thousands deep
+        raise DatasetError(path, [f"not a readable JSON file: {str(exc)[:200]}"]) from exc
     if not isinstance(data, dict):
         raise DatasetError(path, ["expected a JSON object with images, annotations, categories"])
     missing = [key for key in ("images", "categories") if not isinstance(data.get(key), list)]

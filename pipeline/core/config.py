@@ -19,7 +19,8 @@ from pipeline.core.config_base import ClassNames, ClassScores, Score, Settings
 from pipeline.core.errors import ConfigError
 from pipeline.core.scene_config import LineConfig, ZoneConfig
 from pipeline.core.secrets import redact
-from pipeline.core.urls import is_live_uri
+from pipeline.core.urls import check_printable, check_source_uri, is_live_uri
+from pipeline.core.yaml_files import YamlLimitError, load_yaml
 
 # The compact Faster R-CNN trained by `make models` on synthetic scenes, shipped in engines/embedded/.
 DEFAULT_MODEL = "embedded:faster-compact-synth"
@@ -81,13 +82,17 @@ def _tracking_override(value: Any) -> Any:
     return value
 
 
+# 8K (8192 x 4320, DCI): the largest frames cameras and files send today.
+MAX_PIXELS = 8192 * 4320
 # A live queue only needs to absorb jitter: every frame waiting in it is latency.
 LIVE_QUEUE_SIZE = 2
 
 
 class SourceConfig(Settings):
-    uri: str = Field(description="file path or URL FFmpeg can open")
-    name: str | None = Field(None, description="source id in messages; default: derived from uri")
+    uri: Annotated[str, AfterValidator(check_source_uri)] = Field(min_length=1, description="file path or URL FFmpeg can open")
+    name: Annotated[str | None, AfterValidator(check_printable)] = Field(
+        None, min_length=1, description="source id in messages; default: derived from uri"
+    )
     stride: int = Field(1, ge=1, description="keep every Nth decoded frame")
     max_fps: float | None = Field(None, gt=0, description="keep at most this many frames per second of stream time")
     live: Literal["auto"] | bool = Field("auto", description="auto: streams and devices are live, files are not")
@@ -99,6 +104,11 @@ class SourceConfig(Settings):
     open_timeout_s: float = Field(10.0, gt=0, description="live only: give up opening after this long")
     read_timeout_s: float = Field(5.0, gt=0, description="live only: no packet for this long = stalled")
     rtsp_transport: Literal["tcp", "udp"] = Field("tcp", description="RTSP over TCP (interleaved) or UDP")
+    # a decompression bomb (a tiny file whose header claims 16384x16384) must fail here,
+    # from the header, not by an out-of-memory kill once the frame is allocated
+    max_pixels: int = Field(
+        MAX_PIXELS, ge=1, description="frames larger than this (width x height) are refused from the stream header"
+    )
     reconnect: ReconnectConfig = Field(default_factory=ReconnectConfig)
     classes: ClassNames | None = Field(None, description="this source only: replaces model.classes")
     score_threshold: Score | None = Field(None, description="this source only: replaces model.score_threshold")
@@ -387,13 +397,19 @@ def load_settings(
     origin = str(path) if path else "flags"
     if path is not None:
         try:
-            loaded = yaml.safe_load(Path(path).read_text())
+            loaded = load_yaml(Path(path).read_text())
         except FileNotFoundError as exc:
             raise ConfigError(f"config file not found: {path}") from exc
         except IsADirectoryError as exc:
             raise ConfigError(f"{path}: a folder, not a config file") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not a text file (not UTF-8 at byte {exc.start})") from exc
+        except OSError as exc:  # permission denied, a device that cannot be read, ...
+            raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
         except yaml.YAMLError as exc:
             raise ConfigError(_yaml_error(path, exc)) from exc
+        except YamlLimitError as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a mapping of settings, got {type(loaded).__name__}")
         data = loaded or {}

@@ -121,6 +121,10 @@ _TOP_LEVEL: dict[str, type | tuple[type, ...]] = {
 }
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def validate_message(message: Any) -> list[str]:
     """Problems with `message` against schema v1; an empty list means valid."""
     if not isinstance(message, dict):
@@ -144,8 +148,12 @@ def validate_message(message: Any) -> list[str]:
     if message["event_id"] != event_id(message["source"], message["seq"]):
         problems.append("event_id does not match source and seq")
     for i, det in enumerate(message["detections"]):
+        if not isinstance(det, dict):
+            problems.append(f"detections[{i}] is {type(det).__name__}, expected an object")
+            continue
         box = det.get("box")
-        if not (isinstance(box, list) and len(box) == 4 and box[0] <= box[2] and box[1] <= box[3]):
+        if not (isinstance(box, list) and len(box) == 4 and all(_is_number(v) for v in box)
+                and box[0] <= box[2] and box[1] <= box[3]):
             problems.append(f"detections[{i}].box {box!r} is not [x1, y1, x2, y2]")
         elif not (0 <= box[0] and box[2] <= message["width"] and 0 <= box[1] and box[3] <= message["height"]):
             problems.append(f"detections[{i}].box {box!r} is outside the {message['width']}x{message['height']} frame")
@@ -157,6 +165,6 @@ def validate_message(message: Any) -> list[str]:
         if track_id is not None and (not isinstance(track_id, int) or isinstance(track_id, bool) or track_id < 1):
             problems.append(f"detections[{i}].track_id {track_id!r} is not null or an int >= 1")
         mask = det.get("mask")
-        if mask is not None and (mask.get("size") != [message["height"], message["width"]] or not isinstance(mask.get("counts"), str)):
+        if mask is not None and (not isinstance(mask, dict) or mask.get("size") != [message["height"], message["width"]] or not isinstance(mask.get("counts"), str)):
             problems.append(f"detections[{i}].mask is not a COCO RLE of the frame size")
     return problems

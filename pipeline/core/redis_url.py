@@ -105,10 +105,14 @@ class RedisTarget:
 def parse_redis_url(url: str, options: Collection[str]) -> RedisTarget:
     """Parse `url`, accepting the query options in `options` plus CONNECTION_OPTIONS."""
     display = mask_url(url)
-    parts = urlsplit(url)
 
     def bad(reason: str) -> RedisSetupError:
         return RedisSetupError(f"bad Redis URL {display!r}: {reason}")
+
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # `redis://[`: a bad IPv6 host
+        raise bad(str(exc)) from None
 
     if parts.scheme not in ("redis", "rediss"):
         raise bad("expected redis://[user:password@]host[:port][/db] or rediss:// for TLS")
@@ -125,6 +129,7 @@ def parse_redis_url(url: str, options: Collection[str]) -> RedisTarget:
         raise bad("a '#' part is not allowed (percent-encode '#' in a password as %23)")
     allowed = set(options) | set(CONNECTION_OPTIONS)
     query = parse_query(parts.query, allowed, bad)
+    UriOptions(query, bad).number("timeout", DEFAULT_TIMEOUT_S, minimum=0.001, integer=False)  # checked now, used later
     tls = parts.scheme == "rediss"
     if not tls and any(name in query for name in _TLS_OPTIONS):
         raise bad("ssl_* options need a rediss:// URL")

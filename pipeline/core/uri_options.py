@@ -18,6 +18,7 @@ a sink is made with it.
 from __future__ import annotations
 
 import logging
+import math
 import ssl
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -68,7 +69,8 @@ class UriOptions:
             value: float | None = int(raw) if integer else float(raw)
         except ValueError:
             value = None
-        if value is None or value < minimum or (maximum is not None and value > maximum):
+        # nan and inf parse as floats, and no timeout, size or count may be either
+        if value is None or not math.isfinite(value) or value < minimum or (maximum is not None and value > maximum):
             kind = "an integer" if integer else "a number"
             bound = f"from {minimum:g} to {maximum:g}" if maximum is not None else f">= {minimum:g}"
             raise self.error(f"option {name}={raw!r} is not {kind} {bound}")

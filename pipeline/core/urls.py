@@ -29,6 +29,26 @@ def is_live_uri(uri: str) -> bool:
     return False
 
 
+def check_printable(value: str | None) -> str | None:
+    """`value` unless it holds a control character (ValueError): a NUL cuts the string
+    FFmpeg sees, a newline would forge log lines and JSON-lines output."""
+    if value is not None and any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("contains a control character (newline, tab, NUL, ...)")
+    return value
+
+
+def check_source_uri(uri: str) -> str:
+    """`uri` if it can be used as a source (ValueError if not): printable, and a URL must
+    parse (`rtsp://[` does not, and every later use of a URL splits it)."""
+    check_printable(uri)
+    if "://" in uri:
+        try:
+            urlsplit(uri).port  # noqa: B018 - raises for a bad IPv6 host or port
+        except ValueError as exc:
+            raise ValueError(f"not a valid URL: {exc}") from None
+    return uri
+
+
 def input_format(uri: str) -> str | None:
     """FFmpeg input format that must be named explicitly (capture devices are not probed)."""
     if uri.startswith("/dev/video"):

@@ -73,7 +73,9 @@ def source_names(sources: list[SourceConfig]) -> list[str]:
             base = source.name
         else:
             parts = urlsplit(source.uri)
-            base = PurePosixPath(parts.path).name or parts.hostname or mask_url(source.uri)
+            base = PurePosixPath(parts.path).name
+            if base in ("", ".", ".."):  # `rtsp://cam/..` names no file: its host does
+                base = parts.hostname or mask_url(source.uri)
         name, n = base, 1
         while name in names:
             n += 1

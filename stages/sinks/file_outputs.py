@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
+from pipeline.core.errors import SinkError
 from pipeline.core.files import sync_folder, write_atomic
 
 PARTIAL_DIR = ".partial"
@@ -26,11 +27,27 @@ def output_names(rel: str, kinds: list[str]) -> dict[str, str]:
     return {kind: rel + SUFFIXES[kind] for kind in kinds}
 
 
+def output_path(out_dir: Path, name: str) -> Path:
+    """`out_dir / name`, refused (SinkError) unless it stays inside `out_dir`: no absolute
+    name, no '..', and no symlinked folder on the way that leads elsewhere. Names come from
+    input paths and, with Ray, from other machines: neither may write outside --out."""
+    relative = PurePosixPath(name)
+    if not name or relative.is_absolute() or ".." in relative.parts or "\0" in name:
+        raise SinkError(f"output name {name!r} is not a path inside {out_dir}")
+    target = out_dir / relative
+    # the folder that will hold it must resolve inside out_dir (a symlink there could lead
+    # anywhere); the file itself is replaced by rename, which never follows a symlink
+    parent = target.parent.resolve()
+    if not parent.is_relative_to(out_dir.resolve()):
+        raise SinkError(f"output {name!r} would be written to {parent}, outside {out_dir} (a symlinked folder)")
+    return target
+
+
 def publish(out_dir: Path, outputs: dict[str, Path | bytes]) -> None:
     """Move staged outputs (a file under OUT/.partial, or bytes from a remote worker)
     to their final names, each atomically."""
     for name, content in outputs.items():
-        target = out_dir / name
+        target = output_path(out_dir, name)
         if isinstance(content, bytes):
             write_atomic(target, content)
         else:

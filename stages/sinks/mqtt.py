@@ -102,7 +102,10 @@ def parse_mqtt_uri(uri: str, warn: bool = True) -> MqttTarget:
     def bad(reason: str) -> ConfigError:
         return ConfigError(f"sinks: bad MQTT URI {display!r}: {reason}")
 
-    parts = urlsplit(uri)
+    try:
+        parts = urlsplit(uri)
+    except ValueError as exc:  # a bad IPv6 host: `[`
+        raise bad(str(exc)) from None
     if parts.scheme not in ("mqtt", "mqtts") or not uri.startswith(f"{parts.scheme}://"):
         raise bad("expected mqtt://[user:password@]host[:port]/topic/prefix, or mqtts:// for TLS")
     if not parts.hostname:

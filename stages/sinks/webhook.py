@@ -92,7 +92,10 @@ def parse_webhook_uri(uri: str, warn: bool = True) -> WebhookTarget:
         return ConfigError(f"sinks: bad webhook URI {display!r}: {reason}")
 
     url = uri.removeprefix(PREFIX)
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # a bad IPv6 host: `[`
+        raise bad(str(exc)) from None
     if parts.scheme not in ("https", "http") or not url.startswith(f"{parts.scheme}://"):
         raise bad("expected webhook:https://HOST[:PORT]/PATH[?option=value&...]")
     if not parts.hostname:
