@@ -82,7 +82,8 @@ bench: $(STAMP) $(DEMO_VIDEO) bench-deps system-deps
 # set, each starting from the Faster R-CNN's backbone. Order-only prerequisites: a fresh
 # clone's timestamps must not make the committed models look stale.
 SYNTH_FAST := data/synth-fast/annotations.json
-LADDER_MODELS := engines/embedded/fast-rcnn-synth.pt engines/embedded/fast-rcnn-align-synth.pt
+LADDER_MODELS := engines/embedded/rcnn-synth.pt engines/embedded/fast-rcnn-synth.pt \
+	engines/embedded/fast-rcnn-align-synth.pt engines/embedded/retinanet-compact-synth.pt
 $(SYNTH_FAST): | $(STAMP)
 	$(BIN)/detstream synth dataset data/synth-fast --seed 1 --count 1200 --size 640x360
 engines/embedded/fast-rcnn-synth.pt: | $(SYNTH_FAST) $(SYNTH_VAL)
@@ -91,6 +92,12 @@ engines/embedded/fast-rcnn-synth.pt: | $(SYNTH_FAST) $(SYNTH_VAL)
 engines/embedded/fast-rcnn-align-synth.pt: | $(SYNTH_FAST) $(SYNTH_VAL)
 	$(BIN)/detstream train configs/train-fast-rcnn-align.yaml $(call resume,fast-rcnn-align)
 	cp runs/fast-rcnn-align/model.pt $@
+engines/embedded/rcnn-synth.pt: | $(SYNTH_FAST) $(SYNTH_VAL)
+	$(BIN)/detstream train configs/train-rcnn.yaml $(call resume,rcnn)
+	cp runs/rcnn/model.pt $@
+engines/embedded/retinanet-compact-synth.pt: | $(SYNTH_FAST) $(SYNTH_VAL)
+	$(BIN)/detstream train configs/train-retinanet-compact.yaml $(call resume,retinanet-compact)
+	cp runs/retinanet-compact/model.pt $@
 ladder-models: $(LADDER_MODELS)
 
 # The R-CNN ladder (issue #19): every rung on the held-out split, BENCHMARKS.md section 13
