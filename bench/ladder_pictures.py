@@ -68,7 +68,7 @@ def panels(data: Path, shown: int) -> list[np.ndarray]:
         batch, (geometry,) = Normalizer(engine.info)([image])
         (raw,) = engine.infer(batch, [geometry.resized_size])
         boxes = geometry.to_source(raw.boxes[raw.scores.argsort(descending=True)][:shown].float()).numpy()
-        out.append(draw(image, boxes, PURPLE, "one stage: scored anchors above 0.05, no proposals", truth))
+        out.append(draw(image, boxes, PURPLE, "one stage: its detections above 0.05, from anchors, no proposals", truth))
     return out
 
 
