@@ -3,7 +3,6 @@ refused, and a symlink in a result's place is replaced, not followed."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 

@@ -4,7 +4,6 @@ message, the Redis ones wait in the spool), and no password is shown."""
 
 from __future__ import annotations
 
-import json
 import logging
 
 import pytest
