@@ -101,7 +101,7 @@ engines/embedded/retinanet-compact-synth.pt: | $(SYNTH_FAST) $(SYNTH_VAL)
 ladder-models: $(LADDER_MODELS)
 
 # The R-CNN ladder (issue #19): every rung on the held-out split, BENCHMARKS.md section 13
-# (bench/ladder.py; about LADDER_TIME on 2 quiet cores). The rungs' models are committed;
+# (bench/ladder.py; R-CNN alone takes seconds an image). The rungs' models are committed;
 # `make ladder-models` trains the ones that are missing.
 ladder: $(STAMP) $(DEMO_VIDEO) $(SYNTH_TEST)
 	$(BIN)/python -m bench.run_all --video $(DEMO_VIDEO) --only ladder $(BENCH_ARGS)

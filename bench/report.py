@@ -266,7 +266,8 @@ def render_proposals(r: dict) -> list[str]:
 
 
 def _minutes(seconds: float | None) -> str:
-    return "?" if seconds is None else f"{seconds / 60:.0f} min"
+    # models trained before the training time was recorded (docs/models.md says how long they took)
+    return "not recorded" if seconds is None else f"{seconds / 60:.0f} min"
 
 
 def render_ladder(r: dict) -> list[str]:

@@ -14,6 +14,7 @@ from torchvision.ops import box_iou
 from engines.fast_rcnn import BOX_WEIGHTS, Sampling, fast_rcnn, fast_rcnn_loss, sample_rois
 from engines.loading import load_engine
 from engines.models import build_model
+from engines.region_engine import RegionEngine
 from engines.training.transforms import hflip, resize, zoom
 from pipeline.core.errors import ModelError
 from pipeline.core.types import RawOutput
@@ -139,6 +140,7 @@ def test_proposals_move_with_the_image():
     assert zoomed["proposals"][1].tolist() == [0, 0, 100, 50]
 
 
-def test_the_pipeline_refuses_it_clearly_until_a_stage_computes_proposals():
-    with pytest.raises(ModelError, match="cannot run through detstream run"):
-        load_engine("arch:fast_rcnn")
+def test_load_engine_gives_the_region_engine_and_no_onnx():
+    assert isinstance(load_engine("arch:fast_rcnn"), RegionEngine)
+    with pytest.raises(ModelError, match="runs on PyTorch only"):
+        load_engine("arch:fast_rcnn", backend="onnxruntime")
