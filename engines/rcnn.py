@@ -43,10 +43,11 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models.detection._utils import BoxCoder
 from torchvision.models.detection.faster_rcnn import TwoMLPHead
-from torchvision.models.detection.transform import GeneralizedRCNNTransform, resize_boxes
+from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import roi_align
 
 from engines import compact
+from engines.region_forward import detect_in_image_pixels, transformed
 from engines.roi_sampling import Sampling, sample_rois
 from engines.two_stage import class_candidates
 from pipeline.core.errors import ModelError
@@ -126,22 +127,9 @@ class RCNN(nn.Module):
     def forward(
         self, images: list[torch.Tensor], targets: list[dict] | None = None, proposals: list[torch.Tensor] | None = None
     ) -> dict[str, torch.Tensor] | list[RawOutput]:
-        original_sizes = [tuple(image.shape[-2:]) for image in images]
-        if self.training:
-            if targets is None or any("proposals" not in t for t in targets):
-                raise ModelError("rcnn training needs targets with boxes, labels and proposals")
-            proposals = [t["proposals"] for t in targets]
-        elif proposals is None or len(proposals) != len(images):
-            raise ModelError(f"rcnn needs one proposal tensor per image ({len(images)} images)")
-        batch, targets = self.transform(images, targets)
-        # the transform resizes the targets' boxes, not the proposals: scale them alike
-        rois = [resize_boxes(p.to(batch.tensors.dtype), old, new)
-                for p, old, new in zip(proposals, original_sizes, batch.image_sizes)]
+        batch, targets, rois = transformed("rcnn", self.transform, images, targets, proposals, self.training)
         if not self.training:
-            outputs = self.detect(batch.tensors, batch.image_sizes, rois)
-            for output, new, old in zip(outputs, batch.image_sizes, original_sizes):
-                output.boxes = resize_boxes(output.boxes, new, old)
-            return outputs
+            return detect_in_image_pixels(self.detect, images, batch, rois)
         samples = [sample_rois(p, t["boxes"], t["labels"], self.sampling) for p, t in zip(rois, targets)]
         logits = self.cls_score(self.features(batch.tensors, [s.rois for s in samples]))
         return {"loss_classifier": F.cross_entropy(logits, torch.cat([s.labels for s in samples]))}
