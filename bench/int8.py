@@ -28,7 +28,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.common import DEMO_VIDEO, as_package, ensure_video, machine, pipeline_run, print_result, run_fps
+from bench.common import DEMO_VIDEO, REPO, as_package, ensure_video, machine, pipeline_run, print_result, run_fps
 from bench.engine_latency import read_frames, timed_call
 from engines.coco_images import dataset_images
 from engines.inputs import Normalizer
@@ -38,6 +38,10 @@ from engines.package import read_package
 
 DEFAULT_MODELS = ("embedded:faster-compact-synth", "embedded:mask-compact-synth")
 BATCHES = (1, 2)
+FPS_TARGET = 1.4  # issue #20: int8 frames/s at least 1.4x fp32's
+MAP_COST_TARGET = 0.01  # and mAP within 0.01 of fp32 (box and mask)
+CALIBRATION = Path("data/synth-val/annotations.json")  # never the test split
+TEST_SPLIT = Path("data/synth-test/annotations.json")
 SPLITS = {"synth-val": ("2", "200"), "synth-test": ("3", "500")}  # as the Makefile generates them
 
 
@@ -102,18 +106,19 @@ def mean_ap(package: str, test: Path, workdir: Path) -> dict:
     return {kind: report[kind]["AP"] for kind in ("bbox", "segm") if kind in report}
 
 
-def measure(model: str, args: argparse.Namespace, workdir: Path) -> dict:
+def measure_model(model: str, video: Path, calls: int, calibration: Path, calibration_images: int, test: Path,
+                  workdir: Path) -> dict:
     fp32 = as_package(model, workdir)
-    images = dataset_images(args.calibration, args.calibration_images)
+    images = dataset_images(calibration, calibration_images)
     int8 = str(export_int8(read_package(Path(fp32)), workdir / (Path(fp32).name + "-int8"), images,
-                           source=str(args.calibration)).root)
+                           source=str(calibration)).root)
     packages = {"fp32": fp32, "int8": int8}
-    rows = latency(packages, args.video, args.calls)
+    rows = latency(packages, video, calls)
     by = {(r["precision"], r["batch"]): r["ms_per_image"] for r in rows}
-    fps = {name: round(run_fps(pipeline_run(path, [args.video], batch=2, backend="onnxruntime")), 2)
+    fps = {name: round(run_fps(pipeline_run(path, [video], batch=2, backend="onnxruntime")), 2)
            for name, path in packages.items()}
-    accuracy = {name: mean_ap(path, args.test, workdir) for name, path in packages.items()}
-    frame = read_frames(args.video, 1)[0]
+    accuracy = {name: mean_ap(path, test, workdir) for name, path in packages.items()}
+    frame = read_frames(video, 1)[0]
     profiles = {name: op_profile(path, frame) for name, path in packages.items()}
     return {
         "model": model,
@@ -128,22 +133,33 @@ def measure(model: str, args: argparse.Namespace, workdir: Path) -> dict:
     }
 
 
+def measure(models: list[str], video: Path, calls: int, calibration: Path, calibration_images: int, test: Path,
+            workdir: Path) -> dict:
+    """Every model's fp32-vs-int8 figures: `python -m bench.int8` and run_all's `int8` section."""
+    ensure_video(video)
+    ensure_split(calibration)
+    ensure_split(test)
+    results = [measure_model(m, video, calls, calibration, calibration_images, test, workdir) for m in models]
+    shown = {name: str(path.relative_to(REPO)) if path.resolve().is_relative_to(REPO) else str(path)
+             for name, path in (("test", test.resolve()), ("calibration", calibration.resolve()))}
+    return {"models": results, "calls": calls, **shown,
+            "targets": {"fps_ratio": FPS_TARGET, "map_cost": MAP_COST_TARGET}}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.int8", description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
     parser.add_argument("--video", type=Path, default=DEMO_VIDEO)
     parser.add_argument("--calls", type=int, default=10, help="timed calls per precision and batch (alternating)")
-    parser.add_argument("--calibration", type=Path, default=Path("data/synth-val/annotations.json"))
+    parser.add_argument("--calibration", type=Path, default=CALIBRATION)
     parser.add_argument("--calibration-images", type=int, default=100)
-    parser.add_argument("--test", type=Path, default=Path("data/synth-test/annotations.json"))
+    parser.add_argument("--test", type=Path, default=TEST_SPLIT)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    ensure_video(args.video)
-    ensure_split(args.calibration)
-    ensure_split(args.test)
     with tempfile.TemporaryDirectory() as tmp:
-        results = [measure(model, args, Path(tmp)) for model in args.models]
-    print_result({"machine": machine(), "models": results}, args.json)
+        result = measure(args.models, args.video, args.calls, args.calibration, args.calibration_images, args.test,
+                         Path(tmp))
+    print_result({"machine": machine(), **result}, args.json)
     return 0
 
 

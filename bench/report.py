@@ -27,6 +27,7 @@ SECTION_TITLES = {
     "clips": "11. Event clips: buffer and writing cost (issue #18)",
     "proposals": "12. Region proposals: selective search against the RPN (issue #19)",
     "ladder": "13. The R-CNN ladder (issue #19)",
+    "int8": "14. INT8 against FP32 on ONNX Runtime (issue #20)",
 }
 
 
@@ -296,6 +297,38 @@ def render_ladder(r: dict) -> list[str]:
     return out + [""]
 
 
+def render_int8(r: dict) -> list[str]:
+    out = [f"Each embedded model exported twice: fp32 and int8 with explicit Q/DQ (`detstream export --int8`, "
+           f"calibrated on {r['calibration']}, never the test split). ONNX Runtime on this CPU: ms per image of the "
+           f"engine alone (median of {r['calls']} calls alternating between the two), `detstream run`'s frames/s on the "
+           f"demo video at batch 2, and COCO mAP@[.5:.95] on the test split {r['test']} through `detstream eval`. "
+           f"Targets (issue #20): int8 frames/s ≥ {r['targets']['fps_ratio']}x fp32's, mAP within "
+           f"{r['targets']['map_cost']} of fp32.", ""]
+    rows = []
+    for m in r["models"]:
+        ms = {(x["precision"], x["batch"]): x["ms_per_image"] for x in m["rows"]}
+        for precision in ("fp32", "int8"):
+            rows.append([f"`{m['model']}`", precision, *(f"{ms[(precision, b)]:.1f}" for b in (1, 2)),
+                         f"{m['pipeline_fps'][precision]:.2f}",
+                         *(f"{m['map'][precision][k]:.3f}" if k in m["map"][precision] else "" for k in ("bbox", "segm"))])
+    out += table(["model", "precision", "ms / image, batch 1", "batch 2", "pipeline frames/s", "box mAP", "mask mAP"],
+                 rows)
+    out += ["", "Verdicts, int8 against fp32:", ""]
+    target = r["targets"]
+    out += table(["model", "engine speed-up (batch 1 / 2)", "pipeline frames/s ratio", "mAP cost (box / mask)"],
+                 [[f"`{m['model']}`", " / ".join(f"{v:.2f}x" for v in m["speedup_int8_over_fp32"].values()),
+                   verdict(m["pipeline_fps_ratio"], target["fps_ratio"], "x"),
+                   " / ".join(at_most(v, target["map_cost"]) for v in m["map_cost"].values())]
+                  for m in r["models"]])
+    out += ["", "Where the dense part's time goes at batch 1 (ONNX Runtime's profiler, ms per call, five largest op "
+            "types per precision):", ""]
+    for m in r["models"]:
+        for precision, ops in m["dense_ms_by_op"].items():
+            top = ", ".join(f"{op} {ms:.1f}" for op, ms in list(ops.items())[:5])
+            out.append(f"- `{m['model']}` {precision}: {top}")
+    return out + [""]
+
+
 RENDERERS: dict[str, Callable[[dict], list[str]]] = {
     "decode": render_decode,
     "engines": render_engines,
@@ -310,6 +343,7 @@ RENDERERS: dict[str, Callable[[dict], list[str]]] = {
     "clips": render_clips,
     "proposals": render_proposals,
     "ladder": render_ladder,
+    "int8": render_int8,
 }
 
 

@@ -4,6 +4,7 @@
 
     .venv/bin/python -m bench.run_all                      # everything but the ladder (`make bench`)
     .venv/bin/python -m bench.run_all --only ladder        # the R-CNN ladder (`make ladder`)
+    .venv/bin/python -m bench.run_all --only int8          # ONNX Runtime fp32 against int8 (`make int8`)
     .venv/bin/python -m bench.run_all --quick --only redis  # a few frames / repeats: smoke test
     .venv/bin/python -m bench.run_all --only decode,engines # re-measure some, keep the others
     .venv/bin/python -m bench.run_all --render-only --note "measured under load"
@@ -26,7 +27,9 @@ from bench.common import DEMO_VIDEO, REPO, ensure_video, machine
 from bench.report import SECTION_TITLES, render
 
 RESULTS = REPO / "bench" / "results.json"
-ON_REQUEST = ("ladder",)  # long (R-CNN takes seconds an image): `make ladder`, not part of `make bench`
+# long, not part of `make bench`: the ladder (R-CNN takes seconds an image; `make ladder`) and
+# int8 (four `detstream eval`s of the 500-image test split; `make int8`)
+ON_REQUEST = ("ladder", "int8")
 MARKDOWN = REPO / "BENCHMARKS.md"
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from bench import backends, coco_models, decode_fps, efficiency, engine_latency, live_overload, metrics_overhead
-from bench import clips_cost, ladder, proposal_recall, redis_publish, scaling, tracking_cost, tracking_quality
+from bench import clips_cost, int8, ladder, proposal_recall, redis_publish, scaling, tracking_cost, tracking_quality
 from bench.common import REPO, as_package, machine
 from bench.report import SECTION_TITLES
 from pipeline.core.config import DEFAULT_MODEL
@@ -58,6 +58,8 @@ class Budget:
     clips_count: int = 5  # clips written
     proposal_images: int = 50  # selective search takes about 0.7 s an image
     ladder_images: int = 100  # per rung; R-CNN takes seconds an image (`make ladder`, not in the 10 minutes)
+    int8_calls: int = 10  # timed engine calls per precision and batch (on request: 4 evals of the 500-image split)
+    int8_calibration_images: int = 100
 
 
 QUICK = Budget(rounds=1, engine_calls=1, engine_batches=(1, 2), engine_models=(DEFAULT_MODEL,), efficiency_frames=8,
@@ -65,7 +67,7 @@ QUICK = Budget(rounds=1, engine_calls=1, engine_batches=(1, 2), engine_models=(D
                batch_clip_seconds=0.4, redis_messages=2000, backends_frames=8, metrics_frames=8, coco_calls=1,
                coco_models=coco_models.MODELS[:1], tracking_frames=40, tracking_warmup=10, tracking_clips=1,
                tracking_clip_seconds=2.0, clips_seconds=10.0, clips_count=1, proposal_images=2,
-               ladder_images=2)
+               ladder_images=2, int8_calls=1, int8_calibration_images=2)
 
 
 @dataclass
@@ -148,6 +150,11 @@ def measure_ladder(ctx: Context) -> dict:
     return ladder.measure(ctx.workdir, ctx.budget.ladder_images)
 
 
+def measure_int8(ctx: Context) -> dict:
+    return int8.measure(list(int8.DEFAULT_MODELS), ctx.video, ctx.budget.int8_calls, REPO / int8.CALIBRATION,
+                        ctx.budget.int8_calibration_images, REPO / int8.TEST_SPLIT, ctx.workdir)
+
+
 SECTIONS: dict[str, Callable[[Context], dict]] = {
     "decode": measure_decode,
     "engines": measure_engines,
@@ -162,6 +169,7 @@ SECTIONS: dict[str, Callable[[Context], dict]] = {
     "clips": measure_clips,
     "proposals": measure_proposals,
     "ladder": measure_ladder,
+    "int8": measure_int8,
 }
 assert list(SECTIONS) == list(SECTION_TITLES)
 
