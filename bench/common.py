@@ -1,7 +1,8 @@
 """What the benchmark scripts share: the machine they ran on, the demo video and its
 engine package, the `--model/--video/--json` options, one `detstream run` and its
 frames/s, the detector alone on pre-decoded frames, the naive loop a user would write,
-and printing a result as JSON.
+printing a result as JSON, and what the live benchmarks share: a process's RSS and CPU
+time from /proc, percentiles, and frame ages on the camera's clock read from JSON lines.
 
 Rule: nothing heavy is imported at module level (torch, PyAV, OpenCV, the pipeline load
 inside the function that needs them), so a script that needs only `cpu_name` or
@@ -17,6 +18,7 @@ import platform
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -200,3 +202,76 @@ def naive_fps(package: str, video: Path, out: Path, max_frames: int | None = Non
             frames += 1
     capture.release()
     return frames / (time.perf_counter() - started), frames
+
+
+def rss_mb(pid: int | str = "self") -> float:
+    """Resident memory of a process (this one by default), from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def process_cpu_s(pid: int | str = "self") -> float:
+    """User + system CPU seconds a process has used, all its threads, from /proc."""
+    # the fields after the command name, which may hold spaces: utime and stime are 14 and 15
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def ages_s(arrived: list[float], done: list[float], pts: list[float]) -> list[float]:
+    """Age of each result: done - (camera clock origin + pts), for one source and session.
+
+    The camera's clock is its pts mapped to wall clock by the frame that arrived earliest
+    relative to its pts (at connection nothing is buffered). Unlike the arrival time, this
+    clock also counts the time a frame waited in the socket when decoding falls behind."""
+    origin = min(a - p for a, p in zip(arrived, pts))
+    return [d - (origin + p) for d, p in zip(done, pts)]
+
+
+@dataclass
+class Timeline:
+    """One source's results in the order written: when each frame's packet arrived, when its
+    result left the last stage (wall clock), its pts and session."""
+
+    arrived: list[float] = field(default_factory=list)
+    done: list[float] = field(default_factory=list)
+    pts: list[float] = field(default_factory=list)
+    session: list[int] = field(default_factory=list)
+
+    def ages(self) -> list[float]:
+        """`ages_s` per session (pts restart with each reconnect), in the order written."""
+        ages = [0.0] * len(self.pts)
+        for session in set(self.session):
+            index = [i for i, s in enumerate(self.session) if s == session]
+
+            def pick(values: list[float]) -> list[float]:
+                return [values[i] for i in index]  # noqa: B023 - used at once, inside the loop
+
+            for i, age in zip(index, ages_s(pick(self.arrived), pick(self.done), pick(self.pts))):
+                ages[i] = age
+        return ages
+
+
+def read_timelines(path: Path, names: list[str]) -> tuple[dict[str, Timeline], dict[str, list[float]]]:
+    """Per source, the Timeline of a run's JSON lines; and per stage, every message's latency (ms)."""
+    from pipeline.core.messages import STAGES
+
+    timelines = {n: Timeline() for n in names}
+    stage_ms: dict[str, list[float]] = {s: [] for s in STAGES}
+    for line in path.read_text().splitlines():
+        message = json.loads(line)
+        latency, timeline = message["latency_ms"], timelines[message["source"]]
+        # capture_ts is the wall clock at decode; the stage stamps give arrival and the end
+        timeline.arrived.append(message["capture_ts"] - latency["decode"] / 1000)
+        timeline.done.append(message["capture_ts"] + (latency["total"] - latency["decode"]) / 1000)
+        timeline.pts.append(message["pts"])
+        timeline.session.append(message.get("session", 0))
+        for stage in STAGES:
+            stage_ms[stage].append(latency[stage])
+    return timelines, stage_ms

@@ -23,7 +23,6 @@ accounted for (received = processed + dropped) and the process RSS during the ru
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -35,9 +34,9 @@ import cv2
 import numpy as np
 import torch
 
-from bench.common import REPO, NaiveDetector, machine, print_result, read_rgb
+from bench.common import (REPO, NaiveDetector, ages_s, machine, percentile, print_result, read_rgb, read_timelines,
+                          rss_mb)
 from pipeline.core.config import load_config
-from pipeline.core.messages import STAGES
 from pipeline.core.types import Frame, RawOutput
 
 sys.path.insert(0, str(REPO / "tests"))  # the RTSP test server and the fake detector
@@ -63,25 +62,6 @@ class TimedEngine:
             return self.engine.infer(images, image_sizes)
         finally:
             self.seconds.append(time.perf_counter() - started)
-
-
-def rss_mb() -> float:
-    """This process's resident memory."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024.0
-    return float("nan")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def ages_s(arrived: list[float], done: list[float], pts: list[float]) -> list[float]:
-    """Age of each result: done - (camera clock origin + pts), for one source."""
-    origin = min(a - p for a, p in zip(arrived, pts))
-    return [d - (origin + p) for d, p in zip(done, pts)]
 
 
 def summarize(ages: dict[str, list[float]], done: dict[str, list[float]], dropped: int, received: int,
@@ -125,20 +105,9 @@ def detstream_live(url: str, sources: int, seconds: float, delay: float, out: Pa
         time.sleep(min(1.0, left))
     stopped = time.time()
     summary = run.stop()
-    arrived: dict[str, list[float]] = {n: [] for n in names}
-    done: dict[str, list[float]] = {n: [] for n in names}
-    pts: dict[str, list[float]] = {n: [] for n in names}
-    stage_ms: dict[str, list[float]] = {s: [] for s in STAGES}
-    for line in out.read_text().splitlines():
-        message = json.loads(line)
-        latency = message["latency_ms"]
-        # capture_ts is the wall clock at decode; the stage stamps give arrival and the end
-        arrived[message["source"]].append(message["capture_ts"] - latency["decode"] / 1000)
-        done[message["source"]].append(message["capture_ts"] + (latency["total"] - latency["decode"]) / 1000)
-        pts[message["source"]].append(message["pts"])
-        for stage in STAGES:
-            stage_ms[stage].append(latency[stage])
-    ages = {n: ages_s(arrived[n], done[n], pts[n]) for n in names}
+    timelines, stage_ms = read_timelines(out, names)
+    ages = {n: timelines[n].ages() for n in names}
+    done = {n: timelines[n].done for n in names}
     health = [summary.health[n] for n in names]
     result = summarize(ages, done, sum(sum(h["dropped"].values()) for h in health),
                        sum(h["received"] for h in health), engine, seconds, stopped)
