@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_VIDEO := data/demo.mp4
 
-.PHONY: demo test install clean models bench ladder int8 ladder-models system-deps
+.PHONY: demo test install clean models bench ladder int8 capacity ladder-models system-deps
 
 install: $(STAMP)
 
@@ -110,6 +110,13 @@ ladder: $(STAMP) $(DEMO_VIDEO) $(SYNTH_TEST)
 # frames/s and mAP on the test split (calibrated on the validation split); on request
 int8: $(STAMP) $(DEMO_VIDEO) $(SYNTH_VAL) $(SYNTH_TEST)
 	$(BIN)/python -m bench.run_all --video $(DEMO_VIDEO) --only int8 $(BENCH_ARGS)
+
+# How many 720p/25 fps cameras this machine holds at max_fps 5 with the default model, every
+# camera within its latency bound (issue #21; bench/capacity.py): steps of 1, 2, 3, ... RTSP
+# test-server cameras, about 1.5 minutes each, until the bound breaks; on request, on a quiet
+# machine. BENCHMARKS.md section 15.
+capacity: $(STAMP) $(DEMO_VIDEO) system-deps
+	$(BIN)/python -m bench.run_all --video $(DEMO_VIDEO) --only capacity $(BENCH_ARGS)
 
 # The ffmpeg CLI, the decode benchmark's reference; installed only when missing.
 .PHONY: bench-deps

@@ -273,5 +273,6 @@ def read_timelines(path: Path, names: list[str]) -> tuple[dict[str, Timeline], d
         timeline.pts.append(message["pts"])
         timeline.session.append(message.get("session", 0))
         for stage in STAGES:
-            stage_ms[stage].append(latency[stage])
-    return timelines, stage_ms
+            if stage in latency:  # proposals: only R-CNN and Fast R-CNN have the stage
+                stage_ms[stage].append(latency[stage])
+    return timelines, {s: v for s, v in stage_ms.items() if v}

@@ -28,6 +28,12 @@ SECTION_TITLES = {
     "proposals": "12. Region proposals: selective search against the RPN (issue #19)",
     "ladder": "13. The R-CNN ladder (issue #19)",
     "int8": "14. INT8 against FP32 on ONNX Runtime (issue #20)",
+    "capacity": "15. Camera capacity under load (issue #21)",
+}
+# what a report without the section says instead, for the sections measured only on request
+NOT_YET = {
+    "capacity": "Not yet measured: `make capacity` on a quiet machine (about a minute and a half per step of "
+                "cameras; a busy machine's figure says nothing about this one's).",
 }
 
 
@@ -329,6 +335,34 @@ def render_int8(r: dict) -> list[str]:
     return out + [""]
 
 
+def render_capacity(r: dict) -> list[str]:
+    bound = r["bound"]
+    out = [f"How many cameras ({r['camera']}) one `detstream run` holds with `max_fps: {r['max_fps']:g}` on every "
+           "source, the default model and engine and default live settings (JSON lines sink). Steps of 1, 2, 3, ... "
+           "cameras, each its own RTSP test server (gst-rtsp-server) on this machine; each step one run, measured for "
+           f"{r['window_s']:g} s after every camera's first frame and {r['warmup_s']:g} s of warm-up. The bound, for "
+           f"every camera over the window: frame age p99 ≤ {bound['max_age_ms']:g} ms (the sources' `max_age_ms`; "
+           "age = when the result left the last stage - when the camera produced the frame, on the camera's clock as "
+           f"in section 4), at most {bound['max_drop']:.0%} of the frames `max_fps` admits dropped, no reconnect. "
+           "CPU in % of one core over the window: detstream (the whole process) and the test servers, which a real "
+           "deployment would not run (subtract them for the headroom). Capacity = the largest N whose step and "
+           "every smaller one held.", ""]
+    rows = []
+    for step in r["steps"]:
+        cams = step["per_camera"]
+        ages = [c["age_ms"] for c in cams if c["age_ms"]["p99"] is not None]
+        rates = [c["messages_per_s"] for c in cams]
+        rows.append([step["cameras"], "held" if step["held"] else "**broken**", f"{min(rates):.2f}-{max(rates):.2f}",
+                     max((a["p50"] for a in ages), default="-"), max((a["p99"] for a in ages), default="-"),
+                     f"{max(c['drop_fraction'] for c in cams):.1%}", step["cpu_percent"], step["servers_cpu_percent"],
+                     step["rss_mb_max"], "; ".join(step["broken"])])
+    out += table(["cameras", "verdict", "messages/s per camera", "age p50 ms (worst camera)", "age p99 ms (worst)",
+                  "dropped (worst)", "detstream CPU %", "test servers CPU %", "RSS MB", "broken by"], rows)
+    more = " or more (every step up to the limit held)" if r["at_limit"] else ""
+    return out + ["", f"**Capacity: {r['capacity']} camera(s){more}** at 720p/25 fps with `max_fps: {r['max_fps']:g}`.",
+                  ""]
+
+
 RENDERERS: dict[str, Callable[[dict], list[str]]] = {
     "decode": render_decode,
     "engines": render_engines,
@@ -344,6 +378,7 @@ RENDERERS: dict[str, Callable[[dict], list[str]]] = {
     "proposals": render_proposals,
     "ladder": render_ladder,
     "int8": render_int8,
+    "capacity": render_capacity,
 }
 
 
@@ -389,5 +424,5 @@ def render(results: dict) -> str:
         if key in sections:
             lines += section_header(key, sections[key]) + RENDERERS[key](sections[key]["result"])
         else:
-            lines += [f"## {SECTION_TITLES[key]}", "", "Not run in this report.", ""]
+            lines += [f"## {SECTION_TITLES[key]}", "", NOT_YET.get(key, "Not run in this report."), ""]
     return "\n".join(lines).rstrip() + "\n"

@@ -5,6 +5,7 @@
     .venv/bin/python -m bench.run_all                      # everything but the ladder (`make bench`)
     .venv/bin/python -m bench.run_all --only ladder        # the R-CNN ladder (`make ladder`)
     .venv/bin/python -m bench.run_all --only int8          # ONNX Runtime fp32 against int8 (`make int8`)
+    .venv/bin/python -m bench.run_all --only capacity      # cameras held at max_fps 5 (`make capacity`)
     .venv/bin/python -m bench.run_all --quick --only redis  # a few frames / repeats: smoke test
     .venv/bin/python -m bench.run_all --only decode,engines # re-measure some, keep the others
     .venv/bin/python -m bench.run_all --render-only --note "measured under load"
@@ -27,9 +28,10 @@ from bench.common import DEMO_VIDEO, REPO, ensure_video, machine
 from bench.report import SECTION_TITLES, render
 
 RESULTS = REPO / "bench" / "results.json"
-# long, not part of `make bench`: the ladder (R-CNN takes seconds an image; `make ladder`) and
-# int8 (four `detstream eval`s of the 500-image test split; `make int8`)
-ON_REQUEST = ("ladder", "int8")
+# long, not part of `make bench`: the ladder (R-CNN takes seconds an image; `make ladder`),
+# int8 (four `detstream eval`s of the 500-image test split; `make int8`) and capacity (a run
+# of about 1.5 minutes per step of cameras, until the bound breaks; `make capacity`)
+ON_REQUEST = ("ladder", "int8", "capacity")
 MARKDOWN = REPO / "BENCHMARKS.md"
 
 

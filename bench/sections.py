@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from bench import backends, coco_models, decode_fps, efficiency, engine_latency, live_overload, metrics_overhead
-from bench import clips_cost, int8, ladder, proposal_recall, redis_publish, scaling, tracking_cost, tracking_quality
+from bench import capacity, clips_cost, int8, ladder, proposal_recall, redis_publish, scaling, tracking_cost, tracking_quality
 from bench.common import REPO, as_package, machine
 from bench.report import SECTION_TITLES
 from pipeline.core.config import DEFAULT_MODEL
@@ -60,6 +60,9 @@ class Budget:
     ladder_images: int = 100  # per rung; R-CNN takes seconds an image (`make ladder`, not in the 10 minutes)
     int8_calls: int = 10  # timed engine calls per precision and batch (on request: 4 evals of the 500-image split)
     int8_calibration_images: int = 100
+    capacity_max_cameras: int = 12  # on request (`make capacity`): about 1.5 min a step
+    capacity_seconds: float = 45.0  # measured per step, after the warm-up
+    capacity_warmup_s: float = capacity.WARMUP_S
 
 
 QUICK = Budget(rounds=1, engine_calls=1, engine_batches=(1, 2), engine_models=(DEFAULT_MODEL,), efficiency_frames=8,
@@ -67,7 +70,8 @@ QUICK = Budget(rounds=1, engine_calls=1, engine_batches=(1, 2), engine_models=(D
                batch_clip_seconds=0.4, redis_messages=2000, backends_frames=8, metrics_frames=8, coco_calls=1,
                coco_models=coco_models.MODELS[:1], tracking_frames=40, tracking_warmup=10, tracking_clips=1,
                tracking_clip_seconds=2.0, clips_seconds=10.0, clips_count=1, proposal_images=2,
-               ladder_images=2, int8_calls=1, int8_calibration_images=2)
+               ladder_images=2, int8_calls=1, int8_calibration_images=2, capacity_max_cameras=1,
+               capacity_seconds=5.0, capacity_warmup_s=2.0)
 
 
 @dataclass
@@ -155,6 +159,12 @@ def measure_int8(ctx: Context) -> dict:
                         ctx.budget.int8_calibration_images, REPO / int8.TEST_SPLIT, ctx.workdir)
 
 
+def measure_capacity(ctx: Context) -> dict:
+    b = ctx.budget
+    return capacity.measure(b.capacity_max_cameras, b.capacity_seconds, ctx.workdir, b.capacity_warmup_s,
+                            video=ctx.video)
+
+
 SECTIONS: dict[str, Callable[[Context], dict]] = {
     "decode": measure_decode,
     "engines": measure_engines,
@@ -170,6 +180,7 @@ SECTIONS: dict[str, Callable[[Context], dict]] = {
     "proposals": measure_proposals,
     "ladder": measure_ladder,
     "int8": measure_int8,
+    "capacity": measure_capacity,
 }
 assert list(SECTIONS) == list(SECTION_TITLES)
 
