@@ -34,12 +34,16 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.common import (DEMO_VIDEO, REPO, ensure_video, machine, percentile, print_result, process_cpu_s,
                           read_timelines, rss_mb)
 
 sys.path.insert(0, str(REPO / "tests"))  # the RTSP test server and the background run
 from rtsp_support import BackgroundRun, RtspServer  # noqa: E402
+
+if TYPE_CHECKING:
+    from engines.base import Engine
 
 MAX_FPS = 5.0
 WARMUP_S = 10.0  # after every camera's first frame: engine warm-up and connection start-up are not steady state
@@ -119,7 +123,7 @@ def camera_rows(names: list[str], window: tuple[float, float], before: dict[str,
 
 
 def step(urls: list[str], seconds: float, warmup: float, out: Path, servers: list[int], bound: Bound,
-         engine: object = None) -> dict:
+         engine: Engine | None = None) -> dict:
     """One run with a camera per URL; `engine` None: the run loads the default model itself."""
     from pipeline.core.config import load_config
 
@@ -169,9 +173,11 @@ def capacity(steps: list[dict]) -> int:
 
 
 def measure(max_cameras: int, seconds: float, workdir: Path, warmup: float = WARMUP_S, extra_steps: int = 1,
-            video: Path = DEMO_VIDEO, engine: object = None, bound: Bound = Bound()) -> dict:
+            video: Path = DEMO_VIDEO, engine: Engine | None = None, bound: Bound = Bound()) -> dict:
     """Step up from one camera until a step fails (then `extra_steps` more) or `max_cameras`."""
     import av
+
+    from pipeline.core.config import DEFAULT_MODEL
 
     ensure_video(video)
     # long enough for the model to load and every camera to connect, then warm-up and window
@@ -196,6 +202,7 @@ def measure(max_cameras: int, seconds: float, workdir: Path, warmup: float = WAR
             server.stop()
     found = capacity(steps)
     return {"camera": f"{camera}, RTSP over TCP from {video.name} looped", "video": str(video), "max_fps": MAX_FPS,
+            "model": DEFAULT_MODEL if engine is None else engine.info.name,
             "bound": {"max_age_ms": bound.max_age_ms, "max_drop": bound.max_drop, "text": bound.describe()},
             "warmup_s": warmup, "window_s": seconds, "max_cameras": max_cameras, "capacity": found,
             # every step passed up to the limit: the machine may hold more

@@ -338,9 +338,10 @@ def render_int8(r: dict) -> list[str]:
 def render_capacity(r: dict) -> list[str]:
     bound = r["bound"]
     out = [f"How many cameras ({r['camera']}) one `detstream run` holds with `max_fps: {r['max_fps']:g}` on every "
-           "source, the default model and engine and default live settings (JSON lines sink). Steps of 1, 2, 3, ... "
-           "cameras, each its own RTSP test server (gst-rtsp-server) on this machine; each step one run, measured for "
-           f"{r['window_s']:g} s after every camera's first frame and {r['warmup_s']:g} s of warm-up. The bound, for "
+           f"source, the default model (`{r['model']}`, `engine: auto`) and default live settings (JSON lines sink). "
+           "Steps of 1, 2, 3, ... cameras, each its own RTSP test server (gst-rtsp-server) on this machine; each step "
+           f"one run, measured for {r['window_s']:g} s, after every camera's first frame and {r['warmup_s']:g} s of "
+           "warm-up. The bound, for "
            f"every camera over the window: frame age p99 ≤ {bound['max_age_ms']:g} ms (the sources' `max_age_ms`; "
            "age = when the result left the last stage - when the camera produced the frame, on the camera's clock as "
            f"in section 4), at most {bound['max_drop']:.0%} of the frames `max_fps` admits dropped, no reconnect. "

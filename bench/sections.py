@@ -1,9 +1,10 @@
 """What `make bench` measures: the six sections of issue #8, then the demo on its default
 engine against PyTorch, the cost of metrics, torchvision's COCO models, tracking's cost
 and quality (issue #16), the cost of event clips (issue #18) and region proposals' recall
-(issue #19), each a function of a shared Context (the demo video, the
-budget, a work folder holding the engine packages), and the budget that keeps the full
-run within 10 minutes on 2 quiet cores (tracking's clips aside, see Budget).
+(issue #19); on request the R-CNN ladder (#19), int8 (#20) and camera capacity (#21). Each
+is a function of a shared Context (the demo video, the budget, a work folder holding the
+engine packages); the budget keeps the full run within 10 minutes on 2 quiet cores
+(tracking's clips aside, see Budget).
 """
 
 from __future__ import annotations

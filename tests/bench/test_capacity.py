@@ -45,6 +45,7 @@ def test_one_camera_step_on_the_real_rtsp_server(tmp_path: Path) -> None:
     clip = write_live_clip(tmp_path / "clip.mp4", seconds=4)
     result = measure(1, 3.0, tmp_path, warmup=1.0, extra_steps=0, video=clip, engine=BlobEngine())
     assert result["camera"].startswith("320x180 H.264, 25 fps") and result["max_fps"] == 5
+    assert result["model"] == "blob-test"  # the engine given; without one, the run loads the default model
     [step] = result["steps"]
     [cam] = step["per_camera"]
     assert step["cameras"] == 1 and 2.5 <= step["seconds"] <= 4
@@ -58,6 +59,7 @@ def test_the_report_renders_the_steps_or_says_not_yet_measured() -> None:
     results = json.loads(FIXTURE.read_text())
     section = render(results).split(f"## {SECTION_TITLES['capacity']}")[1]
     assert "Test CPU, 2 cores, load average" in section  # the machine it ran on
+    assert "the default model (`embedded:faster-compact-synth`, `engine: auto`)" in section
     assert "frame age p99 ≤ 1000 ms" in section and "at most 5% of the frames" in section
     assert "| 3 | **broken** | 4.40-4.90 | 380 | 1480 | 12.0% | 171 | 5 | 1410 | cam2: age p99 1480 ms" in section
     assert "| 2 | held | 4.96-4.98 | 220 | 700 | 0.9% | 118 | 3 | 1350 |  |" in section
