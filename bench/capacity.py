@@ -158,8 +158,19 @@ def step(urls: list[str], seconds: float, warmup: float, out: Path, servers: lis
         "cpu_percent": round(100 * used[0] / (end - start)),  # of one core; the machine has os.cpu_count()
         "servers_cpu_percent": round(100 * used[1] / (end - start)),
         "rss_mb_max": round(max(rss)),
+        "worst": worst(cameras),
         "per_camera": cameras,
     }
+
+
+def worst(cameras: list[dict]) -> dict:
+    """The step's figures a table shows: the range of messages/s, the worst camera's ages and drops."""
+    ages = [c["age_ms"] for c in cameras if c["messages"]]
+    rates = [c["messages_per_s"] for c in cameras]
+    return {"messages_per_s": [min(rates), max(rates)],
+            "age_p50_ms": max((a["p50"] for a in ages), default=None),
+            "age_p99_ms": max((a["p99"] for a in ages), default=None),
+            "drop_fraction": max(c["drop_fraction"] for c in cameras)}
 
 
 def capacity(steps: list[dict]) -> int:
@@ -211,12 +222,9 @@ def measure(max_cameras: int, seconds: float, workdir: Path, warmup: float = WAR
 
 def format_step(row: dict) -> str:
     """One line per step, as the table prints it."""
-    cams = row["per_camera"]
-    rates = [c["messages_per_s"] for c in cams]
-    p50 = max((c["age_ms"]["p50"] for c in cams if c["age_ms"]["p50"] is not None), default=None)
-    p99 = max((c["age_ms"]["p99"] for c in cams if c["age_ms"]["p99"] is not None), default=None)
-    return (f"{row['cameras']:>3} {min(rates):>6.2f}-{max(rates):<5.2f} {p50!s:>7} {p99!s:>7} "
-            f"{max(c['drop_fraction'] for c in cams):>6.1%} {row['cpu_percent']:>5}% {row['servers_cpu_percent']:>5}% "
+    w = row["worst"]
+    return (f"{row['cameras']:>3} {w['messages_per_s'][0]:>6.2f}-{w['messages_per_s'][1]:<5.2f} {w['age_p50_ms']!s:>7} "
+            f"{w['age_p99_ms']!s:>7} {w['drop_fraction']:>6.1%} {row['cpu_percent']:>5}% {row['servers_cpu_percent']:>5}% "
             f"{row['rss_mb_max']:>6}  {'held' if row['held'] else 'BROKEN: ' + '; '.join(row['broken'])}")
 
 

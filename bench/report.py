@@ -341,22 +341,21 @@ def render_capacity(r: dict) -> list[str]:
            f"source, the default model (`{r['model']}`, `engine: auto`) and default live settings (JSON lines sink). "
            "Steps of 1, 2, 3, ... cameras, each its own RTSP test server (gst-rtsp-server) on this machine; each step "
            f"one run, measured for {r['window_s']:g} s, after every camera's first frame and {r['warmup_s']:g} s of "
-           "warm-up. The bound, for "
-           f"every camera over the window: frame age p99 ≤ {bound['max_age_ms']:g} ms (the sources' `max_age_ms`; "
-           "age = when the result left the last stage - when the camera produced the frame, on the camera's clock as "
-           f"in section 4), at most {bound['max_drop']:.0%} of the frames `max_fps` admits dropped, no reconnect. "
+           f"warm-up. The bound, for every camera over the window: frame age p99 ≤ {bound['max_age_ms']:g} ms (the "
+           "sources' `max_age_ms`; age = when the result left the last stage - when the camera produced the frame, "
+           f"on the camera's clock as in section 4), at most {bound['max_drop']:.0%} of the frames `max_fps` admits "
+           "dropped, no reconnect. "
            "CPU in % of one core over the window: detstream (the whole process) and the test servers, which a real "
            "deployment would not run (subtract them for the headroom). Capacity = the largest N whose step and "
            "every smaller one held.", ""]
     rows = []
     for step in r["steps"]:
-        cams = step["per_camera"]
-        ages = [c["age_ms"] for c in cams if c["age_ms"]["p99"] is not None]
-        rates = [c["messages_per_s"] for c in cams]
-        rows.append([step["cameras"], "held" if step["held"] else "**broken**", f"{min(rates):.2f}-{max(rates):.2f}",
-                     max((a["p50"] for a in ages), default="-"), max((a["p99"] for a in ages), default="-"),
-                     f"{max(c['drop_fraction'] for c in cams):.1%}", step["cpu_percent"], step["servers_cpu_percent"],
-                     step["rss_mb_max"], "; ".join(step["broken"])])
+        w = step["worst"]
+        rows.append([step["cameras"], "held" if step["held"] else "**broken**",
+                     "-".join(f"{v:.2f}" for v in w["messages_per_s"]),
+                     *("-" if w[k] is None else w[k] for k in ("age_p50_ms", "age_p99_ms")),
+                     f"{w['drop_fraction']:.1%}", step["cpu_percent"], step["servers_cpu_percent"], step["rss_mb_max"],
+                     "; ".join(step["broken"])])
     out += table(["cameras", "verdict", "messages/s per camera", "age p50 ms (worst camera)", "age p99 ms (worst)",
                   "dropped (worst)", "detstream CPU %", "test servers CPU %", "RSS MB", "broken by"], rows)
     more = " or more (every step up to the limit held)" if r["at_limit"] else ""
