@@ -3,7 +3,8 @@ the default model while every camera keeps its latency bound (issue #21).
 
 Method: step up the number of cameras, 1, 2, 3, ..., each one its own RTSP test server
 (gst-rtsp-server, tests/rtsp/server.py) serving the demo clip (`detstream synth video`,
-1280x720, 25 fps, H.264) looped to the step's length. Each step is one `run` of the real
+1280x720, 25 fps) re-encoded as a camera's H.264 stream (4 Mbit/s, a key frame every 2 s;
+the one section 11 uses) and looped to the step's length. Each step is one `run` of the real
 pipeline as `detstream run` builds it: the default model and engine (loaded by the run),
 default live settings, `max_fps` on every source, a JSON lines sink. After the first frame
 of every camera and a warm-up, a window of `seconds` is measured. The capacity is the
@@ -28,6 +29,7 @@ of one core, and the process RSS.
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import sys
 import tempfile
@@ -36,8 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.common import (DEMO_VIDEO, REPO, ensure_video, machine, percentile, print_result, process_cpu_s,
-                          read_timelines, rss_mb)
+from bench.common import (CAMERA_MBPS, DEMO_VIDEO, REPO, camera_video, ensure_video, machine, percentile,
+                          print_result, process_cpu_s, read_timelines, rss_mb)
 
 sys.path.insert(0, str(REPO / "tests"))  # the RTSP test server and the background run
 from rtsp_support import BackgroundRun, RtspServer  # noqa: E402
@@ -183,16 +185,24 @@ def capacity(steps: list[dict]) -> int:
     return held
 
 
+def camera_stream(demo: Path = DEMO_VIDEO) -> Path:
+    """The cameras' clip: the demo video (generated first if need be) at a camera's bit rate."""
+    ensure_video(demo)
+    return camera_video(demo, CAMERA_MBPS)
+
+
 def measure(max_cameras: int, seconds: float, workdir: Path, warmup: float = WARMUP_S, extra_steps: int = 1,
-            video: Path = DEMO_VIDEO, engine: Engine | None = None, bound: Bound = Bound()) -> dict:
-    """Step up from one camera until a step fails (then `extra_steps` more) or `max_cameras`."""
+            video: Path | None = None, engine: Engine | None = None, bound: Bound = Bound()) -> dict:
+    """Step up from one camera until a step fails (then `extra_steps` more) or `max_cameras`.
+    `video`: the cameras' clip (default `camera_stream()`)."""
     import av
 
     from pipeline.core.config import DEFAULT_MODEL
 
-    ensure_video(video)
-    # long enough for the model to load and every camera to connect, then warm-up and window
-    clip = looped_clip(video, CONNECT_TIMEOUT_S + warmup + seconds + 10, workdir / "camera.mp4")
+    video = video or camera_stream()
+    # the server starts a file when a camera connects, after the model has loaded: the clip
+    # must last the connection, the warm-up, the window and the stop
+    clip = looped_clip(video, warmup + seconds + 60, workdir / "camera.mp4")
     with av.open(str(video)) as container:
         context = container.streams.video[0].codec_context
         camera = f"{context.width}x{context.height} H.264, {float(container.streams.video[0].average_rate):g} fps"
@@ -243,12 +253,14 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=45.0, help="measured window of each step, after the warm-up")
     parser.add_argument("--warmup", type=float, default=WARMUP_S)
     parser.add_argument("--extra-steps", type=int, default=1, help="steps run after the first failing one")
-    parser.add_argument("--video", type=Path, default=DEMO_VIDEO, help="the camera clip (generated when missing)")
+    parser.add_argument("--video", type=Path, help="the cameras' H.264 clip (default: the demo video at 4 Mbit/s, made "
+                        "into data/ when missing)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
+    load, started = os.getloadavg()[0], datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     with tempfile.TemporaryDirectory() as tmp:
         result = measure(args.max_cameras, args.seconds, Path(tmp), args.warmup, args.extra_steps, args.video)
-    print_result({"machine": machine(), "load_average": os.getloadavg()[0], **result}, args.json)
+    print_result({"machine": machine(), "load_average_at_start": load, "started": started, **result}, args.json)
     print(table(result))
     return 0
 

@@ -29,15 +29,13 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from bench.common import DEMO_VIDEO, REPO, ensure_video, machine, print_result
+from bench.common import CAMERA_MBPS, DEMO_VIDEO, camera_video, ensure_video, machine, print_result
 
 BUFFER_S, BUFFER_BYTES = 10.0, 64 * 10**6
 PRE_S, POST_S = 5.0, 5.0
-CAMERA_MBPS = 4.0  # a 720p IP camera's usual main stream
 
 
 class _DiscardMux:
@@ -48,30 +46,6 @@ class _DiscardMux:
 
     def close(self, source: str, marker: Any = None) -> None:
         pass
-
-
-def camera_video(source: Path, mbps: float) -> Path:
-    """`source` re-encoded as a camera's stream at `mbps` Mbit/s (made once, into data/)."""
-    import av
-
-    target = REPO / "data" / f"bench-camera-{mbps:g}mbps.mp4"
-    if target.exists():
-        return target
-    print(f"generating {target}", file=sys.stderr, flush=True)
-    with av.open(str(source)) as reader, av.open(str(target), mode="w") as writer:
-        rate = reader.streams.video[0].average_rate
-        stream = writer.add_stream("libx264", rate=rate)
-        stream.width, stream.height, stream.pix_fmt = 1280, 720, "yuv420p"
-        stream.bit_rate = int(mbps * 1e6)
-        gop = str(round(2 * rate))
-        stream.options = {"preset": "veryfast", "g": gop, "keyint_min": gop, "sc_threshold": "0", "bf": "0",
-                          "maxrate": f"{mbps:g}M", "bufsize": f"{2 * mbps:g}M"}
-        for index, frame in enumerate(reader.decode(video=0)):
-            image = frame.reformat(width=1280, height=720, format="yuv420p")
-            image.pts, image.time_base = index, Fraction(1, int(rate))
-            writer.mux(stream.encode(image))
-        writer.mux(stream.encode(None))
-    return target
 
 
 def demuxed(video: Path) -> tuple[list[Any], Any, float]:

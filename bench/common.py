@@ -1,5 +1,5 @@
 """What the benchmark scripts share: the machine they ran on, the demo video and its
-engine package, the `--model/--video/--json` options, one `detstream run` and its
+engine package, a camera-like stream made from it, the `--model/--video/--json` options, one `detstream run` and its
 frames/s, the detector alone on pre-decoded frames, the naive loop a user would write,
 printing a result as JSON, and what the live benchmarks share: a process's RSS and CPU
 time from /proc, percentiles, and frame ages on the camera's clock read from JSON lines.
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_VIDEO = REPO / "data" / "demo.mp4"
+CAMERA_MBPS = 4.0  # a 720p IP camera's usual main stream
 # the tracking section's counting lines (sources[].lines entries): three across the street (the
 # synthetic scenes' objects move sideways: most cross them) and one along the near pavement
 # (people walk along it: a box's bottom, moved by feet hidden behind others, crosses it and back)
@@ -70,6 +71,32 @@ def ensure_video(video: Path) -> None:
     if not video.exists():
         subprocess.run([sys.executable, "-m", "synth", "video", str(video), "--seed", "7",
                         "--size", "1280x720", "--fps", "25", "--seconds", "10"], check=True)
+
+
+def camera_video(source: Path, mbps: float) -> Path:
+    """`source` re-encoded as a camera's stream at `mbps` Mbit/s (made once, into data/)."""
+    from fractions import Fraction
+
+    import av
+
+    target = REPO / "data" / f"bench-camera-{mbps:g}mbps.mp4"
+    if target.exists():
+        return target
+    print(f"generating {target}", file=sys.stderr, flush=True)
+    with av.open(str(source)) as reader, av.open(str(target), mode="w") as writer:
+        rate = reader.streams.video[0].average_rate
+        stream = writer.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = 1280, 720, "yuv420p"
+        stream.bit_rate = int(mbps * 1e6)
+        gop = str(round(2 * rate))
+        stream.options = {"preset": "veryfast", "g": gop, "keyint_min": gop, "sc_threshold": "0", "bf": "0",
+                          "maxrate": f"{mbps:g}M", "bufsize": f"{2 * mbps:g}M"}
+        for index, frame in enumerate(reader.decode(video=0)):
+            image = frame.reformat(width=1280, height=720, format="yuv420p")
+            image.pts, image.time_base = index, Fraction(1, int(rate))
+            writer.mux(stream.encode(image))
+        writer.mux(stream.encode(None))
+    return target
 
 
 def as_package(model: str, workdir: Path) -> str:

@@ -19,7 +19,7 @@ from typing import Callable
 
 from bench import backends, coco_models, decode_fps, efficiency, engine_latency, live_overload, metrics_overhead
 from bench import capacity, clips_cost, int8, ladder, proposal_recall, redis_publish, scaling, tracking_cost, tracking_quality
-from bench.common import REPO, as_package, machine
+from bench.common import CAMERA_MBPS, REPO, as_package, camera_video, machine
 from bench.report import SECTION_TITLES
 from pipeline.core.config import DEFAULT_MODEL
 from synth.video import write_video
@@ -143,7 +143,7 @@ def measure_tracking(ctx: Context) -> dict:
 
 
 def measure_clips(ctx: Context) -> dict:
-    video = clips_cost.camera_video(ctx.video, clips_cost.CAMERA_MBPS)
+    video = camera_video(ctx.video, CAMERA_MBPS)
     return clips_cost.measure(video, ctx.budget.clips_seconds, ctx.budget.clips_count, ctx.budget.rounds)
 
 
@@ -163,7 +163,7 @@ def measure_int8(ctx: Context) -> dict:
 def measure_capacity(ctx: Context) -> dict:
     b = ctx.budget
     return capacity.measure(b.capacity_max_cameras, b.capacity_seconds, ctx.workdir, b.capacity_warmup_s,
-                            video=ctx.video)
+                            video=capacity.camera_stream(ctx.video))
 
 
 SECTIONS: dict[str, Callable[[Context], dict]] = {
