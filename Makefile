@@ -24,7 +24,7 @@ demo: $(STAMP) $(DEMO_VIDEO)
 	$(BIN)/detstream run configs/demo.yaml
 
 test: $(STAMP) system-deps
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 # Debian packages the tests need: GStreamer's RTSP server for the system python3
 # (tests/rtsp/server.py), the headless browser that loads the live page

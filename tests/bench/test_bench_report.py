@@ -35,6 +35,9 @@ def test_every_section_and_verdict_is_rendered() -> None:
     assert "| `auto` | OnnxRuntimeEngine | 49.2 | 48.0, 50.1, 49.2 | 0.61 |" in markdown
     assert "exporting it into an empty cache took **4.2 s**, once" in markdown
     assert "**5 %** — target < 3 %: **missed** by 2 % (5 % > 3 %" in markdown
+    # int8: frames/s 1.25x misses 1.4x; box mAP cost 0.005 meets 0.01, mask 0.02 misses it
+    assert "| `embedded:mask-compact-synth` | 1.50x / 1.47x | **missed** by 0.15x (1.25x < 1.4x) | **met** (0.005 ≤ 0.01) / **missed** by 0.01" in markdown
+    assert "- `embedded:mask-compact-synth` int8: QLinearConv 40.0, DequantizeLinear 6.0" in markdown
 
 
 def test_tracking_section_has_cost_quality_lines_and_issue_16_verdicts() -> None:

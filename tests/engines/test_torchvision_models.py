@@ -4,10 +4,13 @@ This machine cannot download weights, so each test stages weights under the exac
 name torchvision expects, in a temporary TORCH_HOME. Random weights would detect nothing
 decisive (every class scores ~1/91), so the staged weights are random but calibrated on a
 frame: BatchNorm statistics from the frame, and class and mask logits spread around their
-mean. Then every architecture runs end to end through the pipeline on PyTorch, exports to
-a package, runs again on ONNX Runtime, and the two must publish the same detections (same
-count and classes, boxes within 0.5 px, scores within 1e-3, mask IoU >= 0.99); class ids
-must be COCO category ids. The CLI tests use the smallest model.
+mean. Then one architecture of each kind of head (END_TO_END) runs end to end through the
+pipeline on PyTorch, exports to a package, runs again on ONNX Runtime, and the two must
+publish the same detections (same count and classes, boxes within 0.5 px, scores within
+1e-3, mask IoU >= 0.99); class ids must be COCO category ids. The other architectures
+repeat one of those heads on another backbone size: they load from the cache and detect on
+PyTorch (an export of each ResNet-50 model costs a minute of the suite). The CLI tests use
+the smallest model.
 """
 
 from __future__ import annotations
@@ -55,6 +58,9 @@ BOX_TOLERANCE_PX = 0.5
 SCORE_TOLERANCE = 1e-3
 MIN_MASK_IOU = 0.99
 SMALL = "fasterrcnn_mobilenet_v3_large_320_fpn"
+# one of each head: MobileNet + two-layer MLP box head, ResNet-50 + conv box head (v2),
+# ResNet-50 + MLP box head + mask head
+END_TO_END = (SMALL, "fasterrcnn_resnet50_fpn_v2", "maskrcnn_resnet50_fpn")
 
 # COCO 2017's 80 categories with their ids, written out here independently of torchvision
 COCO_IDS = [*range(1, 12), *range(13, 26), 27, 28, *range(31, 45), *range(46, 66), 67, 70, *range(72, 83), *range(84, 91)]
@@ -179,7 +185,29 @@ class Runs:
     evaluation: dict[str, Any]  # `detstream eval`'s report on a two-image dataset, on the package
 
 
-@pytest.fixture(scope="module", params=MODELS)
+def test_end_to_end_covers_every_kind_of_head():
+    assert set(END_TO_END) <= set(MODELS)
+    assert {name.split("_")[1] for name in MODELS} == {name.split("_")[1] for name in END_TO_END}  # backbones
+    assert {name.endswith("_v2") for name in MODELS} == {name.endswith("_v2") for name in END_TO_END}
+    assert {name.startswith("mask") for name in MODELS} == {name.startswith("mask") for name in END_TO_END}
+
+
+@pytest.mark.parametrize("name", [m for m in MODELS if m not in END_TO_END])
+def test_the_other_architectures_load_from_the_cache_and_detect(name: str, torch_home: Path):
+    weights = coco_weights(name)
+    staged = stage(name, cache_file(weights))
+    try:
+        engine = load_engine(f"torchvision:{name}", backend="torch", input_size=INPUT_SIZE, score_threshold=THRESHOLD)
+        batch, geometry = Normalizer(engine.info)([render_blobs(0, WIDTH, HEIGHT)])
+        [output] = engine.infer(batch, [g.resized_size for g in geometry])
+    finally:
+        staged.unlink()
+    assert engine.info.class_names == tuple(weights.meta["categories"])
+    assert (output.scores >= THRESHOLD).sum() > 0  # calibrated weights: decisive detections
+    assert (output.mask_logits is not None) == name.startswith("mask")
+
+
+@pytest.fixture(scope="module", params=END_TO_END)
 def runs(request, torch_home: Path, video: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
     """One architecture, from the hub cache: a PyTorch run, export, an ONNX Runtime run."""
     name = request.param
