@@ -56,8 +56,8 @@ class Schedule:
         fault = self.active
         if fault is None:
             if self.next_at <= now < self.quiet_from:
-                self.active = Fault(self.action.kind, self.action.target, now)
-                self.active.note = self.action.begin()
+                note = self.action.begin()  # first: it may name its target (a new visitor)
+                self.active = Fault(self.action.kind, self.action.target, now, note=note)
                 self.lift_at = now + self.rng.uniform(*self.hold_s)
                 self.seen = set()
                 harness.mark(self.active)

@@ -5,16 +5,22 @@ series against each rule).
 Rules (docs/soak.md states them with their reasons):
 
 - warm-up: the first WARMUP_SHARE of the run, at least WARMUP_MIN_S; nothing in it counts
-  for the growth rules (the model's first calls, allocator arenas, first connections).
-- threads and fds: the post-warm-up samples are cut in thirds; the floor (minimum) of the
-  last third may exceed the floor of the first by at most THREAD_TOLERANCE / FD_TOLERANCE.
-  The floor, not the peak: many threads and fds come and go (an API request's thread, a
-  camera's connection attempt, a reconnect in progress), so single samples jump by 5-10
-  (measured); what leaks is never released and lifts the floor, by one per leaking event,
-  which in a long run with dozens of faults passes the tolerance.
+  for the growth rules (the model's first calls at each batch size, allocator arenas, the
+  first connections: RSS climbs for about 45 s, measured).
+- the growth rules judge only a window after warm-up of at least MIN_WINDOW_S; a shorter
+  run (the one-minute test) reports them as not judged, which passes: it checks the
+  harness and the recoveries, the long run judges leaks.
+- threads and fds: the post-warm-up samples are cut in thirds; the median of the last
+  third may exceed the median of the first by at most THREAD_TOLERANCE / FD_TOLERANCE.
+  The median, not the peak nor the floor: threads and fds come and go with the faults
+  themselves (a visitor camera's reader, an API request's thread, a connection attempt, a
+  camera that is down has none), so single samples move by 5-10 (measured); what leaks
+  is never released and lifts every later sample, by one per leaking event, which in a
+  long run with dozens of faults passes the tolerance.
 - RSS: the least-squares slope after warm-up below RSS_MB_PER_HOUR, or the fitted rise over
-  the whole post-warm-up window below RSS_NOISE_MB (in a run of a few minutes a slope is
-  mostly allocator noise; in an hour the slope rule is the stricter one).
+  the whole post-warm-up window below RSS_NOISE_MB (RSS moves by 10-20 MB up and down as
+  allocator arenas grow and shrink; in a run of a few minutes a slope is mostly that; in
+  an hour the slope rule is the stricter one).
 - spool: 0 bytes left once detstream has exited.
 - delivery: every event_id of the JSONL file sink consumed from Redis, none consumed that
   was not produced, none handed to the consumer's handler twice. Repeats in the stream
@@ -34,14 +40,16 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from statistics import median
 from typing import Any
 
 import numpy as np
 
 WARMUP_SHARE = 0.2
-WARMUP_MIN_S = 30.0
-THREAD_TOLERANCE = 2
-FD_TOLERANCE = 4
+WARMUP_MIN_S = 60.0
+MIN_WINDOW_S = 120.0
+THREAD_TOLERANCE = 3
+FD_TOLERANCE = 3
 RSS_MB_PER_HOUR = 50.0
 RSS_NOISE_MB = 10.0
 RECOVERY_S = 20.0
@@ -98,10 +106,10 @@ def no_growth(name: str, values: list[float], tolerance: float) -> Check:
     if len(values) < 3:
         return Check(f"{name} flat", False, f"only {len(values)} samples after warm-up: too few to judge")
     first, last = thirds(values)
-    passed = min(last) <= min(first) + tolerance
+    passed = median(last) <= median(first) + tolerance
     return Check(f"{name} flat", passed,
-                 f"floor of the last third {min(last):g} vs first third {min(first):g} (tolerance +{tolerance:g}); "
-                 f"peaks {max(last):g} vs {max(first):g}")
+                 f"median of the last third {median(last):g} vs first third {median(first):g} (tolerance "
+                 f"+{tolerance:g}); ranges {min(last):g}-{max(last):g} vs {min(first):g}-{max(first):g}")
 
 
 def rss_slope(times_s: list[float], rss_mb: list[float]) -> tuple[float, float]:
@@ -189,10 +197,19 @@ def judge(
     steady = [s for s in samples if s["t"] >= warm]
     times = [s["t"] for s in steady]
     per_hour, rise = rss_slope(times, [s["rss_mb"] for s in steady])
+    window = times[-1] - times[0] if times else 0.0
+    if window >= MIN_WINDOW_S:
+        growth = [
+            no_growth("threads", [s["threads"] for s in steady], THREAD_TOLERANCE),
+            no_growth("fds", [s["fds"] for s in steady], FD_TOLERANCE),
+            rss_check(times, [s["rss_mb"] for s in steady]),
+        ]
+    else:
+        growth = [Check(f"{name} (not judged)", True, f"{window:.0f} s after a {warm:.0f} s warm-up, under the "
+                        f"{MIN_WINDOW_S:.0f} s a growth rule needs: a short run checks recoveries, not leaks")
+                  for name in ("threads flat", "fds flat", "RSS bounded")]
     checks = [
-        no_growth("threads", [s["threads"] for s in steady], THREAD_TOLERANCE),
-        no_growth("fds", [s["fds"] for s in steady], FD_TOLERANCE),
-        rss_check(times, [s["rss_mb"] for s in steady]),
+        *growth,
         Check("spool drained", spool_bytes_end == 0, f"{spool_bytes_end} bytes left in the spool"),
         delivery_check(produced, consumed, stream_duplicates),
         fault_check(faults),
