@@ -161,7 +161,8 @@ class Soak:
 
     # -- set-up
     def start_servers(self) -> None:
-        clip = write_live_clip(self.out / "camera.mp4", self.duration_s + 120, CAMERA_FPS)
+        # every client starts at the clip's beginning; it must outlast the start-up and the run
+        clip = write_live_clip(self.out / "camera.mp4", self.duration_s + 90, CAMERA_FPS)
         for name in ("steady", "flaky", "sleepy"):
             self.cameras[name] = RtspServer(clip).start()
         self.cameras[WRONG_PASSWORD] = RtspServer(clip, user="viewer", password="right-password").start()
@@ -319,12 +320,17 @@ def consumer_duplicates(log: Path) -> int:
 def run_soak(out: Path, minutes: float, seed: int, fault_every_s: float, sample_s: float) -> Verdict:
     out.mkdir(parents=True, exist_ok=True)
     soak = Soak(out, minutes, seed, fault_every_s, sample_s)
+    started = time.monotonic()
     try:
         soak.start_servers()
+        servers = time.monotonic()
         soak.start_detstream()
-        print(f"soaking for {minutes:g} min: {out}", flush=True)
+        print(f"servers up in {servers - started:.1f} s, every healthy source streaming "
+              f"{time.monotonic() - servers:.1f} s later; soaking for {minutes:g} min: {out}", flush=True)
         soak.soak()
+        stopping = time.monotonic()
         exit_code = soak.finish()
+        print(f"detstream and the consumer stopped in {time.monotonic() - stopping:.1f} s", flush=True)
     finally:
         soak.stop_all()
     verdict = soak.verdict(exit_code)

@@ -1,6 +1,7 @@
 """The soak's faults, each kind on its own random schedule (bench/soak.py ticks them).
 
-Each kind waits a random gap (0.5x to 1.5x `every_s`, the first one 0.2x to 1x), begins
+Each kind waits a random gap (0.5x to 1.5x `every_s`; the first one 0.2x to 1x, and within
+the first half of the time faults may begin), begins
 its fault, lifts it after a random hold, then watches its target until it works again
 (the recovery the verdict bounds) before it schedules the next one. No fault begins in
 the run's last `quiet_s`, so every fault has time to recover before the end.
@@ -47,7 +48,8 @@ class Schedule:
         self.every_s = every_s
         self.hold_s = hold_s
         self.quiet_from = quiet_from
-        self.next_at = rng.uniform(0.2, 1.0) * every_s
+        # the first one within the first half of the time faults may begin: a short run sees every kind
+        self.next_at = rng.uniform(0.2, 1.0) * min(every_s, quiet_from / 2)
         self.active: Fault | None = None
         self.lift_at = 0.0
         self.seen: set[str] = set()  # states the target went through during the fault
