@@ -239,9 +239,10 @@ class Soak:
         for name in (*HEALTHY, "flaky", "sleepy", WRONG_PASSWORD):
             row[f"state_{name}"] = self.state(name) or "-"  # type: ignore[assignment]
         self.samples.append(row)
-        with (self.out / "samples.csv").open("a", newline="") as file:
+        first = len(self.samples) == 1  # a folder used before starts a new file
+        with (self.out / "samples.csv").open("w" if first else "a", newline="") as file:
             writer = csv.DictWriter(file, fieldnames=list(row))
-            if len(self.samples) == 1:
+            if first:
                 writer.writeheader()
             writer.writerow(row)
 
@@ -318,6 +319,9 @@ def consumer_duplicates(log: Path) -> int:
 
 
 def run_soak(out: Path, minutes: float, seed: int, fault_every_s: float, sample_s: float) -> Verdict:
+    if out.exists() and any(out.iterdir()):
+        # the consumer appends, Redis and the spool keep their data: an old run's would mix in
+        raise SystemExit(f"{out} is not empty: the soak needs a new or empty folder")
     out.mkdir(parents=True, exist_ok=True)
     soak = Soak(out, minutes, seed, fault_every_s, sample_s)
     started = time.monotonic()
