@@ -205,7 +205,7 @@ def judge(
             rss_check(times, [s["rss_mb"] for s in steady]),
         ]
     else:
-        growth = [Check(f"{name} (not judged)", True, f"{window:.0f} s after a {warm:.0f} s warm-up, under the "
+        growth = [Check(f"{name} (not judged)", True, f"{window:.1f} s after a {warm:.0f} s warm-up, under the "
                         f"{MIN_WINDOW_S:.0f} s a growth rule needs: a short run checks recoveries, not leaks")
                   for name in ("threads flat", "fds flat", "RSS bounded")]
     checks = [
