@@ -95,17 +95,18 @@ class CameraKill:
     """SIGKILL the camera's server (power cut), start it again on the same port at lift."""
 
     kind = "camera_kill"
+    fault, repair = "kill", "start"  # the RtspServer methods that begin and lift it
 
     def __init__(self, server: object, target: str) -> None:
         self.server = server
         self.target = target
 
     def begin(self) -> str:
-        self.server.kill()  # type: ignore[attr-defined]
+        getattr(self.server, self.fault)()
         return ""
 
     def lift(self) -> str:
-        self.server.start()  # type: ignore[attr-defined]
+        getattr(self.server, self.repair)()
         return ""
 
     def recovered(self, harness: Harness) -> bool:
@@ -116,14 +117,7 @@ class CameraStall(CameraKill):
     """SIGSTOP the camera's server: its TCP connection stays up, no packet comes; SIGCONT at lift."""
 
     kind = "camera_stall"
-
-    def begin(self) -> str:
-        self.server.pause()  # type: ignore[attr-defined]
-        return ""
-
-    def lift(self) -> str:
-        self.server.resume()  # type: ignore[attr-defined]
-        return ""
+    fault, repair = "pause", "resume"
 
 
 class RedisRestart:
