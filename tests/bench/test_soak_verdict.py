@@ -104,7 +104,7 @@ def test_slow_or_missing_recovery_fails():
 
 def test_a_disturbed_bystander_or_an_open_lock_fails():
     assert failed(verdict(states=states(off=(300.0, "steady")))) == {"healthy sources undisturbed"}
-    assert not failed(verdict(states=states(off=(60.0, "steady"))))  # in warm-up
+    assert failed(verdict(states=states(off=(60.0, "steady")))) == {"healthy sources undisturbed"}  # warm-up too
     streamed = {**LOCKED, "state": "streaming"}
     assert failed(verdict(locked=("locked", streamed, 0))) == {"wrong password contained"}
     assert failed(verdict(locked=("locked", LOCKED, 5))) == {"wrong password contained"}
