@@ -118,6 +118,16 @@ int8: $(STAMP) $(DEMO_VIDEO) $(SYNTH_VAL) $(SYNTH_TEST)
 capacity: $(STAMP) $(DEMO_VIDEO) system-deps
 	$(BIN)/python -m bench.run_all --video $(DEMO_VIDEO) --only capacity $(BENCH_ARGS)
 
+# The soak (docs/soak.md): one real `detstream run` for MINUTES under combined faults (cameras
+# killed, stalled, a wrong password, Redis restarted, cameras added and removed), sampled every
+# 5 s; curves, CSV and a verdict in runs/soak-<timestamp>/; exit 0 iff the verdict passes.
+# SOAK_ARGS for e.g. --seed 2, --fault-every 60, --out DIR.
+MINUTES ?= 30
+SOAK_ARGS ?=
+.PHONY: soak
+soak: $(STAMP) system-deps
+	$(BIN)/python -m bench.soak --minutes $(MINUTES) $(SOAK_ARGS)
+
 # The ffmpeg CLI, the decode benchmark's reference; installed only when missing.
 .PHONY: bench-deps
 bench-deps:

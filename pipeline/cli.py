@@ -35,6 +35,7 @@ from pipeline.core.errors import ConfigError, DetstreamError
 from pipeline.core.flags import MODEL_FLAGS, add_model_arguments, flag_values
 from pipeline.core.trace import DEFAULT_LIMIT as DEFAULT_TRACE_LIMIT
 from pipeline.core.secrets import RedactingFilter, redact
+from pipeline.core.memory import release_large_blocks
 from pipeline.core.threads import sleep_idle_threads
 from synth.cli import add_parser as add_synth_parser
 
@@ -227,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     sleep_idle_threads()  # before any command imports torch (pipeline/core/threads.py)
+    release_large_blocks()  # freed batch tensors and frames leave RSS (pipeline/core/memory.py)
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="detstream %(levelname)s: %(message)s", stream=sys.stderr)
     if args.verbose:  # detstream's own debug lines; other libraries' would drown them

@@ -19,6 +19,9 @@ per connection; it opens with its own timeouts) and the batch decode slots
   after a size change, ends the read with a SourceError before its pixels are converted
   (a decompression bomb fails that source, not the process).
 - `seq` numbers the frames put out, across reads (a live source's connections).
+- A looping file (`loop: true`) is read again from its start at each end of file, in
+  the same session: its pts go on from where the last pass ended (+ one frame), so pts
+  stay increasing within session 0 as docs/message-schema.md requires of files.
 - Frames without a pts get one from the last frame that had one (or the read's start)
   plus the frames decoded since, at the stream's average rate.
 - `packets` (optional, a PacketSink: the clips' buffer, stages/clips/ring.py) sees each
@@ -158,6 +161,8 @@ class FrameReader:
         self.corrupt_packets = 0  # packets the decoder rejected
         self.corrupt_frames = 0  # frames the decoder flagged as damaged
         self.session = 0  # connection number, for live sources
+        self.pts_offset = 0.0  # a looping file's passes so far, in stream seconds
+        self.end_pts = 0.0  # the current read's last pts + one frame: where a next pass starts
         self.filter: FrameFilter | None = None  # the current read's
         self.health = self.ctx.health.get(source) or SourceHealth(source, live=False)
 
@@ -183,18 +188,24 @@ class FrameReader:
             )
 
     def _read_file(self) -> None:
-        container = open_source(self.config.uri, self.source)
-        self.health.streaming()
-        try:
-            expected = container.streams.video[0].frames  # 0 when the container does not say
-            finished = self.read(container)
-        finally:
-            container.close()
-        # a rejected packet costs (at least) its frame; fewer than that means data is missing
-        if finished and expected and self.decoded + self.corrupt_packets < expected:
-            raise SourceError(
-                self.source, f"truncated: decoded {self.decoded} of {expected} frames the file declares"
-            )
+        while True:
+            container = open_source(self.config.uri, self.source)
+            self.health.streaming()
+            decoded, corrupt = self.decoded, self.corrupt_packets  # this pass's counts start here
+            try:
+                expected = container.streams.video[0].frames  # 0 when the container does not say
+                finished = self.read(container)
+            finally:
+                container.close()
+            # a rejected packet costs (at least) its frame; fewer than that means data is missing
+            passed = self.decoded - decoded + self.corrupt_packets - corrupt
+            if finished and expected and passed < expected:
+                raise SourceError(
+                    self.source, f"truncated: decoded {self.decoded - decoded} of {expected} frames the file declares"
+                )
+            if not (finished and self.config.loop) or self.decoded == decoded:
+                return  # done, stopped, or a pass without a frame (looping it would spin)
+            self.pts_offset += self.end_pts
 
     def read(
         self,
@@ -262,6 +273,7 @@ class FrameReader:
                 if frame.pts is not None:
                     anchor_pts, anchor = float(frame.pts * time_base), index
                 pts = anchor_pts + (index - anchor) / rate
+                self.end_pts = pts + 1 / rate
                 if frame.is_corrupt:
                     self.corrupt_frames += 1
                     self.decode_error()
@@ -283,7 +295,7 @@ class FrameReader:
 
     def _emit(self, frame: av.VideoFrame, pts: float, started: float) -> None:
         image = rotate(frame.to_ndarray(format="rgb24"), frame.rotation)
-        item = Frame(self.source, self.frames, pts, time.time(), image, session=self.session)
+        item = Frame(self.source, self.frames, self.pts_offset + pts, time.time(), image, session=self.session)
         item.stamps["start"] = started
         item.stamp("decode")
         self.metrics.served((item,), started)

@@ -49,12 +49,17 @@ def write_live_clip(path: Path, seconds: float, fps: int = 25, width: int = 320,
 
 
 class RtspServer:
-    """gst-rtsp-server serving `video` at rtsp://127.0.0.1:PORT/cam; restartable on the same port."""
+    """gst-rtsp-server serving `video` at rtsp://127.0.0.1:PORT/cam; restartable on the same port.
+    With `user` (and `password`) it requires RTSP basic authentication."""
 
-    def __init__(self, video: Path, port: int | None = None, path: str = "/cam") -> None:
+    def __init__(
+        self, video: Path, port: int | None = None, path: str = "/cam", user: str | None = None, password: str = ""
+    ) -> None:
         self.video = video
         self.port = port or free_port()
         self.path = path
+        self.user = user
+        self.password = password
         self.process: subprocess.Popen[str] | None = None
 
     def url(self, path: str | None = None, credentials: str = "") -> str:
@@ -63,8 +68,9 @@ class RtspServer:
     def start(self, timeout: float = 20.0) -> "RtspServer":
         if not Path(SYSTEM_PYTHON).exists():
             raise RuntimeError(f"{SYSTEM_PYTHON} not found: the RTSP test server needs the system Python")
+        auth = ["--user", self.user, "--password", self.password] if self.user else []
         self.process = subprocess.Popen(
-            [SYSTEM_PYTHON, str(SERVER_SCRIPT), "--port", str(self.port), "--path", self.path, "--video", str(self.video)],
+            [SYSTEM_PYTHON, str(SERVER_SCRIPT), "--port", str(self.port), "--path", self.path, "--video", str(self.video), *auth],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         deadline = time.monotonic() + timeout

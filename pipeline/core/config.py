@@ -96,6 +96,7 @@ class SourceConfig(Settings):
     stride: int = Field(1, ge=1, description="keep every Nth decoded frame")
     max_fps: float | None = Field(None, gt=0, description="keep at most this many frames per second of stream time")
     live: Literal["auto"] | bool = Field("auto", description="auto: streams and devices are live, files are not")
+    loop: bool = Field(False, description="files only: start again at the end, forever (seq and pts go on increasing)")
     queue: Literal["auto", "drop_oldest", "block"] = Field(
         "auto", description="full queue: drop the oldest frame (live default) or block the reader (file default)"
     )
@@ -132,6 +133,13 @@ class SourceConfig(Settings):
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:
             raise ValueError(f"zone and line names must be unique within a source: {', '.join(repeated)} repeated")
+        return self
+
+    @model_validator(mode="after")
+    def _loop_files_only(self) -> SourceConfig:
+        # a live source never ends by itself: looping it would mean nothing
+        if self.loop and self.is_live:
+            raise ValueError("loop: true is for files only; a live source reconnects by itself")
         return self
 
     @property

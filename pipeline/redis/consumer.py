@@ -4,8 +4,9 @@
     consumer.run(handler)          # handler(message: dict) -> None; raise to fail
 
 One round (`step`):
-1. entries this consumer was given before and never acknowledged (it crashed, or the
-   handler failed) are read again first, from the start of its pending list;
+1. entries this consumer was given before and never acknowledged (it crashed, the
+   handler failed, or the connection broke: a reply lost with it) are read again first,
+   from the start of its pending list;
 2. entries of *other* consumers idle longer than `claim_idle_ms` are taken over with
    XAUTOCLAIM (their consumer is presumably dead);
 3. new entries (XREADGROUP >), blocking up to `block_ms`.
@@ -125,6 +126,13 @@ class Consumer:
         """One round (own pending, claims, new entries); returns entries dealt with."""
         try:
             return self._step(handler)
+        except (redis.ConnectionError, redis.TimeoutError):
+            # Redis may have delivered entries (XREADGROUP >, recorded in our pending list)
+            # whose reply the broken connection lost: read our own pending list again at
+            # once, not after claim_idle_ms; entries handled already are dropped by event_id
+            for state in self._streams.values():
+                state.own_pending_from = "0"
+            raise
         except redis.ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+from pydantic import ValidationError
+
 from pipeline.core.config import SourceConfig
 from pipeline.core.context import RunContext
 from pipeline.core.health import SHUTDOWN
@@ -44,3 +47,22 @@ def test_an_unreadable_file_is_reported_not_raised(tmp_path):
     reader = FrameReader(Stage("decode[n]", ctx), SourceConfig(uri=str(text)), "n", lambda f: None)
     reader.read_file()
     assert "not a readable video" in ctx.source_errors["n"] and reader.frames == 0
+
+
+def test_a_looping_file_starts_again_with_seq_and_pts_increasing(videos):
+    # b: 25 frames at 25 fps; max_frames 60 stops the endless loop in its third pass
+    ctx = RunContext()
+    got: list[Frame] = []
+    config = SourceConfig(uri=str(videos["b"]), loop=True, stride=2)
+    reader = FrameReader(Stage("decode[b]", ctx), config, "b", lambda f: got.append(f), max_frames=30)
+    reader.read_file()
+    assert not ctx.source_errors and reader.decoded >= 50  # two whole passes and part of a third
+    assert [f.seq for f in got] == list(range(30)) and {f.session for f in got} == {0}
+    pts = [round(f.pts * 25) for f in got]
+    # frames 0, 2, ..., 24 of each pass; the next pass starts one frame after the last one
+    assert pts[:15] == list(range(0, 25, 2)) + [25, 27] and pts == sorted(set(pts))
+
+
+def test_loop_is_for_files_only():
+    with pytest.raises(ValidationError, match="loop: true is for files only"):
+        SourceConfig(uri="rtsp://127.0.0.1:8554/cam", loop=True)

@@ -11,6 +11,9 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+import redis
+
 from pipeline.redis.consumer import Consumer, ConsumerSettings
 from pipeline.core.messages import event_id
 from redis_support import RedisServer, xadd_messages
@@ -74,6 +77,34 @@ def test_own_pending_entries_are_read_again_on_restart(redis_server):
     again = Consumer(client, "detstream:{source}", settings).run(lambda m: got.append(m["event_id"]), idle_exit_s=0.3)
     assert got == ids  # its own pending list, in order, with no claim involved
     assert again.handled == 5 and again.claimed == 0
+    assert pending(client, "detstream:cam", "g") == {"c1": 0}
+
+
+def test_entries_whose_delivery_a_redis_restart_cut_off_are_read_again_at_once(persistent_redis):
+    """Found by the soak (docs/soak.md): Redis recorded a delivery (XREADGROUP >) but was
+    killed before its reply arrived; the entries waited in the consumer's pending list for
+    claim_idle_ms (60 s by default), unhandled, and a consumer stopped before that lost them."""
+    client = persistent_redis.client()
+    settings = ConsumerSettings(group="g", name="c1", block_ms=50, claim_idle_ms=600_000)
+    consumer = Consumer(client, "detstream:{source}", settings)
+    got: list[str] = []
+    first = xadd_messages(client, "cam", 2)
+    while len(got) < 2:
+        consumer.step(lambda m: got.append(m["event_id"]))
+    # delivered to c1 by Redis, the reply lost with the connection: pending, never handled
+    later = [event_id("cam", seq) for seq in range(2, 5)]
+    for seq, eid in enumerate(later, start=2):
+        client.xadd("detstream:cam", {"event_id": eid, "source": "cam", "seq": seq,
+                                      "message": json.dumps({"event_id": eid, "source": "cam", "seq": seq})})
+    client.xreadgroup("g", "c1", {"detstream:cam": ">"})
+    persistent_redis.kill()
+    with pytest.raises(redis.ConnectionError):
+        consumer.step(lambda m: got.append(m["event_id"]))
+    persistent_redis.start()
+    deadline = time.monotonic() + 5
+    while len(got) < 5 and time.monotonic() < deadline:
+        consumer.step(lambda m: got.append(m["event_id"]))
+    assert got == first + later  # at once, in order, and the first two not again
     assert pending(client, "detstream:cam", "g") == {"c1": 0}
 
 

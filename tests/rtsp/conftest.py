@@ -21,8 +21,8 @@ def rtsp_server(live_clip: Path) -> Iterator[Callable[..., RtspServer]]:
     """Factory: start an RTSP server (optionally on a given port); all are stopped at the end."""
     servers: list[RtspServer] = []
 
-    def start(port: int | None = None, video: Path | None = None) -> RtspServer:
-        server = RtspServer(video or live_clip, port).start()
+    def start(port: int | None = None, video: Path | None = None, user: str | None = None, password: str = "") -> RtspServer:
+        server = RtspServer(video or live_clip, port, user=user, password=password).start()
         servers.append(server)
         return server
 

@@ -59,3 +59,26 @@ def test_a_camera_that_never_connected_is_not_reported_ok(tmp_path):
     attempts = summary.health["refused"]["failed_attempts"]
     assert first.startswith(f"source 'refused': never connected ({attempts} attempts: cannot open rtsp://admin:***@"), first
     assert first.endswith("Connection refused)") and "hunter2" not in out.getvalue(), first
+
+
+def test_a_wrong_password_fails_each_attempt_with_401_and_the_right_one_streams(tmp_path, rtsp_server, caplog):
+    server = rtsp_server(user="viewer", password="s3cret-pw")
+    sources = [
+        {"uri": server.url(credentials="viewer:s3cret-pw@"), "name": "right", **FAST_RETRY},
+        {"uri": server.url(credentials="viewer:wrong-pw@"), "name": "wrong", **FAST_RETRY},
+        {"uri": server.url(), "name": "none", **FAST_RETRY},
+    ]
+    config = load_config(None, {"sources": sources, "sinks": [f"jsonl:{tmp_path / 'out.jsonl'}"]})
+    with caplog.at_level(logging.INFO, logger="detstream"):
+        run = BackgroundRun(config, BlobEngine())
+        run.wait_for(
+            lambda: run.health("right")["processed"] >= 10
+            and run.health("wrong")["failed_attempts"] >= 3 and run.health("none")["failed_attempts"] >= 3,
+            30, "frames with the right password and retries with the wrong one",
+        )
+        summary = run.stop()
+    assert summary.exit_code == 0 and summary.health["right"]["reconnects"] == 0
+    assert summary.health["wrong"]["ever_connected"] is False
+    assert "s3cret-pw" not in caplog.text and "wrong-pw" not in caplog.text
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("source 'wrong': attempt")]
+    assert len(lines) >= 3 and all("401 Unauthorized" in line for line in lines), lines
