@@ -29,13 +29,15 @@ test: $(STAMP) system-deps
 # Debian packages the tests need: GStreamer's RTSP server for the system python3
 # (tests/rtsp/server.py), the headless browser that loads the live page
 # (tests/api/test_page.py, via Selenium), and the MQTT broker the MQTT sink's tests start
-# (tests/sinks/test_mqtt.py). Installed only when one is missing; sudo when not root.
+# (tests/sinks/test_mqtt.py), and redis-server (the Redis tests and the soak start their own).
+# Installed only when one is missing; sudo when not root.
 RTSP_DEBS := gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base \
 	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav
 BROWSER_DEBS := chromium chromium-driver
 BROKER_DEBS := mosquitto
+REDIS_DEBS := redis-server
 system-deps:
-	@missing=$$(for p in $(RTSP_DEBS) $(BROWSER_DEBS) $(BROKER_DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@missing=$$(for p in $(RTSP_DEBS) $(BROWSER_DEBS) $(BROKER_DEBS) $(REDIS_DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		echo "installing Debian packages:" $$missing; \
