@@ -26,7 +26,8 @@ class RedisServer:
     def __init__(
         self, directory: Path, password: str | None = None, persistent: bool = False, tls: Path | None = None
     ) -> None:
-        self.directory = Path(directory)
+        # absolute: redis-server resolves its log file after changing into --dir
+        self.directory = Path(directory).resolve()
         self.directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.password = password
