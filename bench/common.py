@@ -12,6 +12,7 @@ inside the function that needs them), so a script that needs only `cpu_name` or
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import platform
@@ -49,6 +50,16 @@ def cpu_name() -> str:
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()
     return platform.processor() or "unknown"
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (ffmpeg, redis-benchmark, detstream)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def now() -> str:
+    return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
 
 
 def machine() -> dict:

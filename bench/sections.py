@@ -9,7 +9,6 @@ engine packages); the budget keeps the full run within 10 minutes on 2 quiet cor
 
 from __future__ import annotations
 
-import datetime
 import os
 import sys
 import time
@@ -18,8 +17,9 @@ from pathlib import Path
 from typing import Callable
 
 from bench import backends, coco_models, decode_fps, efficiency, engine_latency, live_overload, metrics_overhead
-from bench import capacity, clips_cost, int8, ladder, proposal_recall, redis_publish, scaling, tracking_cost, tracking_quality
-from bench.common import CAMERA_MBPS, REPO, as_package, camera_video, machine
+from bench import capacity, clips_cost, int8, ladder, proposal_recall, redis_publish, scaling, soak, tracking_cost
+from bench import tracking_quality
+from bench.common import CAMERA_MBPS, REPO, as_package, camera_video, cpu_seconds, machine, now
 from bench.report import SECTION_TITLES
 from pipeline.core.config import DEFAULT_MODEL
 from synth.video import write_video
@@ -61,6 +61,8 @@ class Budget:
     ladder_images: int = 100  # per rung; R-CNN takes seconds an image (`make ladder`, not in the 10 minutes)
     int8_calls: int = 10  # timed engine calls per precision and batch (on request: 4 evals of the 500-image split)
     int8_calibration_images: int = 100
+    soak_minutes: float = 60.0  # issue #21's long soak (`make soak MINUTES=60` does the same and records it)
+    soak_fault_every_s: float = 120.0
     capacity_max_cameras: int = 12  # on request (`make capacity`): about 1.5 min a step
     capacity_seconds: float = 45.0  # measured per step, after the warm-up
     capacity_warmup_s: float = capacity.WARMUP_S
@@ -72,7 +74,7 @@ QUICK = Budget(rounds=1, engine_calls=1, engine_batches=(1, 2), engine_models=(D
                coco_models=coco_models.MODELS[:1], tracking_frames=40, tracking_warmup=10, tracking_clips=1,
                tracking_clip_seconds=2.0, clips_seconds=10.0, clips_count=1, proposal_images=2,
                ladder_images=2, int8_calls=1, int8_calibration_images=2, capacity_max_cameras=1,
-               capacity_seconds=5.0, capacity_warmup_s=2.0)
+               capacity_seconds=5.0, capacity_warmup_s=2.0, soak_minutes=1.0, soak_fault_every_s=20.0)
 
 
 @dataclass
@@ -155,6 +157,12 @@ def measure_ladder(ctx: Context) -> dict:
     return ladder.measure(ctx.workdir, ctx.budget.ladder_images)
 
 
+def measure_soak(ctx: Context) -> dict:
+    out = ctx.workdir / "soak"
+    soak.run_soak(out, ctx.budget.soak_minutes, 1, ctx.budget.soak_fault_every_s, 5.0)
+    return soak.summary(out)
+
+
 def measure_int8(ctx: Context) -> dict:
     return int8.measure(list(int8.DEFAULT_MODELS), ctx.video, ctx.budget.int8_calls, REPO / int8.CALIBRATION,
                         ctx.budget.int8_calibration_images, REPO / int8.TEST_SPLIT, ctx.workdir)
@@ -182,18 +190,9 @@ SECTIONS: dict[str, Callable[[Context], dict]] = {
     "ladder": measure_ladder,
     "int8": measure_int8,
     "capacity": measure_capacity,
+    "soak": measure_soak,
 }
 assert list(SECTIONS) == list(SECTION_TITLES)
-
-
-def now() -> str:
-    return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
-
-
-def cpu_seconds() -> float:
-    """CPU time of this process and its finished children (ffmpeg, redis-benchmark)."""
-    times = os.times()
-    return times.user + times.system + times.children_user + times.children_system
 
 
 def run_section(name: str, ctx: Context) -> dict:

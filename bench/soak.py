@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from bench.common import REPO
+from bench.common import REPO, cpu_seconds, machine, now
 from bench.soak_faults import ApiAddRemove, CameraKill, CameraStall, RedisRestart, Schedule
 from bench.soak_plot import plot
 from bench.soak_verdict import Fault, Verdict, judge, markdown
@@ -324,7 +324,7 @@ def run_soak(out: Path, minutes: float, seed: int, fault_every_s: float, sample_
         raise SystemExit(f"{out} is not empty: the soak needs a new or empty folder")
     out.mkdir(parents=True, exist_ok=True)
     soak = Soak(out, minutes, seed, fault_every_s, sample_s)
-    started = time.monotonic()
+    started, load, cpu = time.monotonic(), os.getloadavg()[0], cpu_seconds()
     try:
         soak.start_servers()
         servers = time.monotonic()
@@ -340,10 +340,42 @@ def run_soak(out: Path, minutes: float, seed: int, fault_every_s: float, sample_
     verdict = soak.verdict(exit_code)
     plot(soak.samples, soak.states, soak.faults, verdict.warmup_s, out / "soak.png",
          f"detstream soak, {minutes:g} min, seed {seed}: {'PASS' if verdict.passed else 'FAIL'}")
-    record = {**verdict.as_dict(), "faults": [vars(f) | {"recovery_s": f.recovery_s} for f in soak.faults]}
+    # the run's facts, as every BENCHMARKS.md section states them (cpu: detstream and the
+    # consumer are reaped children, so their CPU time counts)
+    run = {"machine": machine(), "load_average": load, "elapsed_s": round(time.monotonic() - started, 1),
+           "cpu_s": round(cpu_seconds() - cpu, 1), "finished": now(), "minutes": minutes, "seed": seed,
+           "sample_s": sample_s}
+    record = {**verdict.as_dict(), "run": run,
+              "faults": [vars(f) | {"recovery_s": f.recovery_s} for f in soak.faults]}
     (out / "verdict.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
     (out / "verdict.md").write_text(markdown(verdict, soak.faults))
     return verdict
+
+
+def summary(out: Path) -> dict:
+    """The verdict of the soak in `out` as BENCHMARKS.md's section 16 shows it."""
+    record = json.loads((out / "verdict.json").read_text())
+    run = record.get("run", {})
+    folder = out.resolve()
+    return {"passed": record["passed"], "warmup_s": record["warmup_s"], "checks": record["checks"],
+            "numbers": record["numbers"], "seed": run.get("seed", "not recorded"), "sample_s": run.get("sample_s", 5.0),
+            "folder": str(folder.relative_to(REPO)) if folder.is_relative_to(REPO) else str(folder)}
+
+
+def record_section(out: Path) -> None:
+    """Section `soak` of bench/results.json and BENCHMARKS.md from the soak in `out`. A folder
+    from before the harness kept the run's facts gives its duration and the verdict file's
+    time, and says the load and CPU were not recorded."""
+    from bench.run_all import record
+
+    path = out / "verdict.json"
+    run = json.loads(path.read_text()).get("run") or {
+        "machine": machine(), "load_average": None, "cpu_s": None,
+        "elapsed_s": json.loads(path.read_text())["numbers"]["duration_s"],
+        "finished": datetime.fromtimestamp(path.stat().st_mtime).astimezone().isoformat(timespec="seconds")}
+    record("soak", {**{k: run[k] for k in ("machine", "load_average", "elapsed_s", "cpu_s", "finished")},
+                    "result": summary(out)})
+    print("recorded in bench/results.json and BENCHMARKS.md (section 16)", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -355,11 +387,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fault-every", type=float, default=120.0, metavar="S",
                         help="mean seconds between two faults of one kind (Redis restarts: 1.5x)")
     parser.add_argument("--sample-every", type=float, default=5.0, metavar="S", help="seconds between samples")
+    parser.add_argument("--record", action="store_true", help="put the verdict into BENCHMARKS.md (section 16)")
+    parser.add_argument("--record-only", type=Path, metavar="DIR",
+                        help="record the verdict of the soak in DIR, without soaking")
     args = parser.parse_args(argv)
+    if args.record_only:
+        record_section(args.record_only)
+        return 0
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     out = args.out or REPO / "runs" / f"soak-{stamp}"
     verdict = run_soak(out, args.minutes, args.seed, args.fault_every, args.sample_every)
     print((out / "verdict.md").read_text())
+    if args.record:
+        record_section(out)
     return 0 if verdict.passed else 1
 
 

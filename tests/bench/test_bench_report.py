@@ -38,6 +38,11 @@ def test_every_section_and_verdict_is_rendered() -> None:
     # int8: frames/s 1.25x misses 1.4x; box mAP cost 0.005 meets 0.01, mask 0.02 misses it
     assert "| `embedded:mask-compact-synth` | 1.50x / 1.47x | **missed** by 0.15x (1.25x < 1.4x) | **met** (0.005 ≤ 0.01) / **missed** by 0.01" in markdown
     assert "- `embedded:mask-compact-synth` int8: QLinearConv 40.0, DequantizeLinear 6.0" in markdown
+    # the soak: its verdict, each check, and the run's figures
+    soak = markdown.split(f"## {SECTION_TITLES['soak']}")[1]
+    assert "Verdict: **FAIL**." in soak
+    assert "| RSS bounded | **FAIL** | slope +447.6 MB/h (bound 50)" in soak and "| spool drained | pass |" in soak
+    assert "messages produced 3460, consumed 3460" in soak
 
 
 def test_tracking_section_has_cost_quality_lines_and_issue_16_verdicts() -> None:
