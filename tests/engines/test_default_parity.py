@@ -1,5 +1,5 @@
 """ONNX Runtime against PyTorch on the trained default models, end to end through the
-pipeline's own preprocessing and postprocessing: the same detections on 50 synthetic
+pipeline's own preprocessing and postprocessing: the same detections on 30 synthetic
 frames (same count, and every detection of either side matched on the other: boxes
 within 0.5 px, scores within 1e-3, mask IoU at least 0.99; `engines.parity`, which the
 TensorRT checks share) and the same COCO mAP (within 0.002). The frames and images come from seeds used
@@ -21,7 +21,7 @@ from synth.dataset import write_dataset
 from synth.video import iter_frames
 
 DEFAULT_MODELS = ("faster-compact-synth", "mask-compact-synth")
-FRAMES = 50
+FRAMES = 30
 BOX_TOLERANCE_PX = 0.5
 SCORE_TOLERANCE = 1e-3
 MIN_MASK_IOU = 0.99
@@ -41,7 +41,7 @@ def frames() -> list[np.ndarray]:
     return images
 
 
-def test_same_detections_on_fifty_frames(backends, frames):
+def test_same_detections_on_thirty_frames(backends, frames):
     ours, reference = (detect(engine, frames) for engine in backends)
     for a, b in zip(ours, reference):
         assert len(a.boxes) == len(b.boxes), f"frame {a.frame.seq}: {len(a.boxes)} vs {len(b.boxes)} detections"

@@ -52,7 +52,7 @@ def start(tmp_path: Path, sources: list[dict]) -> tuple[BackgroundRun, Captured]
 
 
 @pytest.mark.timeout(600)
-def test_a_camera_added_and_removed_50_times_disturbs_nobody_and_leaks_nothing(tmp_path, rtsp_server):
+def test_a_camera_added_and_removed_30_times_disturbs_nobody_and_leaks_nothing(tmp_path, rtsp_server):
     long_clip = write_live_clip(tmp_path / "long.mp4", seconds=240)  # the steady cameras never reach its end
     steady = [rtsp_server(video=long_clip), rtsp_server(video=long_clip)]
     guest = rtsp_server()
@@ -76,7 +76,9 @@ def test_a_camera_added_and_removed_50_times_disturbs_nobody_and_leaks_nothing(t
     python_threads = {t.name for t in threading.enumerate()}
     counts = []  # (OS threads, open fds) after each removal
     try:
-        for _ in range(50):
+        # 30 cycles: the first and last 10 below never overlap; the soak (bench/soak.py) adds
+        # and removes cameras over an hour
+        for _ in range(30):
             control.add({**LIVE, "name": "guest", "uri": guest.url()})
             run.wait_for(lambda: run.ctx.health["guest"].snapshot()["received"] > 0, 20, "the guest's frames")
             assert any(t.name == "decode[guest]" for t in threading.enumerate())
@@ -99,7 +101,7 @@ def test_a_camera_added_and_removed_50_times_disturbs_nobody_and_leaks_nothing(t
     file_seqs = [m["seq"] for m in messages if m["source"] == "file"]
     assert file_seqs == list(range(len(file_seqs))) and len(file_seqs) > 0  # lossless, in order
     guest_ids = [m["event_id"] for m in messages if m["source"] == "guest"]
-    assert len(guest_ids) == len(set(guest_ids)) >= 50  # seq goes on across re-adds: no id repeats
+    assert len(guest_ids) == len(set(guest_ids)) >= 30  # seq goes on across re-adds: no id repeats
 
 
 def test_pause_resume_update_and_errors(tmp_path, rtsp_server):
