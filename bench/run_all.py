@@ -18,26 +18,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.common import DEMO_VIDEO, REPO, ensure_video, machine, now
+from bench.common import DEMO_VIDEO, ensure_video, machine, now
 from bench.report import SECTION_TITLES, render
+from bench.results import MARKDOWN, RESULTS, commit
 
-RESULTS = REPO / "bench" / "results.json"
 # long, not part of `make bench`: the ladder (R-CNN takes seconds an image; `make ladder`),
-# int8 (four `detstream eval`s of the 500-image test split; `make int8`) and capacity (a run
-# of about 1.5 minutes per step of cameras, until the bound breaks; `make capacity`)
+# int8 (four `detstream eval`s of the 500-image test split; `make int8`), capacity (a run
+# of about 1.5 minutes per step of cameras, until the bound breaks; `make capacity`) and the
+# soak (an hour; `make soak MINUTES=60 SOAK_ARGS=--record`)
 ON_REQUEST = ("ladder", "int8", "capacity", "soak")
-MARKDOWN = REPO / "BENCHMARKS.md"
-
-
-def commit() -> str:
-    result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
-    return result.stdout.strip() or "unknown"
 
 
 def main() -> int:
@@ -90,16 +84,6 @@ def measure(args: argparse.Namespace, names: list[str]) -> dict:
     sections = {name: measured.get(name) or kept[name] for name in SECTIONS if name in measured or name in kept}
     return {"schema": "detstream.bench/v1", "commit": commit(), "finished": now(), "quick": args.quick,
             "machine": machine(), "elapsed_s": round(time.monotonic() - started, 1), "sections": sections}
-
-
-def record(name: str, section: dict, json_path: Path = RESULTS, markdown: Path = MARKDOWN) -> None:
-    """Put one section measured elsewhere (`make soak`) into the results and re-render the report."""
-    results = json.loads(json_path.read_text())
-    sections = {**results["sections"], name: section}
-    results.update(sections={k: sections[k] for k in SECTION_TITLES if k in sections}, commit=commit(),
-                   finished=section["finished"])
-    json_path.write_text(json.dumps(results, indent=2) + "\n")
-    markdown.write_text(render(results))
 
 
 if __name__ == "__main__":

@@ -366,7 +366,7 @@ def record_section(out: Path) -> None:
     """Section `soak` of bench/results.json and BENCHMARKS.md from the soak in `out`. A folder
     from before the harness kept the run's facts gives its duration and the verdict file's
     time, and says the load and CPU were not recorded."""
-    from bench.run_all import record
+    from bench.results import record
 
     path = out / "verdict.json"
     run = json.loads(path.read_text()).get("run") or {
