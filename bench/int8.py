@@ -9,10 +9,14 @@ The int8 package is calibrated on the validation split (never the test split).
         [--calibration data/synth-val/annotations.json] [--calibration-images 100]
         [--test data/synth-test/annotations.json] [--json out.json]
 
-Each model's result also holds the dense part's per-op profile in both precisions (ONNX
-Runtime's own profiler, batch 1, summed by op type): if int8 is not faster on this CPU,
-it shows where the time goes (QLinearConv kernels vs the Quantize/Dequantize around the
-float layers, for instance).
+Each model's result also holds the time of the dense part alone (backbone, FPN, RPN head:
+the part quantization speeds up; the rest of the engine is torch glue that int8 does
+not touch) and its per-op profile (ONNX Runtime's own profiler, batch 1, summed by op
+type) for fp32, the int8 package's CPU flavour (what ONNX Runtime runs) and its TensorRT
+flavour run on ONNX Runtime: where the time goes (QLinearConv kernels vs the Quantize /
+Dequantize around float layers, for instance), and a what-if: the dense part's speed-up
+if every activation had an int8 kernel (ReLU swapped in for HardSwish, untrained: speed
+only), which bounds what int8 can give this engine on this CPU.
 
 Timings mean something only on a quiet machine; the issue's targets (issue #20): mAP
 within 0.01 of fp32 (box and mask) and int8 frames/s at least 1.4x fp32's.
@@ -26,15 +30,18 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+
+import numpy as np
 
 from bench.common import DEMO_VIDEO, REPO, as_package, ensure_video, machine, pipeline_run, print_result, run_fps
 from bench.engine_latency import read_frames, timed_call
 from engines.coco_images import dataset_images
 from engines.inputs import Normalizer
-from engines.int8 import export_int8
+from engines.int8 import export_int8, quantize_part
 from engines.loading import load_engine
-from engines.package import read_package
+from engines.package import cpu_part, read_package
 
 DEFAULT_MODELS = ("embedded:faster-compact-synth", "embedded:mask-compact-synth")
 BATCHES = (1, 2)
@@ -55,6 +62,9 @@ def ensure_split(annotations: Path) -> None:
 
 
 def latency(packages: dict[str, str], video: Path, calls: int) -> list[dict]:
+    """ms per image of each package's engine and of its dense part alone (the part int8
+    speeds up most; the rest of the engine is torch between ONNX Runtime sessions), calls
+    alternating between the packages."""
     engines = {name: load_engine(path, backend="onnxruntime") for name, path in packages.items()}
     images = read_frames(video, max(BATCHES))
     normalize = Normalizer(engines["fp32"].info)
@@ -65,16 +75,23 @@ def latency(packages: dict[str, str], video: Path, calls: int) -> list[dict]:
         for engine in engines.values():
             engine.infer(tensor, sizes)  # warm-up
         seconds: dict[str, list[float]] = {name: [] for name in engines}
+        dense: dict[str, list[float]] = {name: [] for name in engines}
         for _ in range(calls):
             for name, engine in engines.items():
                 seconds[name].append(timed_call(engine, tensor, sizes))
+                started = time.perf_counter()
+                engine.parts.dense(tensor)
+                dense[name].append(time.perf_counter() - started)
         for name, values in seconds.items():
-            rows.append({"precision": name, "batch": batch, "ms_per_image": round(statistics.median(values) * 1000 / batch, 1)})
+            rows.append({"precision": name, "batch": batch,
+                         "ms_per_image": round(statistics.median(values) * 1000 / batch, 1),
+                         "dense_ms_per_image": round(statistics.median(dense[name]) * 1000 / batch, 1)})
     return rows
 
 
-def op_profile(package: str, image, runs: int = 5) -> dict[str, float]:
-    """ms per call of the dense part by op type (ONNX Runtime's profiler, batch 1)."""
+def op_profile(package: str, image, part: str = "dense", runs: int = 5) -> dict[str, float]:
+    """ms per call of the package's ONNX file `part` (a dense part) by op type (ONNX
+    Runtime's profiler, batch 1)."""
     import onnxruntime as ort
 
     from engines.onnxruntime_backend import session_options
@@ -84,7 +101,7 @@ def op_profile(package: str, image, runs: int = 5) -> dict[str, float]:
     options.enable_profiling = True
     with tempfile.TemporaryDirectory() as tmp:  # the trace file is ONNX Runtime's, not ours to keep
         options.profile_file_prefix = str(Path(tmp) / "dense")
-        session = ort.InferenceSession(str(found.file("dense")), options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(found.file(part)), options, providers=["CPUExecutionProvider"])
         tensor, _ = Normalizer(found.info)([image])
         for _ in range(runs):
             session.run(None, {"images": tensor.numpy()})
@@ -95,6 +112,45 @@ def op_profile(package: str, image, runs: int = 5) -> dict[str, float]:
             op = event.get("args", {}).get("op_name", "?")
             by_op[op] = by_op.get(op, 0.0) + event["dur"] / 1000 / runs
     return {op: round(ms, 3) for op, ms in sorted(by_op.items(), key=lambda item: -item[1])}
+
+
+def relu_ceiling(package: str, video: Path, calls: int, workdir: Path) -> dict:
+    """How fast int8 could make the dense part if every activation had an int8 kernel:
+    the fp32 dense part with HardSwish -> Relu and HardSigmoid -> Sigmoid swapped in the
+    graph (an untrained what-if: its outputs mean nothing, only its speed), quantized as
+    the CPU flavour is, timed against the fp32 dense part (alternating calls)."""
+    import onnx
+    import onnxruntime as ort
+
+    from engines.onnxruntime_backend import session_options
+
+    found = read_package(Path(package))
+    model = onnx.load(str(found.file("dense")))
+    for node in model.graph.node:
+        if node.op_type in ("HardSwish", "HardSigmoid"):
+            node.op_type = "Relu" if node.op_type == "HardSwish" else "Sigmoid"
+            del node.attribute[:]  # HardSigmoid's alpha and beta
+    relu = workdir / f"{found.root.name}-dense-relu.onnx"
+    onnx.save(model, str(relu))
+    frames = read_frames(video, 8)
+    normalize = Normalizer(found.info)
+    inputs = [normalize([frame])[0].numpy() for frame in frames]
+    relu_int8 = quantize_part(relu, workdir / f"{found.root.name}-dense-relu-int8.onnx", inputs, "cpu")
+    sessions = {name: ort.InferenceSession(str(path), session_options(None), providers=["CPUExecutionProvider"])
+                for name, path in (("fp32", found.file("dense")), ("relu_int8", relu_int8))}
+    result = {}
+    for batch in BATCHES:
+        feed = {"images": np.concatenate(inputs[:batch])}
+        for session in sessions.values():
+            session.run(None, feed)  # warm-up
+        seconds: dict[str, list[float]] = {name: [] for name in sessions}
+        for _ in range(calls):
+            for name, session in sessions.items():
+                started = time.perf_counter()
+                session.run(None, feed)
+                seconds[name].append(time.perf_counter() - started)
+        result[str(batch)] = round(statistics.median(seconds["fp32"]) / statistics.median(seconds["relu_int8"]), 3)
+    return {"dense_speedup": result}
 
 
 def mean_ap(package: str, test: Path, workdir: Path) -> dict:
@@ -119,7 +175,9 @@ def measure_model(model: str, video: Path, calls: int, calibration: Path, calibr
            for name, path in packages.items()}
     accuracy = {name: mean_ap(path, test, workdir) for name, path in packages.items()}
     frame = read_frames(video, 1)[0]
-    profiles = {name: op_profile(path, frame) for name, path in packages.items()}
+    # what ONNX Runtime runs (int8: the CPU flavour), and the TensorRT flavour's dense part
+    profiles = {"fp32": op_profile(fp32, frame), "int8": op_profile(int8, frame, cpu_part("dense")),
+                "int8, TensorRT's Q/DQ": op_profile(int8, frame)}
     return {
         "model": model,
         "calibration_images": len(images),
@@ -130,6 +188,7 @@ def measure_model(model: str, video: Path, calls: int, calibration: Path, calibr
         "map": accuracy,
         "map_cost": {kind: round(accuracy["fp32"][kind] - accuracy["int8"][kind], 4) for kind in accuracy["fp32"]},
         "dense_ms_by_op": profiles,
+        "relu_ceiling": relu_ceiling(fp32, video, calls, workdir),
     }
 
 

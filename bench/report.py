@@ -327,6 +327,13 @@ def render_int8(r: dict) -> list[str]:
                          *(f"{m['map'][precision][k]:.3f}" if k in m["map"][precision] else "" for k in ("bbox", "segm"))])
     out += table(["model", "precision", "ms / image, batch 1", "batch 2", "pipeline frames/s", "box mAP", "mask mAP"],
                  rows)
+    if all("dense_ms_per_image" in x for m in r["models"] for x in m["rows"]):  # older results lack it
+        out += ["", "The dense part alone (backbone, FPN, RPN head: what int8 speeds up; the rest of the engine is torch "
+                "glue it does not touch), ms per image and its share of the engine:", ""]
+        out += table(["model", "precision", "batch", "dense ms / image", "engine ms / image", "dense share"],
+                     [[f"`{m['model']}`", x["precision"], str(x["batch"]), f"{x['dense_ms_per_image']:.1f}",
+                       f"{x['ms_per_image']:.1f}", f"{x['dense_ms_per_image'] / x['ms_per_image']:.0%}"]
+                      for m in r["models"] for x in m["rows"]])
     out += ["", "Verdicts, int8 against fp32:", ""]
     target = r["targets"]
     out += table(["model", "engine speed-up (batch 1 / 2)", "pipeline frames/s ratio", "mAP cost (box / mask)"],
@@ -334,12 +341,23 @@ def render_int8(r: dict) -> list[str]:
                    verdict(m["pipeline_fps_ratio"], target["fps_ratio"], "x"),
                    " / ".join(at_most(v, target["map_cost"]) for v in m["map_cost"].values())]
                   for m in r["models"]])
-    out += ["", "Where the dense part's time goes at batch 1 (ONNX Runtime's profiler, ms per call, five largest op "
-            "types per precision):", ""]
+    if all("relu_ceiling" in m for m in r["models"]):
+        out += ["", "What-if: the dense part with ReLU in place of HardSwish (and Sigmoid for HardSigmoid, untrained: speed "
+                "only), quantized as the CPU flavour is: every activation then has an int8 kernel. Its speed-up over the "
+                "fp32 dense part, and what it would make of the fp32 engine (the rest unchanged):", ""]
+        rows = []
+        for m in r["models"]:
+            ms = {x["batch"]: x for x in m["rows"] if x["precision"] == "fp32"}
+            for batch, speedup in m["relu_ceiling"]["dense_speedup"].items():
+                engine, dense = ms[int(batch)]["ms_per_image"], ms[int(batch)]["dense_ms_per_image"]
+                rows.append([f"`{m['model']}`", batch, f"{speedup:.2f}x", f"{engine / (engine - dense + dense / speedup):.2f}x"])
+        out += table(["model", "batch", "dense part, int8 with ReLU", "engine at most"], rows)
+    out += ["", "Where the dense part's time goes at batch 1 (ONNX Runtime's profiler, ms per call: the kernels' "
+            "total, then the five largest op types):", ""]
     for m in r["models"]:
         for precision, ops in m["dense_ms_by_op"].items():
             top = ", ".join(f"{op} {ms:.1f}" for op, ms in list(ops.items())[:5])
-            out.append(f"- `{m['model']}` {precision}: {top}")
+            out.append(f"- `{m['model']}` {precision}: total {sum(ops.values()):.1f}; {top}")
     return out + [""]
 
 

@@ -37,7 +37,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     for part, entry in package.meta["files"].items():
         size = (package.root / entry["path"]).stat().st_size / 1e6
-        console.print(f"{part:10s} {entry['path']:16s} {size:6.1f} MB  sha256 {entry['sha256'][:12]}", highlight=False)
+        console.print(f"{part:13s} {entry['path']:18s} {size:6.1f} MB  sha256 {entry['sha256'][:12]}", highlight=False)
     console.print(f"engine package written to {package.root}", highlight=False)
     return 0
 

@@ -55,17 +55,23 @@ class Setup:
     build: Callable[[Package], Package]  # builds plans, returns the package with its record
 
 
+def reference_engine(package: Package) -> Engine:
+    """ONNX Runtime on the CPU running the very ONNX files TensorRT builds (for an int8
+    package its TensorRT flavour, not the CPU flavour ONNX Runtime runs otherwise)."""
+    from engines.onnxruntime_backend import OnnxRuntimeEngine
+
+    return OnnxRuntimeEngine(package, package.info.score_threshold, cpu_flavour=False)
+
+
 def gpu_setup() -> Setup:
     """The real thing: TensorRT on cuda:0, ONNX Runtime on the CPU."""
-    from engines.onnxruntime_backend import OnnxRuntimeEngine
     from engines.tensorrt_backend import tensorrt_engine
     from engines.tensorrt_build import build_plans, record_build
 
     def build(package: Package) -> Package:
         return record_build(package, build_plans(package, tf32=False))
 
-    return Setup(lambda p: tensorrt_engine(p, "cuda", p.info.score_threshold, None),
-                 lambda p: OnnxRuntimeEngine(p, p.info.score_threshold), build)
+    return Setup(lambda p: tensorrt_engine(p, "cuda", p.info.score_threshold, None), reference_engine, build)
 
 
 def frames(count: int = 10) -> list[np.ndarray]:

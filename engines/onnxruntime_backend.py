@@ -31,12 +31,15 @@ def session_options(threads: int | None) -> ort.SessionOptions:
 
 
 class OnnxRuntimeParts:
-    def __init__(self, package: Package, threads: int | None = None) -> None:
+    def __init__(self, package: Package, threads: int | None = None, cpu_flavour: bool = True) -> None:
+        """`cpu_flavour`: run an int8 package's CPU flavour of each part (engines/int8.py);
+        False runs the files TensorRT builds (a reference for its plans)."""
         options = session_options(threads)
         self.feature_names = package.feature_names
-        self.dense_session = self._session(package.file("dense"), options)
-        self.box_session = self._session(package.file("box_head"), options)
-        self.mask_session = self._session(package.file("mask_head"), options) if package.has("mask_head") else None
+        file = package.cpu_file if cpu_flavour else package.file
+        self.dense_session = self._session(file("dense"), options)
+        self.box_session = self._session(file("box_head"), options)
+        self.mask_session = self._session(file("mask_head"), options) if package.has("mask_head") else None
 
     @staticmethod
     def _session(path: Path, options: ort.SessionOptions) -> ort.InferenceSession:
@@ -67,10 +70,11 @@ class OnnxRuntimeEngine(TwoStageEngine):
     device = "cpu"  # CPUExecutionProvider
 
     def __init__(
-        self, package: Package, score_floor: float, threads: int | None = None, mask_floor: float | None = None
+        self, package: Package, score_floor: float, threads: int | None = None, mask_floor: float | None = None,
+        cpu_flavour: bool = True,
     ) -> None:
         self.threads = threads or os.cpu_count() or 1  # as session_options sizes the pool
         info = package.info
         # the skeleton supplies only parameter-free modules (anchors, coders, RoIAlign)
         skeleton = build_model(info.architecture, len(info.class_names))
-        super().__init__(skeleton, OnnxRuntimeParts(package, threads), info, score_floor, mask_floor)
+        super().__init__(skeleton, OnnxRuntimeParts(package, threads, cpu_flavour), info, score_floor, mask_floor)

@@ -6,6 +6,8 @@
     PACKAGE/dense.onnx     backbone + FPN + RPN head, dynamic batch
     PACKAGE/box_head.onnx  box head + predictor, dynamic number of RoIs
     PACKAGE/mask_head.onnx mask head + predictor (Mask R-CNN only)
+    PACKAGE/*.cpu.onnx     int8 packages only: the parts quantized for ONNX Runtime's
+                           x86 kernels (engines/int8.py), which it runs instead
     PACKAGE/trt/*.plan     TensorRT plans, when built on a GPU machine
 """
 
@@ -30,6 +32,11 @@ def sha256(path: Path) -> str:
         for chunk in iter(lambda: file.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def cpu_part(part: str) -> str:
+    """The name of `part`'s ONNX Runtime flavour, which int8 packages hold (engines/int8.py)."""
+    return f"{part}_cpu"
 
 
 def is_package(path: Path) -> bool:
@@ -60,6 +67,11 @@ class Package:
         if sha256(path) != entry["sha256"]:
             raise ModelError(f"package {self.root}: {entry['path']} does not match its checksum (damaged or replaced)")
         return path
+
+    def cpu_file(self, part: str) -> Path:
+        """The file ONNX Runtime runs for `part` on a CPU: its CPU flavour when the package
+        has one (int8), else the part itself."""
+        return self.file(cpu_part(part) if self.has(cpu_part(part)) else part)
 
     def inside(self, relative: str) -> Path:
         """`relative` (a path the metadata names) under the root; an absolute path, `..` or a

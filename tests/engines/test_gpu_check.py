@@ -12,7 +12,6 @@ import torch
 
 from engines import gpu_check
 from engines.models import build_model
-from engines.onnxruntime_backend import OnnxRuntimeEngine
 from engines.package import Package, read_package
 from engines.tensorrt_backend import TensorRTParts
 from engines.tensorrt_build import build_plans, record_build
@@ -48,7 +47,7 @@ def _setup(monkeypatch, engine_class: type[TwoStageEngine] = TwoStageEngine) -> 
     def build(package: Package) -> Package:  # a dense profile of 2: the batch check runs in chunks
         return record_build(package, build_plans(package, max_batch=2, tf32=False))
 
-    return gpu_check.Setup(tensorrt, lambda p: OnnxRuntimeEngine(p, p.info.score_threshold), build)
+    return gpu_check.Setup(tensorrt, gpu_check.reference_engine, build)
 
 
 @pytest.fixture(scope="module")

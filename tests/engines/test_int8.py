@@ -75,6 +75,38 @@ def test_the_package_is_explicitly_quantized_where_it_pays(int8):
         assert [f for f in lint(int8.file(part)) if "error" in f] == []  # TensorRT's parser takes it
 
 
+def test_onnx_runtime_runs_the_cpu_flavour(int8, data):
+    """The CPU flavour: uint8 activations (ONNX Runtime's fast x86 kernels), more op types
+    quantized than the TensorRT flavour, and it is what the ONNX Runtime backend runs."""
+    import onnxruntime as ort
+    import torch
+
+    from engines.inputs import Normalizer
+    from engines.onnxruntime_backend import OnnxRuntimeParts
+
+    for part in ("dense", "box_head"):
+        assert int8.has(part + "_cpu") and int8.cpu_file(part) != int8.file(part)
+        cpu, tensorrt = (onnx.load(str(path)) for path in (int8.cpu_file(part), int8.file(part)))
+        initializers = {t.name: numpy_helper.to_array(t) for t in cpu.graph.initializer}
+        quantize = [n for n in cpu.graph.node if n.op_type == "QuantizeLinear"]
+        assert quantize and all(initializers[n.input[2]].dtype == np.uint8 for n in quantize), part
+        weights = [initializers[n.input[0]] for n in cpu.graph.node
+                   if n.op_type == "DequantizeLinear" and n.input[0] in initializers and initializers[n.input[0]].ndim > 1]
+        assert weights and all(w.dtype == np.int8 for w in weights), part  # weights stay signed: U8S8
+        if part == "dense":  # more than the weighted layers: squeeze-excitation's pooling and scaling too
+            def int8_inputs(model: onnx.ModelProto) -> set[str]:
+                fed = {o for n in model.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+                return {n.op_type for n in model.graph.node if set(n.input) & fed}
+
+            assert {"GlobalAveragePool", "Mul"} <= int8_inputs(cpu) - int8_inputs(tensorrt)
+    image = dataset_images(data / "held-out" / "annotations.json", 1)
+    batch, _ = Normalizer(int8.info)(image)
+    features, _, _ = OnnxRuntimeParts(int8).dense(batch)
+    for path, same in ((int8.cpu_file("dense"), True), (int8.file("dense"), False)):
+        expected = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"images": batch.numpy()})
+        assert torch.equal(next(iter(features.values())), torch.from_numpy(expected[0])) == same, path
+
+
 def test_onnxruntime_runs_it_close_to_fp32(int8, data, tmp_path):
     from engines.export import export_package
 
