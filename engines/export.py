@@ -15,7 +15,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import onnx
 import torch
 import torchvision
 from torch import nn
@@ -78,6 +77,8 @@ def _export(module: nn.Module, example: torch.Tensor, path: Path, input_name: st
             output_names=outputs,
             dynamic_axes={input_name: {0: dynamic}, **{name: {0: dynamic} for name in outputs}},
         )
+    import onnx  # here, not at the top: every `engine: auto` load imports this module (~0.6 s)
+
     onnx.checker.check_model(str(path))
 
 
@@ -122,6 +123,8 @@ def export_model(model: nn.Module, info: ModelInfo, out: Path, max_batch: int = 
         _export(MaskHead(model), torch.zeros(4, mask_channels, *mask_pool.output_size), out / "mask_head.onnx", "roi_features",
                 ["mask_logits"], "rois")
         files["mask_head"] = "mask_head.onnx"
+    import onnx
+
     save_model(out / "model.pt", model, info)  # the PyTorch reference travels with the package
     files["torch"] = "model.pt"
     meta = {

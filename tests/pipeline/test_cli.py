@@ -175,8 +175,16 @@ def test_run_says_what_is_running_and_v_after_the_command_adds_debug_lines(tmp_p
     assert "detstream DEBUG: settings in effect: " in result.stderr
 
 
-def test_without_v_there_are_no_debug_lines(tmp_path, videos):
-    result = run_cli("run", "--source", str(videos["b"]), "--sink", f"jsonl:{tmp_path / 'o.jsonl'}", "--max-frames", "2")
+@pytest.fixture(scope="module")
+def plain_run(tmp_path_factory: pytest.TempPathFactory, videos: dict[str, Path]) -> subprocess.CompletedProcess[str]:
+    """`detstream run` on a file with no flag beyond source and sink: one process for the
+    tests that read its stderr (each start-up costs seconds)."""
+    out = tmp_path_factory.mktemp("plain-run") / "o.jsonl"
+    return run_cli("run", "--source", str(videos["b"]), "--sink", f"jsonl:{out}")
+
+
+def test_without_v_there_are_no_debug_lines(plain_run):
+    result = plain_run
     assert result.returncode == 0, result.stderr
     assert "DEBUG" not in result.stderr and "detstream INFO: running " in result.stderr
 
@@ -192,8 +200,8 @@ def test_the_start_line_masks_secrets():
                     "sources: rtsp://admin:***@cam/stream; sinks: redis://:***@host:6379/0")
 
 
-def test_output_to_a_pipe_is_not_wrapped_at_80_columns(tmp_path, videos):
-    result = run_cli("run", "--source", str(videos["b"]), "--sink", f"jsonl:{tmp_path / 'o.jsonl'}")
+def test_output_to_a_pipe_is_not_wrapped_at_80_columns(plain_run):
+    result = plain_run
     assert result.returncode == 0, result.stderr
     (line,) = [l for l in result.stderr.splitlines() if l.startswith("  finished: received 25")]  # the summary
     assert len(line) > 80 and "max age at detector" in line, result.stderr
