@@ -21,6 +21,11 @@ crossings (counted by the same Scene). The issue's targets travel with the resul
 report says whether they are met.
 
     .venv/bin/python -m bench.tracking_quality [--clips 4] [--seconds 10] [--json out.json]
+        [--model MODEL] [--development]
+
+`--model` scores another model than the default; `--development` runs on the development
+clips 9121-9128 instead of the held-out ones, so that choosing between candidate models
+does not spend the held-out clips (only the chosen one should see them).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ if TYPE_CHECKING:
 
 SEEDS = tuple(range(9111, 9119))
 DEVELOPMENT_SEEDS = "9101-9108 and 9121-9128"  # looked at while developing the tracker: not held out
+DEVELOPMENT_CLIPS = tuple(range(9121, 9129))  # `--development`: for choosing between candidates
 WIDTH, HEIGHT, FPS = 1280, 720, 25
 METHODS = ("bytetrack", "iou")
 STRIDES = (1, 3)
@@ -143,13 +149,15 @@ def summarise(runs: list[dict]) -> tuple[list[dict], dict[str, float | None], li
     return means, drops, counts
 
 
-def measure(workdir: Path, clips: int = len(SEEDS), seconds: float = 10.0) -> dict:
+def measure(workdir: Path, clips: int = len(SEEDS), seconds: float = 10.0, model: str | None = None,
+            development: bool = False) -> dict:
     from pipeline.core.config import DEFAULT_MODEL
     from pipeline.track_eval.evaluate import evaluate
     from pipeline.track_eval.referee import DontCare
 
-    package = as_package(DEFAULT_MODEL, workdir)
-    seeds = SEEDS[:clips]
+    model = model or DEFAULT_MODEL
+    package = as_package(model, workdir)
+    seeds = (DEVELOPMENT_CLIPS if development else SEEDS)[:clips]
     runs = []
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         started = time.monotonic()
@@ -170,7 +178,7 @@ def measure(workdir: Path, clips: int = len(SEEDS), seconds: float = 10.0) -> di
     means, drops, counts = summarise(runs)
     rule = DontCare()
     return {
-        "model": DEFAULT_MODEL,
+        "model": model,
         "engine": type(engine).__name__,
         "seeds": list(seeds),
         "development_seeds": DEVELOPMENT_SEEDS,
@@ -194,9 +202,12 @@ def main() -> int:
     parser.add_argument("--clips", type=int, default=len(SEEDS), choices=range(1, len(SEEDS) + 1))
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each clip")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--model", help="model to score (default: the default model)")
+    parser.add_argument("--development", action="store_true",
+                        help="the development clips 9121-9128 instead of the held-out ones (to choose between models)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        result = measure(Path(tmp), args.clips, args.seconds)
+        result = measure(Path(tmp), args.clips, args.seconds, args.model, args.development)
     print_result({"machine": machine(), **result}, args.json)
     return 0
 
