@@ -16,12 +16,13 @@ import datetime
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Callable, TextIO
 
 if TYPE_CHECKING:
     import cv2
@@ -255,6 +256,21 @@ def process_cpu_s(pid: int | str = "self") -> float:
     # the fields after the command name, which may hold spaces: utime and stime are 14 and 15
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def alternating_medians(calls: int, work: dict[str, Callable[[], object]]) -> dict[str, float]:
+    """Median seconds of each of `work`'s callables over `calls` rounds, after one untimed
+    call each (warm-up); in every round each takes its turn, so a change in the
+    machine's load hits all of them alike."""
+    for run in work.values():
+        run()
+    seconds: dict[str, list[float]] = {name: [] for name in work}
+    for _ in range(calls):
+        for name, run in work.items():
+            started = time.perf_counter()
+            run()
+            seconds[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in seconds.items()}
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -26,17 +26,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-from bench.common import DEMO_VIDEO, REPO, as_package, ensure_video, machine, pipeline_run, print_result, run_fps
-from bench.engine_latency import read_frames, timed_call
+from bench.common import (DEMO_VIDEO, REPO, alternating_medians, as_package, ensure_video, machine, pipeline_run,
+                          print_result, run_fps)
+from bench.engine_latency import read_frames
 from engines.coco_images import dataset_images
 from engines.inputs import Normalizer
 from engines.int8 import export_int8, quantize_part
@@ -72,20 +71,15 @@ def latency(packages: dict[str, str], video: Path, calls: int) -> list[dict]:
     for batch in BATCHES:
         tensor, geometry = normalize(images[:batch])
         sizes = [g.resized_size for g in geometry]
-        for engine in engines.values():
-            engine.infer(tensor, sizes)  # warm-up
-        seconds: dict[str, list[float]] = {name: [] for name in engines}
-        dense: dict[str, list[float]] = {name: [] for name in engines}
-        for _ in range(calls):
-            for name, engine in engines.items():
-                seconds[name].append(timed_call(engine, tensor, sizes))
-                started = time.perf_counter()
-                engine.parts.dense(tensor)
-                dense[name].append(time.perf_counter() - started)
-        for name, values in seconds.items():
+        work = {}
+        for name, engine in engines.items():
+            work[name] = lambda engine=engine: engine.infer(tensor, sizes)
+            work[f"{name} dense"] = lambda engine=engine: engine.parts.dense(tensor)
+        medians = alternating_medians(calls, work)
+        for name in engines:
             rows.append({"precision": name, "batch": batch,
-                         "ms_per_image": round(statistics.median(values) * 1000 / batch, 1),
-                         "dense_ms_per_image": round(statistics.median(dense[name]) * 1000 / batch, 1)})
+                         "ms_per_image": round(medians[name] * 1000 / batch, 1),
+                         "dense_ms_per_image": round(medians[f"{name} dense"] * 1000 / batch, 1)})
     return rows
 
 
@@ -141,15 +135,9 @@ def relu_ceiling(package: str, video: Path, calls: int, workdir: Path) -> dict:
     result = {}
     for batch in BATCHES:
         feed = {"images": np.concatenate(inputs[:batch])}
-        for session in sessions.values():
-            session.run(None, feed)  # warm-up
-        seconds: dict[str, list[float]] = {name: [] for name in sessions}
-        for _ in range(calls):
-            for name, session in sessions.items():
-                started = time.perf_counter()
-                session.run(None, feed)
-                seconds[name].append(time.perf_counter() - started)
-        result[str(batch)] = round(statistics.median(seconds["fp32"]) / statistics.median(seconds["relu_int8"]), 3)
+        medians = alternating_medians(calls, {name: lambda session=session: session.run(None, feed)
+                                              for name, session in sessions.items()})
+        result[str(batch)] = round(medians["fp32"] / medians["relu_int8"], 3)
     return {"dense_speedup": result}
 
 

@@ -123,10 +123,10 @@ def export_model(model: nn.Module, info: ModelInfo, out: Path, max_batch: int = 
         _export(MaskHead(model), torch.zeros(4, mask_channels, *mask_pool.output_size), out / "mask_head.onnx", "roi_features",
                 ["mask_logits"], "rois")
         files["mask_head"] = "mask_head.onnx"
-    import onnx
-
     save_model(out / "model.pt", model, info)  # the PyTorch reference travels with the package
     files["torch"] = "model.pt"
+    import onnx  # for its version (not at the top: see _export)
+
     meta = {
         "info": info.to_dict(),
         "feature_names": feature_names,

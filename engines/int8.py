@@ -44,8 +44,8 @@ import contextlib
 import io
 import logging
 import os
-import time
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
