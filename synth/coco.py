@@ -56,6 +56,7 @@ def annotation(instance: Instance, ann_id: int, image_id: int, height: int, widt
         "iscrowd": 0,
         "track_id": instance.track_id,
         "occluded": instance.occluded,
+        **({} if instance.amodal_bbox is None else {"amodal_bbox": [int(v) for v in instance.amodal_bbox]}),
     }
 
 

@@ -12,6 +12,9 @@ Ground-truth rules (the same for video frames and dataset images):
 - `bbox` is the tight [x, y, w, h] box of that visible mask, `area` its pixel
   count, `occluded` = 1 - visible / full pixels (full = the whole unclipped
   sprite, so a half off-screen car is 0.5 occluded).
+- `amodal_bbox` is the tight [x, y, w, h] box of the whole sprite, hidden and
+  off-screen parts included (it may reach past the frame): where the object
+  really is, e.g. where its feet touch the ground while a parked car hides them.
 - An instance is kept only if at least MIN_VISIBLE_PIXELS pixels *and*
   MIN_VISIBLE_FRACTION of it are visible. Objects below that are still drawn
   (that is what a camera shows; a detector that finds them is not penalised
@@ -71,6 +74,7 @@ class Instance:
     area: int  # visible pixel count
     occluded: float  # fraction hidden by other things or the frame border
     mask: np.ndarray  # bool, bbox-sized crop of the visible mask
+    amodal_bbox: tuple[int, int, int, int] | None = None  # x, y, w, h of the whole object, hidden parts included
 
     @property
     def category_name(self) -> str:
@@ -97,6 +101,13 @@ class _Item:
     label: int
     sprite: Sprite
     blur: tuple[float, float]
+
+
+def _tight_box(sprite: Sprite) -> tuple[int, int, int, int]:
+    """x, y, w, h in frame pixels of a sprite's whole mask (unclipped by the frame)."""
+    ys = np.flatnonzero(sprite.mask.any(axis=1))
+    xs = np.flatnonzero(sprite.mask.any(axis=0))
+    return (sprite.x0 + int(xs[0]), sprite.y0 + int(ys[0]), int(xs[-1] - xs[0]) + 1, int(ys[-1] - ys[0]) + 1)
 
 
 class Scene:
@@ -209,7 +220,7 @@ class Scene:
             y0, y1, x0, x1 = int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1
             bbox = (cols.start + x0, rows.start + y0, x1 - x0, y1 - y0)
             out.append(Instance(track.track_id, track.category_id, bbox, area,
-                                round(1.0 - area / full, 4), visible[y0:y1, x0:x1].copy()))
+                                round(1.0 - area / full, 4), visible[y0:y1, x0:x1].copy(), _tight_box(sprite)))
         return out
 
     def _lut(self, t: float) -> np.ndarray:

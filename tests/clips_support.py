@@ -4,8 +4,8 @@ named `person`) walking across a counting line at known times, and readers of cl
 A person is 24 x 60 px; its anchor (bottom centre) crosses the line DOOR (x = 160,
 drawn upwards: `in` is left to right) when its left edge passes x = 148, and the crossing
 counts once the anchor is past the line's hysteresis band (stages/tracking/scene.py's
-MARGIN_OF_HEIGHT of the box height, 12 px), i.e. at the first frame whose left edge is at
-or past x = 160.
+MARGIN_OF_HEIGHT of the box height, 12 px), i.e. from the first frame whose left edge is
+at or past x = 160, and has stayed there for the line's hold (`hold_s`, 0.2 s: 5 frames).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from pipeline.core.scene_config import LineConfig
 from stages.tracking.scene import MARGIN_OF_HEIGHT
 from support import BACKGROUND, BlobEngine
 
@@ -25,7 +26,8 @@ FPS = 25
 WIDTH, HEIGHT = 320, 240
 PERSON_W, PERSON_H = 24, 60
 DOOR = {"name": "door", "points": [[160, 240], [160, 0]]}
-COUNTED_AT_X = 148 + MARGIN_OF_HEIGHT * PERSON_H  # left edge at which a crossing counts (see the module docstring)
+PAST_AT_X = 148 + MARGIN_OF_HEIGHT * PERSON_H  # left edge at which the anchor is past the band (module docstring)
+HOLD_FRAMES = round(LineConfig.model_fields["hold_s"].default * FPS)  # frames from there to the count
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +47,7 @@ class Walker:
 
     def crossing_frame(self) -> int:
         """The frame whose line_cross event the pipeline emits."""
-        return self.first + math.ceil((COUNTED_AT_X - self.start_x) / self.speed)
+        return self.first + math.ceil((PAST_AT_X - self.start_x) / self.speed) + HOLD_FRAMES
 
 
 def person_engine() -> BlobEngine:

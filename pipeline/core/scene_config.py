@@ -67,6 +67,13 @@ class LineConfig(Settings):
         "fifth of the object's box height): an anchor takes a side "
         "only once at least this far from the line; a crossing counts when that side changes",
     )
+    hold_s: float = Field(
+        0.2,
+        ge=0,
+        allow_inf_nan=False,
+        description="anti-flicker in stream seconds: a crossing counts once the anchor has stayed on the other side "
+        "this long; a track back on its own side before that counted nothing",
+    )
 
     @model_validator(mode="after")
     def _usable_line(self) -> LineConfig:

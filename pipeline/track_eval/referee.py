@@ -54,6 +54,7 @@ class TruthBox:
     label: str
     box: tuple[float, float, float, float]  # xyxy pixels
     occluded: float = 0.0  # fraction of the object hidden by others or the frame border
+    amodal: tuple[float, float, float, float] | None = None  # xyxy of the whole object, hidden parts included
 
 
 @dataclass(frozen=True)

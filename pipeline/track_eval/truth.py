@@ -5,7 +5,9 @@ Rules:
   frame index in decode order; every such image is a frame, with or without objects.
 - Each of their annotations needs an int `track_id` (one identity per object for the whole
   video) and a COCO `bbox` [x, y, w, h]; `occluded` (fraction hidden by others or the frame
-  border, 0..1) is optional and 0 when absent. Labels are the categories' names, which is
+  border, 0..1) is optional and 0 when absent; so is `amodal_bbox` [x, y, w, h], the whole
+  object's box with its hidden parts (synth writes it), which line counts use
+  (pipeline/track_eval/lines.py). Labels are the categories' names, which is
   how they meet the model's class names.
 - Problems are collected and raised as one DatasetError naming the file.
 """
@@ -35,8 +37,8 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _box(annotation: dict[str, Any]) -> tuple[float, float, float, float] | None:
-    bbox = annotation.get("bbox")
+def _box(annotation: dict[str, Any], key: str = "bbox") -> tuple[float, float, float, float] | None:
+    bbox = annotation.get(key)
     if not (isinstance(bbox, list) and len(bbox) == 4 and all(map(_number, bbox)) and bbox[2] >= 0 and bbox[3] >= 0):
         return None
     x, y, w, h = (float(v) for v in bbox)
@@ -81,9 +83,13 @@ def load_truth(path: Path, video: str) -> GroundTruth:
             problems.append(f"{where}: category_id {ann.get('category_id')!r} is not among the categories")
         elif not (_number(occluded) and 0 <= occluded <= 1):
             problems.append(f"{where}: occluded {occluded!r} is not a fraction in [0, 1]")
+        elif "amodal_bbox" in ann and _box(ann, "amodal_bbox") is None:
+            problems.append(f"{where}: amodal_bbox {ann['amodal_bbox']!r} is not [x, y, w, h]")
         else:
             label = names[ann["category_id"]]
-            frames[image_frames[ann["image_id"]]].append(TruthBox(track_id, label, box, float(occluded)))
+            frames[image_frames[ann["image_id"]]].append(
+                TruthBox(track_id, label, box, float(occluded), _box(ann, "amodal_bbox"))
+            )
     if without_track:
         problems.insert(0, f"{without_track} of {len(annotations)} annotations of {video} have no int track_id "
                            "(tracking ground truth names each object's identity, as detstream synth video writes)")

@@ -40,10 +40,11 @@ class Track:
     track_id: int = NO_TRACK
     unseen_s: float = 0.0  # stream time since the last match, summed from forward steps
     tracked: bool = True  # matched in the latest update (ByteTrack's "tracked", else "lost")
+    first_box: np.ndarray | None = None  # the box it started from
 
     @classmethod
     def start(cls, t: float, box: np.ndarray, score: float, class_id: int) -> Track:
-        return cls(class_id, box, score, first_t=t, last_t=t, best_score=score)
+        return cls(class_id, box, score, first_t=t, last_t=t, best_score=score, first_box=box)
 
     @property
     def confirmed(self) -> bool:
@@ -64,7 +65,8 @@ class Track:
 
     def view(self) -> TrackView:
         return TrackView(
-            self.track_id, self.class_id, self.box, self.score, self.first_t, self.last_t, self.hits, self.best_score
+            self.track_id, self.class_id, self.box, self.score, self.first_t, self.last_t, self.hits, self.best_score,
+            self.first_box,
         )
 
 

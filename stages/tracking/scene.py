@@ -9,18 +9,25 @@ Rules:
 - Zones: a track enters a zone in the update where its anchor is inside it, and exits in
   the update where it is outside again; dwell_s = the exit's t - the enter's t. A track
   first seen here already inside a zone enters it in that first update (confirmation
-  comes a few frames after a track's first_t, and where it was then is not known). When
+  comes a few frames after a track's first_t; zones do not look back). When
   a track ends inside a zone (`end_track`), it exits with dwell up to its last_t.
-- Lines (anti-flicker by hysteresis): an anchor takes a side of the line only once it is
-  at least `margin_px`, and at least MARGIN_OF_HEIGHT of its box's height, away from it;
-  in between it keeps the side it had. A crossing
-  counts when the settled side changes *and* the track's path since it last settled
-  touched the segment itself (not the line beyond its ends). The path is the straight
+- Lines (anti-flicker by hysteresis and by time): an anchor takes a side of the line only
+  once it is at least `margin_px`, and at least MARGIN_OF_HEIGHT of its box's height, away
+  from it; in between it keeps the side it had. A crossing counts when the track has been
+  on the other side for `hold_s` of stream time (from the first update there, band
+  updates included) *and* its path since it last settled touched the segment itself (not
+  the line beyond its ends); it counts in the update that completes the hold. Back on its
+  own side before that, the excursion was flicker (a box's bottom jumps while others hide
+  the feet, an identity swaps to a neighbour for a few frames) and counts nothing. A
+  crossing still held for less when the source ends (`end_track(final=True)`) counts
+  then. The path is the straight
   segment between the anchors of consecutive updates, so tracks that jump (frames
   thinned by stride) still count. A track jittering on the line never settles on the
-  other side, so it counts nothing; crossing over and back counts twice. A track seen
-  first near the line, or first on one side, has no side to come from: it counts only
-  from its next change of settled side.
+  other side, so it counts nothing; crossing over and back counts twice. A track's path
+  starts where it was first seen, not where it was confirmed: in the update that confirms
+  it (`started`), its line state is first set from its first box (`first_box`), so an
+  object that crosses while still tentative counts. A track whose first box was near the
+  line has no side to come from: it counts only from its next change of settled side.
 - Direction: `directions[0]` is a crossing from the left-hand to the right-hand side as
   seen on screen walking from point 1 to point 2 (image y grows downward: for a line
   from (0, 100) to (200, 100) the right-hand side is below it, so moving down is "in").
@@ -31,6 +38,7 @@ Rules:
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -51,6 +59,8 @@ Counts = dict[str, dict[str, int]]  # count name (zone: inside/entered/exited; l
 # jumps by a third of its height and back); a fifth (a step, for a walker) held on the
 # development clips, and no real crossing stops that close to the line.
 MARGIN_OF_HEIGHT = 0.2
+# pts are rounded to the stream's time base: a hold of 0.2 s must be met by frames 0.2 s apart
+HOLD_SLACK_S = 1e-6
 
 @dataclass(frozen=True)
 class SceneEvent:
@@ -98,6 +108,7 @@ class Scene:
             "distance": ((n,), float, np.nan),  # signed distance of that anchor from the line
             "settled": ((n,), np.int8, 0),  # side taken: +1 right-hand, -1 left-hand, 0 none yet
             "touched": ((n,), bool, False),  # path touched the segment since the track last settled
+            "pending": ((n,), float, np.nan),  # stream time it was first on the other side; NaN: not there
         })
         self._warned: set[str] = set()
         self.size = (0, 0)
@@ -120,7 +131,8 @@ class Scene:
         ends = np.array([self.lines_px[n.name] for n in self.lines], float).reshape(-1, 2, 2)
         self._starts, self._ends = ends[:, 0], ends[:, 1]
         self._margins = np.array([n.margin_px for n in self.lines], float)
-        for name in ("point", "distance", "settled", "touched"):
+        self._holds = np.array([n.hold_s for n in self.lines], float)
+        for name in ("point", "distance", "settled", "touched", "pending"):
             self._tracks.reset(name)
         self._anchors = sorted({shape.anchor for shape in (*self.zones, *self.lines)})
         self._any_live = bool(self._zones_live.any() or self._lines_live.any())
@@ -135,10 +147,13 @@ class Scene:
             )
         return meets
 
-    def update(self, active: list[TrackView], t: float) -> list[SceneEvent]:
-        """Events of one frame at stream time t, from the confirmed tracks matched in it."""
+    def update(self, active: list[TrackView], t: float, started: Sequence[TrackView] = ()) -> list[SceneEvent]:
+        """Events of one frame at stream time t, from the confirmed tracks matched in it
+        (`started`: those confirmed in this update, a part of `active`)."""
         if not active or not self._any_live:
             return []
+        if self.lines and started:
+            self._start_paths([track for track in started if track.first_box is not None])
         rows = self._tracks.rows([track.track_id for track in active])
         boxes = np.array([track.box for track in active], float)
         anchors = {kind: box_anchors(boxes, kind) for kind in self._anchors}
@@ -178,6 +193,27 @@ class Scene:
         self._count(counts, track, ("inside",), -1)
         return SceneEvent("zone_exit", track, t, zone=self.zones[z].name, dwell_s=dwell, counts=_snapshot(counts))
 
+    def _start_paths(self, started: Sequence[TrackView]) -> None:
+        """Line state of newly confirmed tracks as of their first box: the side it was on
+        and the point their path starts from."""
+        if not started:
+            return
+        rows = self._tracks.rows([track.track_id for track in started])
+        first = np.array([track.first_box for track in started], float)
+        points = np.stack([box_anchors(first, line.anchor) for line in self.lines], axis=1)  # tracks x lines x 2
+        distance = side_of_line(points, self._starts, self._ends)
+        columns = self._tracks.columns
+        columns["settled"][rows] = self._sides(distance, first[:, 3] - first[:, 1])
+        columns["distance"][rows] = distance
+        columns["point"][rows] = points
+
+    def _sides(self, distance: np.ndarray, heights: np.ndarray) -> np.ndarray:
+        """Side taken at each signed distance (tracks x lines): +1, -1, or 0 inside the band."""
+        # the hysteresis band grows with the object: a detector's box edges jitter by a few
+        # percent of the box, so a big object walking along a line must not count
+        margins = np.maximum(self._margins, MARGIN_OF_HEIGHT * heights[:, None])  # tracks x lines
+        return (np.sign(distance) * ((np.abs(distance) >= margins) & self._lines_live)).astype(np.int8)
+
     def _update_lines(
         self,
         active: list[TrackView],
@@ -190,10 +226,7 @@ class Scene:
         columns = self._tracks.columns
         points = np.stack([anchors[line.anchor] for line in self.lines], axis=1)  # tracks x lines x 2
         distance = side_of_line(points, self._starts, self._ends)  # tracks x lines
-        # the hysteresis band grows with the object: a detector's box edges jitter by a few
-        # percent of the box, so a big object walking along a line must not count
-        margins = np.maximum(self._margins, MARGIN_OF_HEIGHT * heights[:, None])  # tracks x lines
-        side = (np.sign(distance) * ((np.abs(distance) >= margins) & self._lines_live)).astype(np.int8)
+        side = self._sides(distance, heights)
         # a path can touch a segment only where the distance to its line changed sign (or is 0):
         # test just those few (NaN, a track's first update, never compares true)
         touched = columns["touched"][rows]
@@ -203,31 +236,47 @@ class Scene:
             hit = segments_intersect(columns["point"][rows[k], n], points[k, n], self._starts[n], self._ends[n])
             touched[k[hit], n[hit]] = True
         settled = columns["settled"][rows]
-        crossed = (side != 0) & (side == -settled) & touched
-        columns["settled"][rows] = np.where(side != 0, side, settled)
-        columns["touched"][rows] = touched & (side == 0)  # settling on a side starts a new path
+        other = (side != 0) & (side == -settled)  # on the other side of the one it settled on
+        back = (side != 0) & (side == settled)
+        since = columns["pending"][rows]
+        since = np.where(other & np.isnan(since), t, np.where(back, np.nan, since))
+        moved = other & (t - since >= self._holds - HOLD_SLACK_S)  # held long enough: it settles there
+        crossed = moved & touched
+        first = (side != 0) & (settled == 0)
+        columns["settled"][rows] = np.where(first | moved, side, settled)
+        columns["touched"][rows] = touched & ~(first | moved | back)  # settling on a side starts a new path
+        columns["pending"][rows] = np.where(moved, np.nan, since)
         columns["distance"][rows] = distance
         columns["point"][rows] = points
         for n, k in np.argwhere(crossed.T).tolist():  # line order, then track order
-            track, line = active[k], self.lines[n]
-            direction = line.directions[0 if side[k, n] > 0 else 1]
-            self._count(self._line_counts[n], track, (direction,), +1)
-            counts = _snapshot(self._line_counts[n])
-            events.append(SceneEvent("line_cross", track, t, line=line.name, direction=direction, counts=counts))
+            events.append(self._cross(n, active[k], int(side[k, n]), t))
+
+    def _cross(self, n: int, track: TrackView, side: int, t: float) -> SceneEvent:
+        """`track` crossed line n onto `side` (+1: right-hand) at stream time t."""
+        line = self.lines[n]
+        direction = line.directions[0 if side > 0 else 1]
+        self._count(self._line_counts[n], track, (direction,), +1)
+        counts = _snapshot(self._line_counts[n])
+        return SceneEvent("line_cross", track, t, line=line.name, direction=direction, counts=counts)
 
     def _count(self, counts: Counts, track: TrackView, keys: tuple[str, ...], step: int) -> None:
         name = self.class_names[track.class_id]
         for key in keys:
             counts[key][name] = counts[key].get(name, 0) + step
 
-    def end_track(self, track: TrackView, t: float) -> list[SceneEvent]:
+    def end_track(self, track: TrackView, t: float, final: bool = False) -> list[SceneEvent]:
         """A track ended at stream time t: zone_exit for each zone it is in (dwell up to its
-        last_t, when it was last seen), and its line state is forgotten."""
+        last_t, when it was last seen), and its line state is forgotten. `final`: the
+        source ended with it, so a crossing still being held counts (line_cross)."""
         row = self._tracks.row_of(track.track_id)
         if row is None:
             return []
-        inside = np.flatnonzero(~np.isnan(self._tracks.columns["since"][row])).tolist()
+        columns = self._tracks.columns
+        inside = np.flatnonzero(~np.isnan(columns["since"][row])).tolist()
         events = [self._exit(z, track, row, t, track.last_t) for z in inside]
+        if final and self.lines:
+            held = ~np.isnan(columns["pending"][row]) & columns["touched"][row]
+            events += [self._cross(n, track, -int(columns["settled"][row, n]), t) for n in np.flatnonzero(held).tolist()]
         self._tracks.free(track.track_id)
         return events
 

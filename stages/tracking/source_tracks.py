@@ -67,7 +67,7 @@ class SourceTracks:
             self.started[self._label(track)] += 1
             events.append(self._event("track_start", track, frame, self._track_counts()))
         if self.scene is not None:
-            events += [self._scene_event(e, frame) for e in self.scene.update(update.active, t)]
+            events += [self._scene_event(e, frame) for e in self.scene.update(update.active, t, update.started)]
         return update.ids, events, self._overlay(bool(events))
 
     def end(self) -> list[Event]:
@@ -75,12 +75,12 @@ class SourceTracks:
         if self.last is None:
             return []
         last = self.last
-        return [event for track in self.tracker.end_all() for event in self._ended(track, last)]
+        return [event for track in self.tracker.end_all() for event in self._ended(track, last, final=True)]
 
-    def _ended(self, track: TrackView, frame: Frame) -> list[Event]:
+    def _ended(self, track: TrackView, frame: Frame, final: bool = False) -> list[Event]:
         events = []
         if self.scene is not None:
-            events += [self._scene_event(e, frame) for e in self.scene.end_track(track, track.last_t)]
+            events += [self._scene_event(e, frame) for e in self.scene.end_track(track, track.last_t, final)]
         self.ended[self._label(track)] += 1
         extra = {"first_t": round(track.first_t, 6), "last_t": round(track.last_t, 6), "hits": track.hits}
         events.append(self._event("track_end", track, frame, self._track_counts(), **extra))

@@ -27,6 +27,7 @@ class TrackView(NamedTuple):
     last_t: float  # stream time of the last matched frame
     hits: int  # frames matched so far
     best_score: float  # highest score of a matched detection so far
+    first_box: np.ndarray | None = None  # 4 float, xyxy: the first matched detection's box (where it was first seen)
 
 
 @dataclass(frozen=True)

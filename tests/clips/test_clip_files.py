@@ -38,7 +38,7 @@ def of_type(events: list[dict], kind: str) -> list[dict]:
 
 def test_a_person_crossing_a_line_gives_one_event_one_snapshot_and_one_clip_of_the_source_packets(tmp_path):
     walker = Walker(first=0)
-    t = walker.crossing_frame() / FPS  # 2.0 s
+    t = walker.crossing_frame() / FPS  # 2.2 s
     video = write_walkers(tmp_path / "cam.mp4", 90, [walker], gop=GOP)
     events = run_clips(tmp_path, video, snapshots={"crop": False})
 

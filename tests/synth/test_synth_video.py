@@ -64,6 +64,11 @@ def test_annotations_match_their_masks(synth_video: tuple[Path, dict[str, Any]])
         assert list(mask_utils.toBbox(ann["segmentation"])) == ann["bbox"]
         assert int(m.sum()) == ann["area"] == int(mask_utils.area(ann["segmentation"]))
         assert ann["iscrowd"] == 0 and ann["track_id"] >= 1 and 0 <= ann["occluded"] < 1
+        # the whole object's box holds the visible one, and is it when nothing is hidden
+        x, y, w, h = ann["bbox"]
+        ax, ay, aw, ah = ann["amodal_bbox"]
+        assert ax <= x and ay <= y and x + w <= ax + aw and y + h <= ay + ah
+        assert (ann["amodal_bbox"] == ann["bbox"]) == (ann["occluded"] == 0)
         union = by_image.setdefault(ann["image_id"], np.zeros(m.shape, np.int32))
         union += m
     assert all(u.max() <= 1 for u in by_image.values()), "visible masks overlap"

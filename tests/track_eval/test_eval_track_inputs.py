@@ -43,6 +43,8 @@ def test_ground_truth_of_a_synth_clip(clip):
     x, y, w, h = first["bbox"]
     obj = next(o for o in truth.frames[first["image_id"] - 1] if o.track_id == first["track_id"])
     assert obj.box == (x, y, x + w, y + h) and obj.occluded == first["occluded"]
+    ax, ay, aw, ah = first["amodal_bbox"]
+    assert obj.amodal == (ax, ay, ax + aw, ay + ah)
 
 
 def message(seq: int, pts: float, detections: list[dict]) -> dict:
@@ -89,6 +91,20 @@ def test_annotations_without_track_ids_are_an_error(clip, caplog):
     assert "annotations of clip.mp4 have no int track_id" in caplog.text
     with pytest.raises(DatasetError, match="no int track_id"):
         load_truth(clip.with_suffix(".json"), "clip.mp4")
+
+
+def test_a_malformed_amodal_box_is_an_error_and_a_missing_one_is_not(clip):
+    def edit(data):
+        data["annotations"][0]["amodal_bbox"] = [1, 2, -3]
+        for ann in data["annotations"][1:]:
+            del ann["amodal_bbox"]
+
+    edit_truth(clip, edit)
+    with pytest.raises(DatasetError, match=r"amodal_bbox \[1, 2, -3\] is not \[x, y, w, h\]"):
+        load_truth(clip.with_suffix(".json"), "clip.mp4")
+    edit_truth(clip, lambda data: data["annotations"][0].pop("amodal_bbox"))
+    truth = load_truth(clip.with_suffix(".json"), "clip.mp4")
+    assert all(o.amodal is None for objects in truth.frames.values() for o in objects)
 
 
 def test_annotations_of_another_video_or_frame_count_are_errors(clip, caplog):

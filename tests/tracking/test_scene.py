@@ -29,11 +29,17 @@ def walk(scene: Scene, path: list[tuple[float, float]], track_id: int = 1, dt: f
     return events
 
 
+def line(**settings) -> LineConfig:
+    """A line without the time hold (`hold_s` 0) unless given: most tests here take one
+    update per second and test the other rules."""
+    return LineConfig(**{"hold_s": 0.0, **settings})
+
+
 def gate(**settings) -> Scene:
     """The concrete picture: a horizontal line from (0, 100) to (200, 100) in a 640x360 frame.
     Walking from point 1 to point 2 goes right on screen, so the right-hand side is below
     the line (image y grows downward): moving down across it is `in`."""
-    return Scene([], [LineConfig(name="gate", points=[(0, 100), (200, 100)], **settings)], 640, 360, "cam", CLASSES)
+    return Scene([], [line(name="gate", points=[(0, 100), (200, 100)], **settings)], 640, 360, "cam", CLASSES)
 
 
 def square(**settings) -> ZoneConfig:
@@ -78,7 +84,7 @@ def test_line_crossing_direction_names_follow_the_picture():
     assert [e.direction for e in walk(named, [(50, 60), (50, 140), (50, 60)])] == ["down", "up"]
 
     # a vertical line walked downward on screen: the right-hand side is to the left (x < 0 side)
-    down = Scene([], [LineConfig(name="v", points=[(300, 0), (300, 200)])], 640, 360, "cam", CLASSES)
+    down = Scene([], [line(name="v", points=[(300, 0), (300, 200)])], 640, 360, "cam", CLASSES)
     assert [e.direction for e in walk(down, [(320, 100), (280, 100)])] == ["in"]
 
 
@@ -129,7 +135,7 @@ def test_going_around_the_end_of_the_line_is_no_crossing():
 
 
 def test_a_frame_with_no_tracks_changes_nothing():
-    scene = Scene([square()], [LineConfig(name="gate", points=[(0, 100), (200, 100)])], 640, 360, "cam", CLASSES)
+    scene = Scene([square()], [line(name="gate", points=[(0, 100), (200, 100)])], 640, 360, "cam", CLASSES)
     assert scene.update([], 0.0) == []
     assert [e.type for e in scene.update([track(1, 150, 90)], 1.0)] == []
     assert scene.update([], 2.0) == []  # the track is not matched in this frame: it stays where it was
@@ -147,7 +153,7 @@ def test_counts_are_per_class_name():
 
 def test_a_zone_outside_the_frame_warns_once_and_never_fires(caplog):
     far = ZoneConfig(name="yard", points=[(1000, 1000), (1100, 1000), (1100, 1100)])
-    away = LineConfig(name="road", points=[(700, 0), (700, 300)])
+    away = line(name="road", points=[(700, 0), (700, 300)])
     with caplog.at_level(logging.WARNING, logger="detstream"):
         scene = Scene([far], [away], 640, 360, "cam-3", CLASSES)
         for k in range(5):  # even anchors outside the frame never fire the shapes outside it
@@ -164,12 +170,12 @@ def test_a_zone_outside_the_frame_warns_once_and_never_fires(caplog):
 def test_normalized_and_pixel_coordinates_give_the_same_events():
     pixel = Scene(
         [ZoneConfig(name="z", points=[(64, 36), (320, 36), (320, 180), (64, 180)])],
-        [LineConfig(name="l", points=[(0, 180), (640, 180)])],
+        [line(name="l", points=[(0, 180), (640, 180)])],
         640, 360, "cam", CLASSES,
     )  # fmt: skip
     normalized = Scene(
         [ZoneConfig(name="z", points=[(0.1, 0.1), (0.5, 0.1), (0.5, 0.5), (0.1, 0.5)], coordinates="normalized")],
-        [LineConfig(name="l", points=[(0, 0.5), (1, 0.5)], coordinates="normalized")],
+        [line(name="l", points=[(0, 0.5), (1, 0.5)], coordinates="normalized")],
         640, 360, "cam", CLASSES,
     )  # fmt: skip
     path = [(20, 20), (100, 100), (200, 150), (300, 200), (400, 300), (300, 100), (500, 100)]
@@ -182,8 +188,8 @@ def test_normalized_and_pixel_coordinates_give_the_same_events():
 
 
 def test_resize_rescales_normalized_shapes_and_keeps_counts():
-    line = LineConfig(name="l", points=[(0, 0.5), (1, 0.5)], coordinates="normalized")
-    scene = Scene([], [line], 640, 360, "cam", CLASSES)
+    middle = line(name="l", points=[(0, 0.5), (1, 0.5)], coordinates="normalized")
+    scene = Scene([], [middle], 640, 360, "cam", CLASSES)
     walk(scene, [(100, 100), (100, 300)])
     assert scene.counts()["l"] == {"in": {"person": 1}, "out": {}}
     scene.resize(1280, 720)
@@ -195,7 +201,7 @@ def test_resize_rescales_normalized_shapes_and_keeps_counts():
 
 
 def test_end_track_exits_its_zones_and_forgets_its_line_state():
-    scene = Scene([square()], [LineConfig(name="gate", points=[(0, 150), (400, 150)])], 640, 360, "cam", CLASSES)
+    scene = Scene([square()], [line(name="gate", points=[(0, 150), (400, 150)])], 640, 360, "cam", CLASSES)
     scene.update([track(1, 200, 120, t=1.0)], 1.0)
     scene.update([track(1, 200, 130, t=2.5)], 2.5)
     last = track(1, 200, 130, t=2.5)
@@ -207,7 +213,7 @@ def test_end_track_exits_its_zones_and_forgets_its_line_state():
 
 
 def test_many_tracks_come_and_go():
-    scene = Scene([square()], [LineConfig(name="gate", points=[(0, 200), (640, 200)])], 640, 360, "cam", CLASSES)
+    scene = Scene([square()], [line(name="gate", points=[(0, 200), (640, 200)])], 640, 360, "cam", CLASSES)
     total = 0
     for wave in range(3):  # more tracks than the first allocation, ended and replaced
         ids = range(1 + 100 * wave, 101 + 100 * wave)
@@ -218,3 +224,51 @@ def test_many_tracks_come_and_go():
     assert scene.counts()["gate"]["in"] == {"person": 300}
     assert scene.counts()["door"]["entered"] == scene.counts()["door"]["exited"]
     assert scene.counts()["door"]["inside"] == {"person": 0}
+
+
+def test_a_crossing_counts_once_held_for_hold_s():
+    # one update every 0.04 s (25 frames/s); hold 0.2 s: the crossing counts in the update
+    # 0.2 s after the first one on the other side, updates inside the band included
+    ys = [80, 90, 99, 101, 120, 121, 100, 122, 123, 124]  # below from t = 0.16 on (band 8 px)
+    events = walk(gate(hold_s=0.2), [(100, y) for y in ys], dt=0.04)
+    assert [(e.direction, round(e.t, 2)) for e in events] == [("in", 0.36)]
+
+
+def test_an_excursion_shorter_than_the_hold_is_flicker():
+    # a box's bottom jumps below the line for 0.12 s (others hide the feet) and comes back
+    ys = [80, 80, 120, 120, 120, 80, 80, 80, 80]
+    assert walk(gate(hold_s=0.2), [(100, y) for y in ys], dt=0.04) == []
+    # the same excursion, held 0.2 s, is a crossing; coming back and holding is another
+    ys = [80, 80, 120, 120, 120, 120, 120, 120, 80, 80, 80, 80, 80, 80]
+    assert [e.direction for e in walk(gate(hold_s=0.2), [(100, y) for y in ys], dt=0.04)] == ["in", "out"]
+
+
+def test_thinned_frames_hold_by_stream_time():
+    # every 3rd frame (0.12 s apart): on the other side from 0.12, held at 0.36 (0.24 >= 0.2)
+    events = walk(gate(hold_s=0.2), [(100, 80), (100, 120), (100, 121), (100, 122)], dt=0.12)
+    assert [(e.direction, round(e.t, 2)) for e in events] == [("in", 0.36)]
+
+
+def test_a_crossing_still_held_when_the_source_ends_counts_then():
+    scene = gate(hold_s=0.2)
+    walk(scene, [(100, 80), (100, 120)], dt=0.04)  # below since 0.04: not yet held
+    last = track(1, 100, 120, t=0.04)
+    assert scene.end_track(last, 0.04) == []  # an ordinary end (unmatched too long): nothing
+    walk(scene, [(100, 80), (100, 120)], track_id=2, dt=0.04)
+    events = scene.end_track(track(2, 100, 120, t=0.04), 0.04, final=True)  # the source ended
+    assert [(e.type, e.direction, e.track.track_id) for e in events] == [("line_cross", "in", 2)]
+    # never across: nothing to count at the end either
+    walk(scene, [(100, 80), (100, 85)], track_id=3, dt=0.04)
+    assert scene.end_track(track(3, 100, 85, t=0.04), 0.04, final=True) == []
+
+
+def test_a_path_starts_where_the_track_was_first_seen():
+    # tentative above the line, confirmed (started) already below it: the crossing counts
+    first = np.array([90.0, 40.0, 110.0, 80.0])  # bottom centre (100, 80), above
+    confirmed = TrackView(1, 0, np.array([90.0, 80.0, 110.0, 120.0]), 0.9, 0.0, 0.08, 3, 0.9, first)
+    scene = gate()
+    events = scene.update([confirmed], 0.08, [confirmed])
+    assert [(e.direction, e.t) for e in events] == [("in", 0.08)]
+    # without the first box (or not started in this update) its path starts here: nothing
+    late = confirmed._replace(track_id=2, first_box=None)
+    assert gate().update([late], 0.08, [late]) == [] and gate().update([confirmed], 0.08) == []
