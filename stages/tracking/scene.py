@@ -20,7 +20,12 @@ Rules:
   own side before that, the excursion was flicker (a box's bottom jumps while others hide
   the feet, an identity swaps to a neighbour for a few frames) and counts nothing. A
   crossing still held for less when the source ends (`end_track(final=True)`) counts
-  then. The path is the straight
+  then (if it passes the next rule as of its last update). And the box must have moved, not changed shape: since the track last settled,
+  the box's centre must have moved across (along the line's normal) at least
+  CENTRE_SHARE as far as the anchor did, or the side changes without a count. A box whose
+  far edge stayed put while the anchor's edge moved (a person's lower half hidden by a
+  car, or cut short by the detector) fails it; an object that moves passes, whatever
+  the anchor (for `center` the two are the same point). The path is the straight
   segment between the anchors of consecutive updates, so tracks that jump (frames
   thinned by stride) still count. A track jittering on the line never settles on the
   other side, so it counts nothing; crossing over and back counts twice. A track's path
@@ -59,6 +64,12 @@ Counts = dict[str, dict[str, int]]  # count name (zone: inside/entered/exited; l
 # jumps by a third of its height and back); a fifth (a step, for a walker) held on the
 # development clips, and no real crossing stops that close to the line.
 MARGIN_OF_HEIGHT = 0.2
+# A crossing's box centre moves at least this share of its anchor's move along the line's
+# normal: 0.5 is a box whose far edge stayed put (only the anchor's edge moved: it shrank
+# or grew), 1 a box that moved whole. 0.6 asks the far edge to move a fifth as far as the
+# anchor: a person walking towards a camera only 2.2 m high, whose head moves about a
+# fifth as far as the feet, still counts.
+CENTRE_SHARE = 0.6
 # pts are rounded to the stream's time base: a hold of 0.2 s must be met by frames 0.2 s apart
 HOLD_SLACK_S = 1e-6
 
@@ -109,6 +120,8 @@ class Scene:
             "settled": ((n,), np.int8, 0),  # side taken: +1 right-hand, -1 left-hand, 0 none yet
             "touched": ((n,), bool, False),  # path touched the segment since the track last settled
             "pending": ((n,), float, np.nan),  # stream time it was first on the other side; NaN: not there
+            "left": ((n, 2), float, np.nan),  # distances of the anchor and of the box centre when it last settled
+            "whole": ((n,), bool, True),  # the box moved whole since then (CENTRE_SHARE), as of the last update
         })
         self._warned: set[str] = set()
         self.size = (0, 0)
@@ -132,7 +145,7 @@ class Scene:
         self._starts, self._ends = ends[:, 0], ends[:, 1]
         self._margins = np.array([n.margin_px for n in self.lines], float)
         self._holds = np.array([n.hold_s for n in self.lines], float)
-        for name in ("point", "distance", "settled", "touched", "pending"):
+        for name in ("point", "distance", "settled", "touched", "pending", "left", "whole"):
             self._tracks.reset(name)
         self._anchors = sorted({shape.anchor for shape in (*self.zones, *self.lines)})
         self._any_live = bool(self._zones_live.any() or self._lines_live.any())
@@ -161,7 +174,7 @@ class Scene:
         if self.zones:
             self._update_zones(active, rows, anchors, t, events)
         if self.lines:
-            self._update_lines(active, rows, anchors, boxes[:, 3] - boxes[:, 1], t, events)
+            self._update_lines(active, rows, anchors, boxes, t, events)
         return events
 
     def _update_zones(
@@ -206,6 +219,8 @@ class Scene:
         columns["settled"][rows] = self._sides(distance, first[:, 3] - first[:, 1])
         columns["distance"][rows] = distance
         columns["point"][rows] = points
+        centres = box_anchors(first, "center")[:, None, :].repeat(len(self.lines), axis=1)
+        columns["left"][rows] = np.stack([distance, side_of_line(centres, self._starts, self._ends)], axis=-1)
 
     def _sides(self, distance: np.ndarray, heights: np.ndarray) -> np.ndarray:
         """Side taken at each signed distance (tracks x lines): +1, -1, or 0 inside the band."""
@@ -219,14 +234,16 @@ class Scene:
         active: list[TrackView],
         rows: np.ndarray,
         anchors: dict[str, np.ndarray],
-        heights: np.ndarray,
+        boxes: np.ndarray,
         t: float,
         events: list[SceneEvent],
     ) -> None:
         columns = self._tracks.columns
         points = np.stack([anchors[line.anchor] for line in self.lines], axis=1)  # tracks x lines x 2
         distance = side_of_line(points, self._starts, self._ends)  # tracks x lines
-        side = self._sides(distance, heights)
+        centres = box_anchors(boxes, "center")[:, None, :].repeat(len(self.lines), axis=1)
+        centre_distance = side_of_line(centres, self._starts, self._ends)
+        side = self._sides(distance, boxes[:, 3] - boxes[:, 1])
         # a path can touch a segment only where the distance to its line changed sign (or is 0):
         # test just those few (NaN, a track's first update, never compares true)
         touched = columns["touched"][rows]
@@ -241,11 +258,18 @@ class Scene:
         since = columns["pending"][rows]
         since = np.where(other & np.isnan(since), t, np.where(back, np.nan, since))
         moved = other & (t - since >= self._holds - HOLD_SLACK_S)  # held long enough: it settles there
-        crossed = moved & touched
+        left = columns["left"][rows]  # tracks x lines x (anchor, centre)
+        anchor_move = (distance - left[..., 0]) * side  # towards the new side: positive
+        centre_move = (centre_distance - left[..., 1]) * side
+        whole = ~(centre_move < CENTRE_SHARE * anchor_move)  # NaN (no start known) passes
+        crossed = moved & touched & whole
         first = (side != 0) & (settled == 0)
         columns["settled"][rows] = np.where(first | moved, side, settled)
-        columns["touched"][rows] = touched & ~(first | moved | back)  # settling on a side starts a new path
+        settles = first | moved | back
+        columns["touched"][rows] = touched & ~settles  # settling on a side starts a new path
         columns["pending"][rows] = np.where(moved, np.nan, since)
+        columns["left"][rows] = np.where(settles[..., None], np.stack([distance, centre_distance], axis=-1), left)
+        columns["whole"][rows] = whole
         columns["distance"][rows] = distance
         columns["point"][rows] = points
         for n, k in np.argwhere(crossed.T).tolist():  # line order, then track order
@@ -275,7 +299,7 @@ class Scene:
         inside = np.flatnonzero(~np.isnan(columns["since"][row])).tolist()
         events = [self._exit(z, track, row, t, track.last_t) for z in inside]
         if final and self.lines:
-            held = ~np.isnan(columns["pending"][row]) & columns["touched"][row]
+            held = ~np.isnan(columns["pending"][row]) & columns["touched"][row] & columns["whole"][row]
             events += [self._cross(n, track, -int(columns["settled"][row, n]), t) for n in np.flatnonzero(held).tolist()]
         self._tracks.free(track.track_id)
         return events

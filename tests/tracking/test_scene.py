@@ -272,3 +272,30 @@ def test_a_path_starts_where_the_track_was_first_seen():
     # without the first box (or not started in this update) its path starts here: nothing
     late = confirmed._replace(track_id=2, first_box=None)
     assert gate().update([late], 0.08, [late]) == [] and gate().update([confirmed], 0.08) == []
+
+
+def boxes_walk(scene: Scene, boxes: list[tuple[float, float, float, float]], dt: float = 1.0) -> list[SceneEvent]:
+    events = []
+    for k, box in enumerate(boxes):
+        events += scene.update([TrackView(1, 0, np.array(box, float), 0.9, 0.0, k * dt, 3, 0.9)], k * dt)
+    return events
+
+
+def test_a_box_that_changes_shape_across_the_line_is_no_crossing():
+    # a person standing above the gate (feet at y = 90), whose box the detector stretches
+    # down to y = 130 and back, top edge fixed at y = 40: the anchor crossed, the person did not
+    stretched = [(90, 40, 110, 90), (90, 40, 110, 90), (90, 40, 110, 130), (90, 40, 110, 130), (90, 40, 110, 90)]
+    assert boxes_walk(gate(), stretched) == []
+    # the same anchor path on a box that moves whole is a crossing each way
+    moved = [(90, 40, 110, 90), (90, 40, 110, 90), (90, 80, 110, 130), (90, 80, 110, 130), (90, 40, 110, 90)]
+    assert [e.direction for e in boxes_walk(gate(), moved)] == ["in", "out"]
+
+
+def test_an_object_coming_towards_the_camera_still_crosses():
+    # feet move down 60 px while the head moves 15 px (a quarter: perspective of a low
+    # camera): the centre moves 37.5 px, more than CENTRE_SHARE of the feet's 60
+    boxes = [(90, 20, 110, 70), (90, 20, 110, 70), (85, 35, 115, 130)]
+    assert [e.direction for e in boxes_walk(gate(), boxes)] == ["in"]
+    # the centre anchor is the box's centre: the rule never stops it
+    centre = Scene([], [line(name="gate", points=[(0, 100), (200, 100)], anchor="center")], 640, 360, "cam", CLASSES)
+    assert [e.direction for e in boxes_walk(centre, [(90, 40, 110, 90), (90, 80, 110, 160)])] == ["in"]
