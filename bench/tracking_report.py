@@ -116,9 +116,11 @@ def render_lines(q: dict) -> list[str]:
     by = {(c["method"], c["stride"], c["line"], c["direction"]): c for c in q["line_counts"]}
     out = ["Counting lines, crossings summed over the clips and the classes: `vertical-X` across the street at X of "
            "the frame's width (`in`: rightwards), `horizontal` along the near pavement at 3/4 of its height (`in`: "
-           "downwards; people mostly walk along it, so feet hidden by others move a box's bottom across it and "
-           "back). The ground truth is the "
-           "ground-truth tracks' crossings through the same Scene, on every frame; the run's are its `line_cross` "
+           "downwards; people walk along it and hardly ever cross it, so what it counts is mostly flicker: feet "
+           "hidden by others, boxes cut short, identities swapped between neighbours). The ground truth is the "
+           "ground-truth tracks' crossings through the same Scene, on every frame, each object placed by its "
+           "amodal box (hidden parts included, clipped to the frame) where the annotations have one "
+           "([docs/track-eval.md](docs/track-eval.md#line-crossings)); the run's are its `line_cross` "
            "events. Tracked (relative error):", ""]
     rows = []
     for line, direction in directions:
