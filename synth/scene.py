@@ -103,11 +103,11 @@ class _Item:
     blur: tuple[float, float]
 
 
-def _tight_box(sprite: Sprite) -> tuple[int, int, int, int]:
-    """x, y, w, h in frame pixels of a sprite's whole mask (unclipped by the frame)."""
-    ys = np.flatnonzero(sprite.mask.any(axis=1))
-    xs = np.flatnonzero(sprite.mask.any(axis=0))
-    return (sprite.x0 + int(xs[0]), sprite.y0 + int(ys[0]), int(xs[-1] - xs[0]) + 1, int(ys[-1] - ys[0]) + 1)
+def _extent(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """y0, y1, x0, x1 (ends exclusive) of the set pixels of a non-empty mask."""
+    ys = np.flatnonzero(mask.any(axis=1))
+    xs = np.flatnonzero(mask.any(axis=0))
+    return int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1
 
 
 class Scene:
@@ -215,12 +215,12 @@ class Scene:
             area = int(np.count_nonzero(visible))
             if area < MIN_VISIBLE_PIXELS or area < MIN_VISIBLE_FRACTION * full:
                 continue
-            ys = np.flatnonzero(visible.any(axis=1))
-            xs = np.flatnonzero(visible.any(axis=0))
-            y0, y1, x0, x1 = int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1
+            y0, y1, x0, x1 = _extent(visible)
             bbox = (cols.start + x0, rows.start + y0, x1 - x0, y1 - y0)
+            ay0, ay1, ax0, ax1 = _extent(sprite.mask)  # the whole sprite, unclipped by the frame
+            amodal = (sprite.x0 + ax0, sprite.y0 + ay0, ax1 - ax0, ay1 - ay0)
             out.append(Instance(track.track_id, track.category_id, bbox, area,
-                                round(1.0 - area / full, 4), visible[y0:y1, x0:x1].copy(), _tight_box(sprite)))
+                                round(1.0 - area / full, 4), visible[y0:y1, x0:x1].copy(), amodal))
         return out
 
     def _lut(self, t: float) -> np.ndarray:

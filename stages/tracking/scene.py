@@ -213,14 +213,20 @@ class Scene:
             return
         rows = self._tracks.rows([track.track_id for track in started])
         first = np.array([track.first_box for track in started], float)
-        points = np.stack([box_anchors(first, line.anchor) for line in self.lines], axis=1)  # tracks x lines x 2
-        distance = side_of_line(points, self._starts, self._ends)
+        points, distance, centre_distance = self._place(first, {kind: box_anchors(first, kind) for kind in self._anchors})
         columns = self._tracks.columns
         columns["settled"][rows] = self._sides(distance, first[:, 3] - first[:, 1])
         columns["distance"][rows] = distance
         columns["point"][rows] = points
-        centres = box_anchors(first, "center")[:, None, :].repeat(len(self.lines), axis=1)
-        columns["left"][rows] = np.stack([distance, side_of_line(centres, self._starts, self._ends)], axis=-1)
+        columns["left"][rows] = np.stack([distance, centre_distance], axis=-1)
+
+    def _place(self, boxes: np.ndarray, anchors: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+        """Where boxes are against every line: each line's anchor point (tracks x lines x
+        2), its signed distance and the box centre's (tracks x lines)."""
+        points = np.stack([anchors[line.anchor] for line in self.lines], axis=1)
+        centres = anchors["center"] if "center" in anchors else box_anchors(boxes, "center")
+        return (points, side_of_line(points, self._starts, self._ends),
+                side_of_line(centres[:, None, :], self._starts, self._ends))
 
     def _sides(self, distance: np.ndarray, heights: np.ndarray) -> np.ndarray:
         """Side taken at each signed distance (tracks x lines): +1, -1, or 0 inside the band."""
@@ -239,10 +245,7 @@ class Scene:
         events: list[SceneEvent],
     ) -> None:
         columns = self._tracks.columns
-        points = np.stack([anchors[line.anchor] for line in self.lines], axis=1)  # tracks x lines x 2
-        distance = side_of_line(points, self._starts, self._ends)  # tracks x lines
-        centres = box_anchors(boxes, "center")[:, None, :].repeat(len(self.lines), axis=1)
-        centre_distance = side_of_line(centres, self._starts, self._ends)
+        points, distance, centre_distance = self._place(boxes, anchors)
         side = self._sides(distance, boxes[:, 3] - boxes[:, 1])
         # a path can touch a segment only where the distance to its line changed sign (or is 0):
         # test just those few (NaN, a track's first update, never compares true)
