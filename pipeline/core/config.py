@@ -64,6 +64,11 @@ class TrackingConfig(Settings):
         0.8, description="a track is confirmed only once one of its matched detections scored at least this; 0: off"
     )
     buffer_s: float = Field(1.0, gt=0, description="a track unmatched for this long (stream time) ends")
+    look_gate: float = Field(
+        0.15, gt=0, le=1,
+        description="bytetrack: looks (colour bands) further apart than this never pair where a track or a detection "
+        "has another candidate, nor continue a tentative track; 1: looks off",
+    )
 
 
 def _tracking_override(value: Any) -> Any:

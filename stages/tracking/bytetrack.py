@@ -1,10 +1,16 @@
 """ByteTrack-style tracking: a Kalman motion model, three associations, and memory.
 
-Rules of one `update(t, detections, low)`:
+Rules of one `update(t, detections, low, image)`:
 1. Every track is predicted to `t` (stream seconds). Time that goes backwards or repeats
    (t <= the previous t) counts as dt = 0: nothing moves, nothing ages, nothing fails.
 2. Emitted detections vs confirmed tracks, tracked and lost: Hungarian on 1 - IoU of the
-   predicted box, pairs need IoU >= match_iou and the same class.
+   predicted box, pairs need IoU >= match_iou and the same class. Where the choice is
+   close (the detection has IoU >= match_iou with another track, or the track with
+   another detection), the pair also needs looks (stages/tracking/appearance.py) at most
+   `look_gate` apart: two people walking past each other come out of their overlap with
+   their own identities, where IoU and motion alone often swap them. An isolated pair
+   is never refused for its look (light changes, a person turns): that would only break
+   the track in two.
 3. Confirmed tracks still unmatched that were matched in the previous update ("tracked",
    not "lost") vs the low-score candidates, IoU >= low_match_iou. A low match updates the
    motion model and keeps the track alive, but a low candidate never starts a track, has
@@ -15,13 +21,17 @@ Rules of one `update(t, detections, low)`:
    tentative track has no velocity yet, so its prediction is its last box; with frames
    thinned by stride or max_fps a narrow moving box (a cyclist: tall and thin, moving
    sideways) is further than its own width from it, plain IoU is 0, and the object
-   would never be confirmed. Flicker is min_hits' job.
+   would never be confirmed. Flicker is min_hits' job. The buffered boxes reach
+   neighbours too, so here looks must always be at most `look_gate` apart.
    A tentative track left unmatched is deleted at once.
 5. Every emitted detection still unmatched starts a tentative track. A track is confirmed,
    and gets an id, in the first update where its emitted matches have reached min_hits
    and one of them scored confirm_score (stages/tracking/records.py; also on the very
    first frame of a video: unlike ByteTrack, min_hits always rules).
-6. A confirmed track unmatched for more than buffer_s of stream time ends: it is reported
+6. A track's look starts as its first detection's and follows its emitted matches (a
+   moving average, LOOK_RATE per match), but only from detections that overlap no other
+   (IoU < CROWDED_IOU): where boxes overlap, a box's bands mix two objects.
+7. A confirmed track unmatched for more than buffer_s of stream time ends: it is reported
    once in `ended` and forgotten. Until then it is "lost" and step 2 can re-find it.
    Unmatched time is summed from the forward steps of the clock: t - last_t for a steady
    clock, and after a jump backwards tracks neither end at once nor linger until the
@@ -37,7 +47,8 @@ import numpy as np
 from pipeline.core.config import TrackingConfig
 from pipeline.core.types import Candidates
 from stages.tracking.kalman import KalmanBoxes
-from stages.tracking.matching import assign, buffered, class_iou
+from stages.tracking.appearance import distance, looks
+from stages.tracking.matching import assign, buffered, class_iou, iou
 from stages.tracking.records import IdCounter, Track, report
 from stages.tracking.tracks import NO_TRACK, TrackUpdate, TrackView
 
@@ -49,6 +60,10 @@ def nonzero(mask: np.ndarray) -> np.ndarray:
 
 # how much a tentative track's box and a detection grow for step 4 (of their width and height, each side)
 TENTATIVE_BUFFER = 0.5
+# Rule 6: a new look weighs this much in a track's look (about the last 5 matches count).
+LOOK_RATE = 0.2
+# Rule 6: a detection overlapping another by this much IoU or more does not update a look.
+CROWDED_IOU = 0.3
 
 
 class Pairs(NamedTuple):
@@ -68,14 +83,18 @@ class ByteTracker:
         self.ids = IdCounter()
         self.t: float | None = None  # stream time of the previous update
 
-    def update(self, t: float, detections: Candidates, low: Candidates) -> TrackUpdate:
-        """One frame at stream time `t`, by the rules of the module docstring."""
+    def update(
+        self, t: float, detections: Candidates, low: Candidates, image: np.ndarray | None = None
+    ) -> TrackUpdate:
+        """One frame at stream time `t`, by the rules of the module docstring (`image`: the
+        frame, H x W x 3, for the looks; None or `look_gate` 1: IoU and motion only)."""
         dt = 0.0 if self.t is None or t <= self.t else t - self.t
         self.t = t
         lost = np.array([not track.tracked for track in self.tracks], bool)
         self.kalman.hold_size(lost)
         self.kalman.predict(dt)
-        high, weak, tentative, fresh = self._associate(detections, low)
+        seen = None if image is None or self.settings.look_gate >= 1 else looks(image, detections.boxes)
+        high, weak, tentative, fresh = self._associate(detections, low, seen)
         self.kalman.correct(
             np.concatenate([high.rows, weak.rows, tentative.rows]),
             np.concatenate([detections.boxes[high.picks], low.boxes[weak.picks], detections.boxes[tentative.picks]]),
@@ -88,6 +107,8 @@ class ByteTracker:
         for row, det in zip(rows.tolist(), dets.tolist()):
             self.tracks[row].hit(t, boxes[det], scores[det])
             owners[det] = self.tracks[row]
+        if seen is not None:
+            self._learn_looks(rows, dets, detections.boxes, seen)
         for row in weak.rows.tolist():
             self.tracks[row].seen(t)
         matched = np.zeros(len(self.tracks), bool)
@@ -97,15 +118,39 @@ class ByteTracker:
         classes = detections.class_ids.tolist()
         for det in fresh.tolist():
             owners[det] = track = Track.start(t, boxes[det], scores[det], classes[det])
+            if seen is not None:
+                track.look = seen[det]
             self.tracks.append(track)
         if len(fresh):
             self.kalman.add(detections.boxes[fresh])
         return report(owners, ended, self.ids, self.settings.min_hits, self.settings.confirm_score)
 
-    def _associate(self, detections: Candidates, low: Candidates) -> tuple[Pairs, Pairs, Pairs, np.ndarray]:
+    def _learn_looks(self, rows: np.ndarray, dets: np.ndarray, boxes: np.ndarray, seen: np.ndarray) -> None:
+        """Rule 6: tracks `rows` matched detections `dets` (`boxes`, looks `seen`)."""
+        crowd = iou(boxes, boxes)
+        np.fill_diagonal(crowd, 0.0)
+        alone = crowd.max(axis=1, initial=0.0) < CROWDED_IOU
+        for row, det in zip(rows.tolist(), dets.tolist()):
+            track = self.tracks[row]
+            if alone[det]:
+                track.look = seen[det] if track.look is None else (1 - LOOK_RATE) * track.look + LOOK_RATE * seen[det]
+
+    def _unlike(self, seen: np.ndarray) -> np.ndarray:
+        """Every track's look against every detection's (`seen`): tracks x detections
+        distances, 0 for a track with no look (it started from a frame without an image)."""
+        unlike = np.zeros((len(self.tracks), len(seen)), np.float32)
+        known = [row for row, track in enumerate(self.tracks) if track.look is not None]
+        if known and len(seen):
+            unlike[known] = distance(np.stack([self.tracks[row].look for row in known]), seen)
+        return unlike
+
+    def _associate(
+        self, detections: Candidates, low: Candidates, seen: np.ndarray | None
+    ) -> tuple[Pairs, Pairs, Pairs, np.ndarray]:
         """Steps 2 to 4 of the module rules, on the predicted boxes: the matches of
         confirmed tracks with detections, of tracked ones with low candidates, of
-        tentative ones with detections; and the detections left over."""
+        tentative ones with detections; and the detections left over. `seen`: the
+        detections' looks, or None."""
         settings = self.settings
         tracks = self.tracks
         classes = np.array([track.class_id for track in tracks], np.int64)
@@ -119,6 +164,12 @@ class ByteTracker:
             boxes = np.concatenate([detections.boxes, low.boxes])
             box_classes = np.concatenate([detections.class_ids, low.class_ids])
             overlap = class_iou(self.kalman.boxes(), classes, boxes, box_classes)
+        unlike = None
+        if seen is not None and overlap.size:
+            unlike = self._unlike(seen) > settings.look_gate  # tracks x detections: looks too far apart
+            near = overlap[:, :n] >= settings.match_iou
+            close = (near.sum(axis=0) > 1)[None, :] | (near.sum(axis=1) > 1)[:, None]
+            overlap[:, :n][unlike & close] = 0.0  # step 2: looks decide only a close choice
 
         def match(pool: np.ndarray, picks: np.ndarray, gate: float) -> Pairs:
             """Pairs among track rows `pool` and columns `picks` of `overlap`, IoU >= gate."""
@@ -138,6 +189,8 @@ class ByteTracker:
         if len(pool) and len(picks):
             grown = class_iou(buffered(self.kalman.boxes()[pool], TENTATIVE_BUFFER), classes[pool],
                               buffered(detections.boxes[picks], TENTATIVE_BUFFER), detections.class_ids[picks])
+            if unlike is not None:
+                grown[unlike[pool][:, picks]] = 0.0
             rows, cols = assign(grown, settings.match_iou)
             tentative = Pairs(pool[rows], picks[cols])
         free[tentative.picks] = False

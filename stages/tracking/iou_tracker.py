@@ -5,7 +5,8 @@ previous update's tracks greedily, highest IoU first (IoU >= match_iou, same cla
 unmatched detections start tentative tracks; a track not matched in this update ends at
 once (reported in `ended` if it was confirmed). Confirmation, ids and reports follow the
 same rules as ByteTracker (min_hits, ids from 1 never reused), except that
-`confirm_score` is not used: the baseline stays the plain tracker of issue #16. `low` is ignored.
+`confirm_score` is not used: the baseline stays the plain tracker of issue #16. `low` and
+`image` are ignored (no second association, no looks).
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ class IouTracker:
         self.tracks: list[Track] = []
         self.ids = IdCounter()
 
-    def update(self, t: float, detections: Candidates, low: Candidates) -> TrackUpdate:
+    def update(
+        self, t: float, detections: Candidates, low: Candidates, image: np.ndarray | None = None
+    ) -> TrackUpdate:
         previous = self.tracks
         last_boxes = np.array([track.box for track in previous], np.float32).reshape(-1, 4)
         last_classes = np.array([track.class_id for track in previous], np.int64)

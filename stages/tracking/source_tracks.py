@@ -60,7 +60,7 @@ class SourceTracks:
         self._fit_scene(frame)
         self.last = frame
         t = frame.capture_ts if self.settings.live else frame.pts
-        update = self.tracker.update(t, detections.candidates, detections.low or Candidates.empty())
+        update = self.tracker.update(t, detections.candidates, detections.low or Candidates.empty(), frame.image)
         for track in update.ended:
             events += self._ended(track, frame)
         for track in update.started:

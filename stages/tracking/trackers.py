@@ -1,7 +1,8 @@
 """The tracker interface and the one place a `tracking.method` picks its class.
 
 A tracker belongs to one source. `update` takes one frame's emitted detections and the
-low-score candidates (ByteTrack's second association) at stream time `t` (seconds);
+low-score candidates (ByteTrack's second association) at stream time `t` (seconds), and
+the frame's image (ByteTrack reads how boxes look; None: it does without);
 `end_all` ends every track (a reconnect, the end of the source) but keeps the id counter,
 so ids stay unique per source for the whole run.
 """
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Protocol
+
+import numpy as np
 
 from pipeline.core.config import TrackingConfig
 from pipeline.core.types import Candidates
@@ -22,7 +25,9 @@ from stages.tracking.tracks import TrackUpdate, TrackView
 class Tracker(Protocol):
     ids: IdCounter  # its last id: a source's next tracker goes on from it (ids unique per run)
 
-    def update(self, t: float, detections: Candidates, low: Candidates) -> TrackUpdate: ...
+    def update(
+        self, t: float, detections: Candidates, low: Candidates, image: np.ndarray | None = None
+    ) -> TrackUpdate: ...
 
     def end_all(self) -> list[TrackView]: ...
 
