@@ -1,7 +1,7 @@
 """What tracking costs per frame with the detector taken out (issue #16): the track stage's
 work on one frame, `SourceTracks.frame` (the tracker, 2 zones, 2 lines and the events they
-cause), at 10, 50 and 200 objects, for ByteTrack and for the IoU baseline, and each also
-without zones and lines (what the tracker and its track events cost alone); and apart
+cause), at 10, 50 and 200 objects, for ByteTrack (also with its looks off, to show what
+they cost) and for the IoU baseline, and each also without zones and lines (what the tracker and its track events cost alone); and apart
 from it, building the frame's message (`Message.of`: its dict and its JSON line), which the
 stage does for every frame, tracked or not.
 
@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 
 WIDTH, HEIGHT, FPS = 1280, 720, 25
 OBJECTS = (10, 50, 200)
-METHODS = ("bytetrack", "iou")
+# the trackers timed: name -> its tracking settings ("looks off": what ByteTrack's looks cost)
+TRACKERS = {"bytetrack": {}, "bytetrack, looks off": {"look_gate": 1.0}, "iou": {"method": "iou"}}
 CLASSES = ("person", "car", "bicycle", "dog")
 SIZES = np.array([[30, 80], [120, 60], [40, 70], [50, 35]], float)  # width, height per class (pixels)
 LOW_FRACTION = 0.05
@@ -97,10 +98,11 @@ def measure_objects(objects: int, frames: int, warmup: int, seed: int) -> list[d
 
     zones = [ZoneConfig.model_validate(z) for z in ZONES]
     lines = [LineConfig.model_validate(n) for n in LINES]
-    variants = [(m, shapes) for m in METHODS for shapes in (True, False)]
-    tracks = {(m, shapes): SourceTracks("bench", SourceSettings(TrackingConfig(method=m), zones if shapes else [],
-                                                                lines if shapes else []), CLASSES, "bench")
-              for m, shapes in variants}
+    variants = [(name, shapes) for name in TRACKERS for shapes in (True, False)]
+    tracks = {(name, shapes): SourceTracks("bench", SourceSettings(TrackingConfig(**TRACKERS[name]),
+                                                                   zones if shapes else [], lines if shapes else []),
+                                           CLASSES, "bench")
+              for name, shapes in variants}
     track_s: dict[tuple[str, bool], list[float]] = {v: [] for v in variants}
     message_s: dict[tuple[str, bool], list[float]] = {v: [] for v in variants}
     tracked = dict.fromkeys(variants, 0)

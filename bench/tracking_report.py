@@ -70,8 +70,10 @@ def render_cost(cost: dict) -> list[str]:
            f"tracker, {cost['zones']} zones, {cost['lines']} lines and their events), on synthetic detections: N "
            f"objects of 4 classes on a {width}x{height} frame at {cost['fps']} frames/s, moving on straight lines and "
            "coming back by the opposite edge when they leave, boxes jittered by about a pixel, overlapping where they "
-           f"meet, {cost['low_fraction'] * 100:g} % of them low-score candidates in each frame. Each tracker also runs "
-           "without the zones and lines (the tracker and its track events alone). Every variant gets the same frames "
+           f"meet, {cost['low_fraction'] * 100:g} % of them low-score candidates in each frame. ByteTrack also runs "
+           "with its looks off (`look_gate: 1`: what reading the boxes' colour bands costs; the frame is black here, "
+           "which costs the same as any other). Each tracker also runs without the zones and lines (the tracker and "
+           "its track events alone). Every variant gets the same frames "
            f"in turn; {cost['frames']} frames timed after {cost['warmup']} of warm-up. Building the frame's message "
            "(`Message.of`: its dict and JSON line), which the stage does for every frame tracked or not, is timed "
            "apart.", ""]

@@ -47,7 +47,7 @@ import numpy as np
 from pipeline.core.config import TrackingConfig
 from pipeline.core.types import Candidates
 from stages.tracking.kalman import KalmanBoxes
-from stages.tracking.appearance import distance, looks
+from stages.tracking.appearance import BANDS, distance, looks
 from stages.tracking.matching import assign, buffered, class_iou, iou
 from stages.tracking.records import IdCounter, Track, report
 from stages.tracking.tracks import NO_TRACK, TrackUpdate, TrackView
@@ -66,6 +66,11 @@ LOOK_RATE = 0.2
 CROWDED_IOU = 0.3
 
 
+def _no_looks(n: int) -> np.ndarray:
+    """Looks of `n` tracks that have none yet."""
+    return np.full((n, BANDS, 3), np.nan, np.float32)
+
+
 class Pairs(NamedTuple):
     """Matches of one update: track rows with indices into detections or low candidates."""
 
@@ -80,6 +85,7 @@ class ByteTracker:
         self.settings = settings
         self.tracks: list[Track] = []
         self.kalman = KalmanBoxes()  # row i is the motion of tracks[i]
+        self.looks = _no_looks(0)  # row i is the look of tracks[i]; NaN: none (no image yet)
         self.ids = IdCounter()
         self.t: float | None = None  # stream time of the previous update
 
@@ -107,8 +113,12 @@ class ByteTracker:
         for row, det in zip(rows.tolist(), dets.tolist()):
             self.tracks[row].hit(t, boxes[det], scores[det])
             owners[det] = self.tracks[row]
-        if seen is not None:
-            self._learn_looks(rows, dets, detections.boxes, seen)
+        if seen is not None and len(rows):  # rule 6
+            crowd = iou(detections.boxes[dets], detections.boxes)
+            crowd[np.arange(len(dets)), dets] = 0.0  # a box overlaps itself
+            alone = crowd.max(axis=1) < CROWDED_IOU
+            rows, dets = rows[alone], dets[alone]
+            self.looks[rows] = (1 - LOOK_RATE) * self.looks[rows] + LOOK_RATE * seen[dets]
         for row in weak.rows.tolist():
             self.tracks[row].seen(t)
         matched = np.zeros(len(self.tracks), bool)
@@ -118,31 +128,16 @@ class ByteTracker:
         classes = detections.class_ids.tolist()
         for det in fresh.tolist():
             owners[det] = track = Track.start(t, boxes[det], scores[det], classes[det])
-            if seen is not None:
-                track.look = seen[det]
             self.tracks.append(track)
         if len(fresh):
             self.kalman.add(detections.boxes[fresh])
+            self.looks = np.concatenate([self.looks, _no_looks(len(fresh)) if seen is None else seen[fresh]])
         return report(owners, ended, self.ids, self.settings.min_hits, self.settings.confirm_score)
 
-    def _learn_looks(self, rows: np.ndarray, dets: np.ndarray, boxes: np.ndarray, seen: np.ndarray) -> None:
-        """Rule 6: tracks `rows` matched detections `dets` (`boxes`, looks `seen`)."""
-        crowd = iou(boxes, boxes)
-        np.fill_diagonal(crowd, 0.0)
-        alone = crowd.max(axis=1, initial=0.0) < CROWDED_IOU
-        for row, det in zip(rows.tolist(), dets.tolist()):
-            track = self.tracks[row]
-            if alone[det]:
-                track.look = seen[det] if track.look is None else (1 - LOOK_RATE) * track.look + LOOK_RATE * seen[det]
-
-    def _unlike(self, seen: np.ndarray) -> np.ndarray:
-        """Every track's look against every detection's (`seen`): tracks x detections
-        distances, 0 for a track with no look (it started from a frame without an image)."""
-        unlike = np.zeros((len(self.tracks), len(seen)), np.float32)
-        known = [row for row, track in enumerate(self.tracks) if track.look is not None]
-        if known and len(seen):
-            unlike[known] = distance(np.stack([self.tracks[row].look for row in known]), seen)
-        return unlike
+    def _unlike(self, rows: np.ndarray, dets: np.ndarray, seen: np.ndarray) -> np.ndarray:
+        """Whether track rows[i] and detection dets[i] (looks `seen`) look too different
+        to pair. A track with no look never does."""
+        return distance(self.looks[rows], seen[dets]) > self.settings.look_gate  # NaN (no look): False
 
     def _associate(
         self, detections: Candidates, low: Candidates, seen: np.ndarray | None
@@ -164,12 +159,11 @@ class ByteTracker:
             boxes = np.concatenate([detections.boxes, low.boxes])
             box_classes = np.concatenate([detections.class_ids, low.class_ids])
             overlap = class_iou(self.kalman.boxes(), classes, boxes, box_classes)
-        unlike = None
-        if seen is not None and overlap.size:
-            unlike = self._unlike(seen) > settings.look_gate  # tracks x detections: looks too far apart
+        if seen is not None:  # step 2: looks decide only a close choice
             near = overlap[:, :n] >= settings.match_iou
-            close = (near.sum(axis=0) > 1)[None, :] | (near.sum(axis=1) > 1)[:, None]
-            overlap[:, :n][unlike & close] = 0.0  # step 2: looks decide only a close choice
+            rows, dets = (near & ((near.sum(axis=1) > 1)[:, None] | (near.sum(axis=0) > 1)[None, :])).nonzero()
+            unlike = self._unlike(rows, dets, seen)
+            overlap[rows[unlike], dets[unlike]] = 0.0
 
         def match(pool: np.ndarray, picks: np.ndarray, gate: float) -> Pairs:
             """Pairs among track rows `pool` and columns `picks` of `overlap`, IoU >= gate."""
@@ -189,8 +183,10 @@ class ByteTracker:
         if len(pool) and len(picks):
             grown = class_iou(buffered(self.kalman.boxes()[pool], TENTATIVE_BUFFER), classes[pool],
                               buffered(detections.boxes[picks], TENTATIVE_BUFFER), detections.class_ids[picks])
-            if unlike is not None:
-                grown[unlike[pool][:, picks]] = 0.0
+            if seen is not None:
+                rows, cols = (grown >= settings.match_iou).nonzero()
+                unlike = self._unlike(pool[rows], picks[cols], seen)
+                grown[rows[unlike], cols[unlike]] = 0.0
             rows, cols = assign(grown, settings.match_iou)
             tentative = Pairs(pool[rows], picks[cols])
         free[tentative.picks] = False
@@ -212,6 +208,7 @@ class ByteTracker:
         if not keep.all():
             self.tracks = [track for track, kept in zip(self.tracks, keep.tolist()) if kept]
             self.kalman.keep(keep)
+            self.looks = self.looks[keep]
         return ended
 
     def end_all(self) -> list[TrackView]:
@@ -222,5 +219,6 @@ class ByteTracker:
         ended = [track.view() for track in self.tracks if track.confirmed]
         self.tracks = []
         self.kalman = KalmanBoxes()
+        self.looks = _no_looks(0)
         self.t = None  # a reconnected source may restart its clock
         return ended

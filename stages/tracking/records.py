@@ -41,7 +41,6 @@ class Track:
     unseen_s: float = 0.0  # stream time since the last match, summed from forward steps
     tracked: bool = True  # matched in the latest update (ByteTrack's "tracked", else "lost")
     first_box: np.ndarray | None = None  # the box it started from
-    look: np.ndarray | None = None  # how it looks (stages/tracking/appearance.py), averaged over its matches
 
     @classmethod
     def start(cls, t: float, box: np.ndarray, score: float, class_id: int) -> Track:

@@ -49,8 +49,9 @@ def test_looks_of_boxes_partly_outside_the_frame_read_its_edge():
 def test_distance_is_the_mean_absolute_difference_in_zero_to_one():
     red = np.tile(np.array(RED, np.float32) / 255, (1, BANDS, 1))
     blue = np.tile(np.array(BLUE, np.float32) / 255, (1, BANDS, 1))
-    both = np.concatenate([red, blue])
-    assert distance(both, both) == pytest.approx(np.array([[0, 2 / 3], [2 / 3, 0]]))
+    unknown = np.full_like(red, np.nan)
+    assert distance(np.concatenate([red, red, blue]), np.concatenate([red, blue, red])) == pytest.approx([0, 2 / 3, 2 / 3])
+    assert np.isnan(distance(unknown, red)).all()
 
 
 def swap_scene(tracker: ByteTracker, with_images: bool) -> list[int]:
