@@ -113,12 +113,8 @@ class ByteTracker:
         for row, det in zip(rows.tolist(), dets.tolist()):
             self.tracks[row].hit(t, boxes[det], scores[det])
             owners[det] = self.tracks[row]
-        if seen is not None and len(rows):  # rule 6
-            crowd = iou(detections.boxes[dets], detections.boxes)
-            crowd[np.arange(len(dets)), dets] = 0.0  # a box overlaps itself
-            alone = crowd.max(axis=1) < CROWDED_IOU
-            rows, dets = rows[alone], dets[alone]
-            self.looks[rows] = (1 - LOOK_RATE) * self.looks[rows] + LOOK_RATE * seen[dets]
+        if seen is not None and len(rows):
+            self._learn_looks(rows, dets, detections.boxes, seen)
         for row in weak.rows.tolist():
             self.tracks[row].seen(t)
         matched = np.zeros(len(self.tracks), bool)
@@ -133,6 +129,14 @@ class ByteTracker:
             self.kalman.add(detections.boxes[fresh])
             self.looks = np.concatenate([self.looks, _no_looks(len(fresh)) if seen is None else seen[fresh]])
         return report(owners, ended, self.ids, self.settings.min_hits, self.settings.confirm_score)
+
+    def _learn_looks(self, rows: np.ndarray, dets: np.ndarray, boxes: np.ndarray, seen: np.ndarray) -> None:
+        """Rule 6: track rows[i] matched detection dets[i] (of `boxes`, looks `seen`)."""
+        crowd = iou(boxes[dets], boxes)
+        crowd[np.arange(len(dets)), dets] = 0.0  # a box overlaps itself
+        alone = crowd.max(axis=1) < CROWDED_IOU
+        rows, dets = rows[alone], dets[alone]
+        self.looks[rows] = (1 - LOOK_RATE) * self.looks[rows] + LOOK_RATE * seen[dets]
 
     def _unlike(self, rows: np.ndarray, dets: np.ndarray, seen: np.ndarray) -> np.ndarray:
         """Whether track rows[i] and detection dets[i] (looks `seen`) look too different
