@@ -138,10 +138,15 @@ class ByteTracker:
         rows, dets = rows[alone], dets[alone]
         self.looks[rows] = (1 - LOOK_RATE) * self.looks[rows] + LOOK_RATE * seen[dets]
 
-    def _unlike(self, rows: np.ndarray, dets: np.ndarray, seen: np.ndarray) -> np.ndarray:
-        """Whether track rows[i] and detection dets[i] (looks `seen`) look too different
-        to pair. A track with no look never does."""
-        return distance(self.looks[rows], seen[dets]) > self.settings.look_gate  # NaN (no look): False
+    def _rule_out_unlike(
+        self, overlap: np.ndarray, asked: np.ndarray, rows: np.ndarray, dets: np.ndarray, seen: np.ndarray
+    ) -> None:
+        """Steps 2 and 4: zero the cells of `overlap` (track rows `rows` x detections `dets`,
+        looks `seen`) where `asked` holds and the two look more than look_gate apart. Only
+        those few pairs are compared; a track with no look (NaN) is never ruled out."""
+        cells = asked.nonzero()
+        unlike = distance(self.looks[rows[cells[0]]], seen[dets[cells[1]]]) > self.settings.look_gate
+        overlap[cells[0][unlike], cells[1][unlike]] = 0.0
 
     def _associate(
         self, detections: Candidates, low: Candidates, seen: np.ndarray | None
@@ -165,9 +170,8 @@ class ByteTracker:
             overlap = class_iou(self.kalman.boxes(), classes, boxes, box_classes)
         if seen is not None:  # step 2: looks decide only a close choice
             near = overlap[:, :n] >= settings.match_iou
-            rows, dets = (near & ((near.sum(axis=1) > 1)[:, None] | (near.sum(axis=0) > 1)[None, :])).nonzero()
-            unlike = self._unlike(rows, dets, seen)
-            overlap[rows[unlike], dets[unlike]] = 0.0
+            close = near & ((near.sum(axis=1) > 1)[:, None] | (near.sum(axis=0) > 1)[None, :])
+            self._rule_out_unlike(overlap[:, :n], close, np.arange(len(tracks)), np.arange(n), seen)
 
         def match(pool: np.ndarray, picks: np.ndarray, gate: float) -> Pairs:
             """Pairs among track rows `pool` and columns `picks` of `overlap`, IoU >= gate."""
@@ -187,10 +191,8 @@ class ByteTracker:
         if len(pool) and len(picks):
             grown = class_iou(buffered(self.kalman.boxes()[pool], TENTATIVE_BUFFER), classes[pool],
                               buffered(detections.boxes[picks], TENTATIVE_BUFFER), detections.class_ids[picks])
-            if seen is not None:
-                rows, cols = (grown >= settings.match_iou).nonzero()
-                unlike = self._unlike(pool[rows], picks[cols], seen)
-                grown[rows[unlike], cols[unlike]] = 0.0
+            if seen is not None:  # step 4: looks must always agree
+                self._rule_out_unlike(grown, grown >= settings.match_iou, pool, picks, seen)
             rows, cols = assign(grown, settings.match_iou)
             tentative = Pairs(pool[rows], picks[cols])
         free[tentative.picks] = False
